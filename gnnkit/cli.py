@@ -1,0 +1,70 @@
+"""The ``gnnkit`` command line.
+
+Each subcommand is one module in :mod:`gnnkit.commands` defining ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. Errors the user can fix (a
+:class:`~gnnkit.errors.GnnkitError`, a bad value) print one line ``gnnkit: error: ...`` and exit with
+status 2; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import traceback
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import GnnkitError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2 (argparse's own convention)
+        sys.stderr.write(f"gnnkit: error: {message}\n")
+        sys.exit(2)
+
+
+def _commands():
+    from . import commands
+
+    mods = [importlib.import_module(f"gnnkit.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)
+            if not m.name.startswith("_")]
+    return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gnnkit", description="Train graph neural networks on large graphs.")
+    parser.add_argument("--version", action="version", version=f"gnnkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for mod in _commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
+        return int(args._run(args) or 0)
+    except (GnnkitError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if debug:
+            traceback.print_exc()
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"gnnkit: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("gnnkit: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

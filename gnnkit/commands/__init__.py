@@ -1,0 +1,1 @@
+"""Subcommands of the ``gnnkit`` CLI, one module each (see :mod:`gnnkit.cli`)."""

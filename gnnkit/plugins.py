@@ -1,0 +1,88 @@
+"""The plug-in mechanism behind gnnkit's four axes (task, sampler, strategy, escape).
+
+Each axis has one abstract base class (``Task``, ``Sampler``, ``Strategy``, ``Escape``) deriving
+from :class:`Plugin`. A concrete class that sets ``name = "..."`` registers itself under that name
+when its module is imported; the axis package imports all of its modules on first lookup, so a new
+sampler is one file in ``samplers/`` and nothing else. Plug-ins are also callbacks: the Trainer
+calls their hooks (see :class:`gnnkit.callbacks.Callback`) beside the user's callbacks.
+
+Command-line options belong to the plug-in too: ``add_args(parser)`` declares them and
+``from_args(args)`` builds an instance, so ``gnnkit train --sampler X`` needs no edit of the CLI.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from typing import Any, ClassVar
+
+from .callbacks import Callback
+from .errors import GnnkitError
+
+
+class Plugin(Callback):
+    """Base of every axis object. Subclasses set ``name`` to register."""
+
+    name: ClassVar[str] = ""
+    axis: ClassVar[str] = "plugin"
+    package: ClassVar[str] = ""  # the package whose modules hold this axis' classes
+    _registry: ClassVar[dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_registry" in cls.__dict__:  # an axis root declares its own registry
+            return
+        name = cls.__dict__.get("name")
+        if name:
+            cls._registry[name] = cls
+
+    # -- command line -------------------------------------------------------------------------
+    @classmethod
+    def add_args(cls, parser: argparse.ArgumentParser) -> None:
+        """Declare this plug-in's command-line options (use :func:`add_option`)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Plugin":
+        """Build an instance from parsed command-line options."""
+        return cls()
+
+    # -- lookup -------------------------------------------------------------------------------
+    @classmethod
+    def names(cls) -> list[str]:
+        _discover(cls)
+        return sorted(cls._registry)
+
+    @classmethod
+    def lookup(cls, name: str) -> type:
+        _discover(cls)
+        try:
+            return cls._registry[name]
+        except KeyError:
+            known = ", ".join(sorted(cls._registry)) or "none"
+            raise GnnkitError(f"unknown {cls.axis} {name!r}; known: {known}") from None
+
+    @classmethod
+    def resolve(cls, spec: Any, **kwargs: Any) -> Any:
+        """An instance from a name (built with ``kwargs``), an instance, or ``None``."""
+        if spec is None or isinstance(spec, cls):
+            return spec
+        if isinstance(spec, str):
+            return cls.lookup(spec)(**kwargs)
+        raise GnnkitError(f"{cls.axis} must be a name or a {cls.__name__} instance, got {type(spec).__name__}")
+
+
+def _discover(axis: type) -> None:
+    if not axis.package or getattr(axis, "_discovered", False):
+        return
+    pkg = importlib.import_module(axis.package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{axis.package}.{info.name}")
+    axis._discovered = True
+
+
+def add_option(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
+    """``parser.add_argument`` that tolerates a flag another plug-in already declared."""
+    if any(f in parser._option_string_actions for f in flags):  # noqa: SLF001 - argparse has no API
+        return
+    parser.add_argument(*flags, **kwargs)

@@ -1,0 +1,5 @@
+"""Sparse aggregation: :class:`Adjacency` (CSR + cached transpose) and :func:`spmm`."""
+from .adjacency import NORMS, Adjacency
+from .spmm import spmm
+
+__all__ = ["Adjacency", "spmm", "NORMS"]

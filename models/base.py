@@ -1,0 +1,128 @@
+"""The model contract every gnnkit model follows.
+
+``layers`` (``nn.ModuleList``): the message-passing layers; layer ``l`` maps ``h`` ``[n_in, d_l]``
+and an :class:`~gnnkit.sparse.Adjacency` ``[n_out, n_in]`` to ``[n_out, d_{l+1}]``.
+``head`` (``nn.Linear``): the classifier on top. ``embed(x, adj)`` is the head's input,
+``forward(x, adj) = head(embed(x, adj))`` and ``inference(x, adj, batch_size)`` computes the same
+for the whole graph layer by layer, in row chunks, holding at most one layer's activations for all
+nodes at a time. ``adj`` is one adjacency for all layers or a list with one per layer (sampled
+bipartite blocks). ``adj_norm`` names the normalization the model expects (see
+:class:`~gnnkit.sparse.Adjacency`), so samplers build the right one.
+
+Between layers: optional normalization (``"batch"``/``"layer"``), ReLU, dropout, and an optional
+residual connection (added when the widths agree).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from gnnkit.errors import GnnkitError
+
+AdjArg = Union["Adjacency", Sequence["Adjacency"], None]  # noqa: F821
+
+
+def _norm_layer(kind: Optional[str], dim: int) -> nn.Module:
+    if kind in (None, "none"):
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm1d(dim)
+    if kind == "layer":
+        return nn.LayerNorm(dim)
+    raise GnnkitError(f"unknown normalization layer {kind!r}; known: none, batch, layer")
+
+
+class GNN(nn.Module):
+    """``num_layers`` graph layers, the last of which is folded into the linear head.
+
+    The classic 2-layer GCN ``Â σ(Â X W₁) W₂ + b`` is ``layers = [conv(F -> hidden)]`` and a head
+    ``nn.Linear(hidden, C)`` applied to ``embed = Â H``: since ``Â (H W₂) + b = (Â H) W₂ + b``,
+    the head stays a plain ``nn.Linear`` and ``embed`` is exactly its input. So ``len(layers) ==
+    num_layers - 1`` and the last graph layer is ``head(head_input(h, adj))``; a strategy that
+    walks all layers (ForwardGNN) calls :meth:`apply_layer` for ``i < len(layers)`` and
+    :meth:`head_input` + ``head`` for the last.
+
+    Every graph layer takes ``(h, adj, root)``: ``h`` ``[n_in, d]``, ``adj`` ``[n_out, n_in]`` and
+    ``root`` ``[n_out, d]`` the rows of the output nodes themselves (default ``h[:n_out]``, the
+    convention of sampled blocks; row-chunked inference passes its own slice).
+    """
+
+    adj_norm: str = "gcn"
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, *, num_layers: int = 2, dropout: float = 0.5,
+                 norm: Optional[str] = None, residual: bool = False):
+        super().__init__()
+        if num_layers < 1:
+            raise GnnkitError(f"num_layers must be at least 1, got {num_layers}")
+        if min(in_dim, hidden, out_dim) < 1:
+            raise GnnkitError(f"dimensions must be positive, got in={in_dim} hidden={hidden} out={out_dim}")
+        if not 0.0 <= dropout < 1.0:
+            raise GnnkitError(f"dropout must be in [0, 1), got {dropout}")
+        self.in_dim, self.hidden, self.out_dim, self.num_layers = in_dim, hidden, out_dim, num_layers
+        self.dropout, self.residual = dropout, residual
+        dims = [in_dim] + [hidden] * (num_layers - 1)
+        self.layers = nn.ModuleList([self.make_layer(dims[i], dims[i + 1]) for i in range(num_layers - 1)])
+        self.norms = nn.ModuleList([_norm_layer(norm, hidden) for _ in range(num_layers - 1)])
+        self.head = nn.Linear(self.head_in_dim(dims[-1]), out_dim)
+
+    # -- defined by each family --------------------------------------------------------------------
+    def make_layer(self, in_dim: int, out_dim: int) -> nn.Module:
+        raise NotImplementedError  # abstract: each model family defines it
+
+    def head_in_dim(self, dim: int) -> int:
+        return dim
+
+    def head_input(self, h: Tensor, adj, root: Optional[Tensor] = None) -> Tensor:
+        """The last graph layer's propagation, whose output the head maps to classes."""
+        return adj @ h
+
+    # -- the contract -------------------------------------------------------------------------------
+    @staticmethod
+    def adj_at(adj: AdjArg, i: int):
+        """The adjacency of layer ``i`` (``adj`` itself unless it is a per-layer list)."""
+        return adj[i] if isinstance(adj, (list, tuple)) else adj
+
+    def apply_layer(self, i: int, h: Tensor, adj, root: Optional[Tensor] = None) -> Tensor:
+        """Graph layer ``i`` with its normalization, ReLU, residual and dropout."""
+        out = torch.relu(self.norms[i](self.layers[i](h, adj, root)))
+        if self.residual and out.shape[1] == h.shape[1]:
+            out = out + (h[: out.shape[0]] if root is None else root)
+        return nn.functional.dropout(out, self.dropout, self.training)
+
+    def embed(self, x: Tensor, adj: AdjArg) -> Tensor:
+        h = nn.functional.dropout(x, self.dropout, self.training)
+        for i in range(len(self.layers)):
+            h = self.apply_layer(i, h, self.adj_at(adj, i))
+        return self.head_input(h, self.adj_at(adj, len(self.layers)))
+
+    def forward(self, x: Tensor, adj: AdjArg, return_embedding: bool = False):
+        h = self.embed(x, adj)
+        out = self.head(h)
+        return (out, h) if return_embedding else out
+
+    @torch.no_grad()
+    def inference(self, x: Tensor, adj, batch_size: Optional[int] = None, return_embedding: bool = False):
+        """``forward`` for the whole graph, layer by layer over chunks of ``batch_size`` rows.
+
+        Only the current layer's input and output exist for all nodes at any time.
+        """
+        was_training = self.training
+        self.eval()
+        n = adj.num_rows
+        bs = batch_size or n
+        chunks = [(s, min(n, s + bs)) for s in range(0, n, bs)]
+        h = x
+        for i in range(len(self.layers) + 1):
+            out = None
+            for s, e in chunks:
+                a = adj if len(chunks) == 1 else adj.row_slice(s, e)
+                c = self.apply_layer(i, h, a, h[s:e]) if i < len(self.layers) else self.head_input(h, a, h[s:e])
+                if out is None:
+                    out = c.new_empty((n, c.shape[1]))
+                out[s:e] = c
+            h = out
+        logits = torch.cat([self.head(h[s:e]) for s, e in chunks])
+        self.train(was_training)
+        return (logits, h) if return_embedding else logits
