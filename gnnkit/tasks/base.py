@@ -19,6 +19,20 @@ class Task(Plugin):
     metric: str = "accuracy"
     higher_is_better: bool = True
 
+    # -- used by ``gnnkit train`` -----------------------------------------------------------------
+    def load_data(self, args) -> Any:
+        """The dataset named on the command line (``--dataset``, ``--root``, ...)."""
+        raise NotImplementedError  # abstract: every task defines it
+
+    def build_model(self, args, data):
+        """The model named on the command line, sized for ``data``."""
+        raise NotImplementedError  # abstract: every task defines it
+
+    def run_summary(self, result: dict) -> dict:
+        """Extra per-run figures for ``results.json`` (beyond val/test/epochs/seconds)."""
+        return {}
+
+    # -- used by the Trainer ----------------------------------------------------------------------
     def setup(self, trainer, data) -> Any:
         """Called once by ``fit`` before the sampler's setup; may return the data to train on."""
         return data

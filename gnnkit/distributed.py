@@ -1,0 +1,85 @@
+"""Everything gnnkit knows about several processes, on PyTorch's own engine (torch.distributed).
+
+Launch with ``torchrun`` (or ``gnnkit train --nproc N``): it sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``. :func:`init` starts the process group (gloo on CPU, NCCL on CUDA, overridable) and
+:func:`shutdown` ends it. With one process and no launcher every helper here is the identity, so
+the Trainer has a single code path.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+
+
+def env_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_initialized() else int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init(device: torch.device, backend: Optional[str] = None, timeout_s: float = 120.0) -> bool:
+    """Start the process group when launched with ``WORLD_SIZE > 1``; returns whether we did."""
+    if env_world_size() <= 1 or is_initialized():
+        return False
+    backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    return True
+
+
+def shutdown(started: bool) -> None:
+    if started and is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of ``t`` over ranks (in place; ``t`` itself with one process)."""
+    if is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    if not is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def shard(items: Sequence, r: Optional[int] = None, w: Optional[int] = None, equal: bool = True) -> Sequence:
+    """Rank ``r``'s share of ``items``, dealt round-robin. With ``equal`` every rank gets the same
+    count (the tail that does not divide evenly is dropped), so all ranks take the same number of
+    steps, which DistributedDataParallel requires."""
+    r = rank() if r is None else r
+    w = world_size() if w is None else w
+    if w == 1:
+        return items
+    n = (len(items) // w) * w if equal else len(items)
+    return items[r:n:w]

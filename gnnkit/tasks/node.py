@@ -1,0 +1,123 @@
+"""Node classification: cross-entropy on the batch's loss rows, accuracy (or OGB's metric) per split.
+
+Single-label graphs (``y`` ``[N]`` int64, ``-1`` for unlabeled nodes) use softmax cross-entropy and
+accuracy; multi-label graphs (``y`` ``[N, T]`` float, e.g. ogbn-proteins) use binary
+cross-entropy. OGB datasets (``data.evaluator_name``) are scored with ``ogb``'s ``Evaluator``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import GnnkitError
+from .base import Task
+
+SPLITS = ("train", "val", "test")
+
+
+def per_node_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """``[m]`` losses of ``logits`` ``[m, C]`` against ``y`` (``[m]`` classes or ``[m, C]`` targets)."""
+    if y.dim() == 2:
+        return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none").mean(1)
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+def weighted_loss(logits: Tensor, y: Tensor, weight: Optional[Tensor]) -> Tensor:
+    """Mean of per-node losses, or ``Σ w_i ℓ_i`` when weights (already normalized) are given."""
+    losses = per_node_loss(logits, y)
+    return losses.mean() if weight is None else (losses * weight).sum()
+
+
+class NodeClassification(Task):
+    name = "node"
+
+    def setup(self, trainer, data):
+        for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
+            if getattr(data, key, None) is None:
+                raise GnnkitError(f"node classification needs data.{key}")
+        self.evaluator = None
+        self.metric = "accuracy"
+        name = getattr(data, "evaluator_name", None)
+        if name:
+            from ogb.nodeproppred import Evaluator
+
+            self.evaluator = Evaluator(name)
+            self.metric = "accuracy" if self.evaluator.eval_metric == "acc" else self.evaluator.eval_metric
+        return data.to(trainer.device)
+
+    def training_step(self, model, batch):
+        logits, h = model(batch.x, batch.adj, return_embedding=True)
+        idx = batch.loss_index
+        loss = weighted_loss(logits[idx], batch.y[idx], getattr(batch, "loss_weight", None))
+        return loss, {"logits": logits, "embedding": h}
+
+    def score(self, logits: Tensor, y: Tensor) -> float:
+        if y.numel() == 0:
+            return float("nan")
+        if self.evaluator is not None:
+            y_true = y.view(-1, 1) if y.dim() == 1 else y
+            y_pred = logits.argmax(-1, keepdim=True) if y.dim() == 1 else logits
+            return float(self.evaluator.eval({"y_true": y_true.cpu(), "y_pred": y_pred.cpu()})[self.evaluator.eval_metric])
+        if y.dim() == 2:
+            return float(((logits > 0) == (y > 0.5)).float().mean())
+        return float((logits.argmax(-1) == y).float().mean())
+
+    @torch.no_grad()
+    def evaluate(self, trainer, splits=SPLITS) -> dict:
+        for s in splits:
+            if s not in SPLITS:
+                raise GnnkitError(f"unknown split {s!r}; known: {', '.join(SPLITS)}")
+        data = trainer.data
+        logits = trainer.predict()
+        out = {}
+        for s in splits:
+            mask = getattr(data, f"{s}_mask")
+            out[f"{s}_{self.metric}"] = self.score(logits[mask], data.y[mask])
+            out[f"{s}_loss"] = float(per_node_loss(logits[mask], data.y[mask]).mean()) if mask.any() else float("nan")
+        return out
+
+    # -- command line ---------------------------------------------------------------------------
+    @classmethod
+    def add_args(cls, parser) -> None:
+        from ..plugins import add_option
+
+        add_option(parser, "--model", default="gcn", help="gcn, sage or mlp (default gcn)")
+        add_option(parser, "--hidden", type=int, default=16, help="hidden width (default 16)")
+        add_option(parser, "--layers", type=int, default=2, help="graph layers, head included (default 2)")
+        add_option(parser, "--dropout", type=float, default=0.5, help="dropout probability (default 0.5)")
+        add_option(parser, "--norm", default="none", help="none, batch or layer normalization between layers")
+        add_option(parser, "--residual", action="store_true", help="residual connections between layers")
+        add_option(parser, "--split", default=None,
+                   help="replace the dataset's split: 'random:TRAIN,VAL' fractions (rest test), drawn per seed")
+
+    def load_data(self, args):
+        from ..data import load
+
+        return load(args.dataset, root=args.root, **getattr(args, "dataset_options", {}))
+
+    def prepare_run(self, args, data, seed: int):
+        """The data of one seed's run (a fresh random split when ``--split random:...``)."""
+        if not getattr(args, "split", None):
+            return data
+        kind, _, spec = args.split.partition(":")
+        if kind != "random":
+            raise GnnkitError(f"--split must look like random:0.64,0.16, got {args.split!r}")
+        try:
+            train_frac, val_frac = (float(v) for v in spec.split(","))
+        except ValueError:
+            raise GnnkitError(f"--split must look like random:0.64,0.16, got {args.split!r}") from None
+        from ..data.split import random_split
+
+        data = data.clone()
+        data.train_mask, data.val_mask, data.test_mask = random_split(data.y, train_frac, val_frac, seed=seed)
+        return data
+
+    def build_model(self, args, data):
+        from gnnkit.models import build_model
+
+        out = data.y.shape[1] if data.y.dim() == 2 else int(data.num_classes)
+        return build_model(args.model, data.num_features, out, hidden=args.hidden, num_layers=args.layers,
+                           dropout=args.dropout, norm=args.norm, residual=args.residual)
