@@ -92,9 +92,15 @@ class GNN(nn.Module):
         return nn.functional.dropout(out, self.dropout, self.training)
 
     def embed(self, x: Tensor, adj: AdjArg) -> Tensor:
+        """The head's input. A per-layer ``adj`` list may carry ``layer_input(model, i, h)``: it maps
+        the rows computed for layer ``i``'s input to the rows layer ``i`` consumes (historical
+        embeddings append out-of-batch neighbors' stored rows; see :mod:`gnnkit.history`)."""
         h = nn.functional.dropout(x, self.dropout, self.training)
+        hook = getattr(adj, "layer_input", None)
         for i in range(len(self.layers)):
             h = self.apply_layer(i, h, self.adj_at(adj, i))
+            if hook is not None:
+                h = hook(self, i + 1, h)
         return self.head_input(h, self.adj_at(adj, len(self.layers)))
 
     def forward(self, x: Tensor, adj: AdjArg, return_embedding: bool = False):
