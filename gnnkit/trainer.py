@@ -152,10 +152,12 @@ class Trainer:
     def full_adjacency(self, data, norm: Optional[str] = None) -> Adjacency:
         """The whole graph's adjacency in the model's normalization, built once and cached."""
         norm = norm or getattr(self.raw_model, "adj_norm", "gcn")
-        key = (id(data), norm)
+        lam = float(getattr(self.raw_model, "diag_lambda", 0.0) or 0.0) if norm == "diag" else 0.0
+        key = (id(data), norm, lam)
         if key not in self._adj_cache:
             self._adj_cache[key] = Adjacency.from_edge_index(
-                data.edge_index, data.num_nodes, norm=norm, symmetric=bool(getattr(data, "is_symmetric", False)))
+                data.edge_index, data.num_nodes, norm=norm, diag_lambda=lam,
+                symmetric=bool(getattr(data, "is_symmetric", False)))
         return self._adj_cache[key]
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
