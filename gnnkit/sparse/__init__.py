@@ -1,5 +1,5 @@
 """Sparse aggregation: :class:`Adjacency` (CSR + cached transpose) and :func:`spmm`."""
 from .adjacency import NORMS, Adjacency
-from .spmm import spmm
+from .spmm import SparseInputError, spmm
 
-__all__ = ["Adjacency", "spmm", "NORMS"]
+__all__ = ["Adjacency", "spmm", "NORMS", "SparseInputError"]

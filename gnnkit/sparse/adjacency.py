@@ -14,32 +14,56 @@ Normalizations (``norm=``):
 
 ``adj @ x`` runs :func:`gnnkit.sparse.spmm`, a CSR sparse-dense product (MKL on CPU, cuSPARSE on
 CUDA) whose backward multiplies by the cached transposed CSR.
+
+Layout (see :mod:`gnnkit.sparse.build`): ``int32`` indices while they fit, rows in order, the
+columns inside a row in input order (not sorted; duplicates kept and summed by the product), and
+the self-loop of ``A + I`` first in its row. Building costs one sort of the targets, or none when
+``edge_index`` already comes ordered by target (or, with ``symmetric=True``, by source).
 """
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
 from torch import Tensor
 
 from ..errors import GnnkitError
-from .spmm import spmm
+from .build import (crow_from_counts, group_by_row, index_dtype, insert_diagonal, is_sorted, make_csr,
+                    transpose_csr)
+from .spmm import SparseInputError, spmm
 
 NORMS = ("gcn", "mean", "sum", "diag")
 
 
-def _csr_from_sorted(rows: Tensor, cols: Tensor, vals: Tensor, n_rows: int, n_cols: int) -> Tensor:
-    crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=rows.device)
-    torch.cumsum(torch.bincount(rows, minlength=n_rows), 0, out=crow[1:])
-    return make_csr(crow, cols, vals, (n_rows, n_cols))
+def _check_edges(edge_index: Tensor, edge_weight: Optional[Tensor], n_rows: int, n_cols: int) -> None:
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
+        raise SparseInputError(f"edge_index must be a [2, E] tensor, got {shape}")
+    if edge_index.dtype not in (torch.int64, torch.int32):
+        raise SparseInputError(f"edge_index must hold int64 or int32 node ids, got {edge_index.dtype}")
+    if n_rows < 0 or n_cols < 0:
+        raise SparseInputError(f"num_nodes/num_rows must be non-negative, got {n_cols}/{n_rows}")
+    if edge_weight is not None:
+        if not isinstance(edge_weight, Tensor) or tuple(edge_weight.shape) != (edge_index.shape[1],):
+            shape = tuple(edge_weight.shape) if isinstance(edge_weight, Tensor) else type(edge_weight).__name__
+            raise SparseInputError(f"edge_weight must have shape [E] = [{edge_index.shape[1]}], got {shape}")
+        if not edge_weight.is_floating_point():
+            raise SparseInputError(f"edge_weight must be floating point, got {edge_weight.dtype}")
+        if edge_weight.device != edge_index.device:
+            raise SparseInputError(f"edge_weight is on {edge_weight.device}, edge_index on {edge_index.device}")
+    if edge_index.shape[1] == 0:
+        return
+    lo, hi = torch.aminmax(edge_index, dim=1)
+    lo, hi = lo.tolist(), hi.tolist()
+    if min(lo) < 0 or hi[0] >= n_cols or hi[1] >= n_rows:
+        raise SparseInputError(
+            f"edge_index out of range: sources in [{lo[0]}, {hi[0]}] must lie in [0, {n_cols}), "
+            f"targets in [{lo[1]}, {hi[1]}] in [0, {n_rows})")
 
 
-def make_csr(crow: Tensor, col: Tensor, val: Tensor, size) -> Tensor:
-    """``torch.sparse_csr_tensor`` without the invariant check (our indices are built sorted)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, val, size, check_invariants=False)
+def _times(w: Optional[Tensor], v: Tensor) -> Tensor:
+    """``w * v``, or ``v`` for an unweighted graph (``w is None``: all weights 1)."""
+    return v if w is None else w * v
 
 
 class Adjacency:
@@ -73,38 +97,51 @@ class Adjacency:
         """Build from ``edge_index`` ``[2, E]`` (``j -> i`` becomes ``A[i, j]``).
 
         ``num_nodes`` is the number of columns (source nodes); ``num_rows`` (default
-        ``num_nodes``) the number of target rows, for bipartite layers. ``symmetric=True`` states
-        that the graph is undirected, so the transpose of a symmetric normalization is free.
+        ``num_nodes``) the number of target rows, for bipartite layers. ``edge_weight`` ``[E]``
+        gives ``a_ij`` (default 1). ``symmetric=True`` states that ``A = A^T`` (an undirected
+        graph, symmetric weights): the transpose of ``"gcn"``/``"sum"`` is then the matrix itself.
+        Raises :class:`SparseInputError` on a malformed ``edge_index``/``edge_weight``.
         """
         if norm not in NORMS:
             raise GnnkitError(f"unknown normalization {norm!r}; known: {', '.join(NORMS)}")
+        if not dtype.is_floating_point:
+            raise SparseInputError(f"dtype must be floating point, got {dtype}")
         n_rows = num_nodes if num_rows is None else num_rows
-        src, dst = edge_index[0], edge_index[1]
-        w = (torch.ones(src.numel(), dtype=dtype, device=src.device) if edge_weight is None
-             else edge_weight.to(dtype))
-        if norm in ("gcn", "diag"):
-            if n_rows != num_nodes:
-                raise GnnkitError(f"norm={norm!r} adds self-loops and needs a square adjacency")
-            loop = torch.arange(num_nodes, device=src.device)
-            src = torch.cat([src, loop])
-            dst = torch.cat([dst, loop])
-            w = torch.cat([w, torch.ones(num_nodes, dtype=dtype, device=w.device)])
-        deg = torch.zeros(n_rows, dtype=dtype, device=w.device).index_add_(0, dst, w)
-        if norm == "gcn":
-            dinv = deg.pow(-0.5)
-            dinv.masked_fill_(torch.isinf(dinv), 0.0)
-            w = dinv[dst] * w * dinv[src]
-        elif norm == "mean":
-            dinv = 1.0 / deg
-            dinv.masked_fill_(torch.isinf(dinv), 0.0)
-            w = dinv[dst] * w
-        elif norm == "diag":
-            # deg already counts the self-loop, so it is the D + I of (D + I)^-1 (A + I)
-            w = w / deg[dst]
-            if diag_lambda:
-                w = w + diag_lambda * w * (src == dst).to(dtype)
-        perm = torch.argsort(dst * num_nodes + src)
-        csr = _csr_from_sorted(dst[perm], src[perm], w[perm], n_rows, num_nodes)
+        _check_edges(edge_index, edge_weight, n_rows, num_nodes)
+        loops = norm in ("gcn", "diag")
+        if loops and n_rows != num_nodes:
+            raise GnnkitError(f"norm={norm!r} adds self-loops and needs a square adjacency")
+        idx = index_dtype(edge_index.shape[1] + n_rows, n_rows + 1, num_nodes)
+        w = None if edge_weight is None else edge_weight.to(dtype)
+        rows, cols = edge_index[1], edge_index[0]
+        if symmetric and n_rows == num_nodes and is_sorted(cols):
+            rows, cols = cols, rows  # A = A^T: read the edges reversed and skip the sort
+        row, col, w, counts = group_by_row(rows, cols, w, n_rows, idx)
+        # deg[i]: weighted in-degree of row i, counting the self-loop of A + I
+        deg = (counts.to(dtype) if w is None
+               else torch.zeros(n_rows, dtype=dtype, device=row.device).index_add_(0, row, w))
+        if loops:
+            deg += 1.0
+        diag = torch.ones(n_rows, dtype=dtype, device=row.device)
+        if norm == "gcn":  # d_i^-1/2 a_ij d_j^-1/2
+            dinv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
+            val = _times(w, dinv.index_select(0, row) * dinv.index_select(0, col))
+            diag = dinv * dinv
+        elif norm == "mean":  # a_ij / d_i
+            val = _times(w, deg.reciprocal().masked_fill_(deg == 0, 0.0).index_select(0, row))
+        elif norm == "diag":  # (1 + λ [i = j]) (a_ij + [i = j]) / (d_i + 1)
+            dinv = deg.reciprocal()
+            val = _times(w, dinv.index_select(0, row))
+            diag = dinv * (1.0 + diag_lambda)
+            if diag_lambda:  # self-loops already in A belong to diag(Ã) as well
+                val = torch.where(row == col, val * (1.0 + diag_lambda), val)
+        else:  # sum: a_ij
+            val = torch.ones(row.numel(), dtype=dtype, device=row.device) if w is None else w
+        del row
+        crow = crow_from_counts(counts, idx)
+        if loops:
+            crow, col, val = insert_diagonal(crow, col, val, diag)
+        csr = make_csr(crow, col, val, (n_rows, num_nodes))
         sym = symmetric and norm in ("gcn", "sum") and n_rows == num_nodes
         return cls(csr, csr if sym else None)
 
@@ -129,10 +166,7 @@ class Adjacency:
     def csr_t(self) -> Tensor:
         """The transpose in CSR, built on first use and cached."""
         if self._csr_t is None:
-            crow, col, val = self.csr.crow_indices(), self.csr.col_indices(), self.csr.values()
-            row = torch.repeat_interleave(torch.arange(self.num_rows, device=crow.device), crow.diff())
-            perm = torch.argsort(col * self.num_rows + row)
-            self._csr_t = _csr_from_sorted(col[perm], row[perm], val[perm], self.num_cols, self.num_rows)
+            self._csr_t = transpose_csr(self.csr)
         return self._csr_t
 
     # -- operations -----------------------------------------------------------------------------
@@ -143,16 +177,23 @@ class Adjacency:
         device = torch.device(device)
         if self.csr.device == device:
             return self
-        t = None if self._csr_t is None else (self.csr.to(device) if self._csr_t is self.csr else self._csr_t.to(device))
         csr = self.csr.to(device)
-        return Adjacency(csr, csr if self._csr_t is self.csr else t)
+        if self._csr_t is self.csr:
+            return Adjacency(csr, csr)
+        return Adjacency(csr, None if self._csr_t is None else self._csr_t.to(device))
+
+    def t(self) -> "Adjacency":
+        """The transpose ``[num_cols, num_rows]`` (its own transpose is this adjacency's CSR)."""
+        return Adjacency(self.csr_t, self.csr)
 
     def row_slice(self, start: int, end: int) -> "Adjacency":
         """Rows ``start:end`` as a ``[end - start, num_cols]`` adjacency (no copy of the rest)."""
+        if not 0 <= start <= end <= self.num_rows:
+            raise SparseInputError(f"row_slice({start}, {end}) outside the {self.num_rows} rows")
         crow = self.csr.crow_indices()
         lo, hi = int(crow[start]), int(crow[end])
         sub = make_csr(crow[start:end + 1] - lo, self.csr.col_indices()[lo:hi],
-                                      self.csr.values()[lo:hi], (end - start, self.num_cols))
+                       self.csr.values()[lo:hi], (end - start, self.num_cols))
         return Adjacency(sub)
 
     def to_dense(self) -> Tensor:
