@@ -1,0 +1,238 @@
+"""METIS graph partitions (through ``pymetis``), cached under the data root and verified on load.
+
+:func:`partition_graph` splits the ``num_nodes`` nodes of ``edge_index`` ``[2, E]`` into
+``num_parts`` parts and returns a :class:`Partition` with ``parts`` int64 ``[num_nodes]`` (the part
+of every node, in ``[0, num_parts)``).
+
+METIS input. METIS wants an undirected graph without self-loops or repeated edges, in CSR
+(``xadj`` ``[n + 1]``, ``adjncy`` ``[2m]``). :func:`metis_graph` builds it with tensor operations:
+each edge ``(u, v)``, ``u != v``, becomes the key ``u·n + v``; the keys of the transposed edges
+are sorted and compared with the (sorted) keys, so an already symmetric graph costs one sort; an
+asymmetric one is symmetrized by sorting both key sets together. Repeated keys are dropped, and
+``xadj`` is the running sum of the per-row counts.
+
+Cache. The file ``<cache_dir>/metis-p<P>-<key>.pt`` holds the parts; ``key`` is a BLAKE2b hash of
+the METIS CSR (so of the graph, whatever its edge order) and of the options (parts, seed,
+``ufactor``, recursive bisection or k-way). It is written atomically (temporary file +
+``os.replace``) and verified on load: the stored key, the length (``num_nodes``), the range
+(``0 <= part < P``) and a hash of the stored parts. A file that fails any check, or cannot be
+read, is reported with :func:`warnings.warn` and recomputed, never used. ``cache_dir`` defaults to
+``<data root>/partitions``.
+
+Bad requests (``num_parts < 1``, ``num_parts > num_nodes``, a graph without edges) raise
+:class:`~gnnkit.errors.GnnkitError` before METIS is called.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import GnnkitError
+
+FORMAT = "gnnkit-metis-1"
+DEFAULT_UFACTOR = 30  # METIS's own default for k-way: the largest part may hold 1.030 × n / P nodes
+
+
+def default_cache_dir(root: Optional[str] = None) -> str:
+    """``<root>/partitions``; ``root`` defaults to the data root (``gnnkit.data.default_root()``,
+    else ``$GNNKIT_DATA``, else ``./data``)."""
+    if root is None:
+        try:
+            from gnnkit.data import default_root
+        except ImportError:
+            root = os.environ.get("GNNKIT_DATA") or "data"
+        else:
+            root = default_root()
+    return os.path.join(os.fspath(root), "partitions")
+
+
+@dataclass
+class Partition:
+    """A partition of ``num_nodes`` nodes: ``parts`` int64 ``[num_nodes]`` in ``[0, num_parts)``."""
+
+    parts: Tensor
+    num_parts: int
+    edge_cut: int  # undirected edges whose ends lie in different parts
+    seconds: float  # time this call took (building the CSR, hashing, METIS or the cache load)
+    cached: bool  # loaded from the cache rather than computed
+    path: Optional[str]  # the cache file (None without a cache)
+    key: str
+
+    @property
+    def sizes(self) -> Tensor:
+        return torch.bincount(self.parts, minlength=self.num_parts)
+
+    @property
+    def imbalance(self) -> float:
+        """Largest part over the mean part size, ``max_p |V_p| / (n / P)`` (1.0 is perfect balance)."""
+        return float(self.sizes.max()) * self.num_parts / max(self.parts.numel(), 1)
+
+
+def check_num_parts(num_parts) -> None:
+    if not isinstance(num_parts, (int, np.integer)) or isinstance(num_parts, bool):
+        raise GnnkitError(f"the number of parts must be an integer, got {num_parts!r}")
+    if num_parts < 1:
+        raise GnnkitError(f"the number of parts must be at least 1, got {num_parts}")
+
+
+def check_request(num_nodes: int, num_edges: int, num_parts: int) -> None:
+    """Raise :class:`GnnkitError` for a request METIS must not see."""
+    check_num_parts(num_parts)
+    if num_parts > num_nodes:
+        raise GnnkitError(f"cannot split {num_nodes} nodes into {num_parts} parts: "
+                          f"more parts than nodes")
+    if num_edges == 0:
+        raise GnnkitError(f"the graph has no edges (besides self-loops) among its {num_nodes} nodes: "
+                          "METIS has nothing to cut; use a sampler that does not partition")
+
+
+def metis_graph(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
+    """METIS's CSR of the undirected simple graph underlying ``edge_index`` ``[2, E]``.
+
+    Returns ``xadj`` int64 ``[num_nodes + 1]`` and ``adjncy`` int64 ``[2m]`` (CPU, contiguous,
+    neighbors sorted within each row): ``v`` is a neighbor of ``u`` iff ``(u, v)`` or ``(v, u)``
+    is an edge and ``u != v``.
+    """
+    ei = edge_index.detach().to("cpu", torch.int64)
+    if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
+        raise GnnkitError(f"edge_index holds node ids outside [0, {num_nodes})")
+    src, dst = ei[0], ei[1]
+    keep = src != dst
+    if not bool(keep.all()):
+        src, dst = src[keep], dst[keep]
+    del ei, keep
+    key = src * num_nodes + dst
+    if key.numel() > 1 and not bool((key[1:] >= key[:-1]).all()):
+        key = torch.sort(key).values
+    key_t = torch.sort(dst * num_nodes + src).values
+    del src, dst
+    if not torch.equal(key, key_t):  # not symmetric: take the union of both directions
+        key = torch.sort(torch.cat([key, key_t])).values
+    del key_t
+    if key.numel() > 1:
+        first = torch.ones(key.numel(), dtype=torch.bool)
+        torch.ne(key[1:], key[:-1], out=first[1:])
+        if not bool(first.all()):
+            key = key[first]
+        del first
+    row = torch.div(key, num_nodes, rounding_mode="floor")
+    adjncy = key.sub_(row * num_nodes)  # in place: the column of every key
+    xadj = torch.zeros(num_nodes + 1, dtype=torch.int64)
+    torch.cumsum(torch.bincount(row, minlength=num_nodes), 0, out=xadj[1:])
+    return xadj, adjncy
+
+
+def _hash_tensors(*tensors: Tensor, extra: str = "") -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        t = t.contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(memoryview(t.numpy()).cast("B"))
+    h.update(extra.encode())
+    return h.hexdigest()
+
+
+def _options_text(num_parts: int, seed: int, ufactor: int, recursive: Optional[bool]) -> str:
+    return f"{FORMAT}|parts={num_parts}|seed={seed}|ufactor={ufactor}|recursive={recursive}"
+
+
+def run_metis(xadj: Tensor, adjncy: Tensor, num_parts: int, *, seed: int = 0, ufactor: int = DEFAULT_UFACTOR,
+              recursive: Optional[bool] = None) -> Tuple[Tensor, int]:
+    """One ``pymetis.part_graph`` call on the CSR (no copy of the arrays): ``(parts [n], edge_cut)``.
+
+    ``ufactor`` is METIS's load imbalance tolerance in thousandths (the largest part may hold
+    ``(1 + ufactor/1000) · n / P`` nodes); ``recursive`` picks recursive bisection over k-way
+    (``None``: pymetis's choice, recursive for ``P <= 8``).
+    """
+    import pymetis
+
+    dtype = pymetis.zero_copy_dtype()
+    opts = pymetis.Options()
+    opts.seed = int(seed)
+    opts.ufactor = int(ufactor)
+    graph = pymetis.CSRAdjacency(xadj.numpy().astype(dtype, copy=False), adjncy.numpy().astype(dtype, copy=False))
+    cut, part = pymetis.part_graph(int(num_parts), graph, options=opts, recursive=recursive)
+    parts = torch.from_numpy(np.array(part, dtype=np.int64))  # array('q') -> copy through the buffer protocol
+    return parts, int(cut)
+
+
+def _parts_digest(parts: Tensor, edge_cut: int) -> str:
+    return _hash_tensors(parts, extra=f"cut={edge_cut}")
+
+
+def _load_verified(path: str, key: str, num_nodes: int, num_parts: int) -> Tuple[Optional[Tensor], int, str]:
+    """``(parts, edge_cut, "")`` for a valid cache file, else ``(None, 0, reason)``."""
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a corrupt cache
+        return None, 0, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        return None, 0, "not a gnnkit partition file"
+    if d.get("key") != key:
+        return None, 0, "stale (it was computed for another graph or other options)"
+    parts = d.get("parts")
+    if not isinstance(parts, Tensor) or parts.dim() != 1 or parts.numel() != num_nodes:
+        n = parts.numel() if isinstance(parts, Tensor) else "no"
+        return None, 0, f"wrong length ({n} entries for {num_nodes} nodes)"
+    cut = int(d.get("edge_cut", -1))
+    if d.get("digest") != _parts_digest(parts, cut):
+        return None, 0, "hash mismatch (the stored parts were altered)"
+    parts = parts.to(torch.int64)
+    if parts.numel() and (int(parts.min()) < 0 or int(parts.max()) >= num_parts):
+        return None, 0, f"parts out of range [0, {num_parts})"
+    return parts, cut, ""
+
+
+def _save(path: str, key: str, parts: Tensor, edge_cut: int) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save({"format": FORMAT, "key": key, "parts": parts, "edge_cut": edge_cut,
+                "digest": _parts_digest(parts, edge_cut)}, tmp)
+    os.replace(tmp, path)
+
+
+def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed: int = 0,
+                    ufactor: int = DEFAULT_UFACTOR, recursive: Optional[bool] = None,
+                    cache_dir: Optional[str] = None, use_cache: bool = True) -> Partition:
+    """Partition the graph into ``num_parts`` parts with METIS, through the cache.
+
+    ``cache_dir=None`` is ``<data root>/partitions``; ``use_cache=False`` neither reads nor writes.
+    """
+    t0 = time.perf_counter()
+    check_request(num_nodes, int(edge_index.shape[1]), num_parts)
+    xadj, adjncy = metis_graph(edge_index, num_nodes)
+    check_request(num_nodes, adjncy.numel(), num_parts)
+    key = _hash_tensors(xadj, adjncy, extra=_options_text(num_parts, seed, ufactor, recursive))
+    path = None
+    if use_cache:
+        path = os.path.join(cache_dir or default_cache_dir(), f"metis-p{num_parts}-{key}.pt")
+        if os.path.exists(path):
+            parts, cut, reason = _load_verified(path, key, num_nodes, num_parts)
+            if parts is not None:
+                return Partition(parts, num_parts, cut, time.perf_counter() - t0, True, path, key)
+            warnings.warn(f"partition cache {path} rejected: {reason}; recomputing it", stacklevel=2)
+    parts, cut = run_metis(xadj, adjncy, num_parts, seed=seed, ufactor=ufactor, recursive=recursive)
+    del xadj, adjncy
+    if path is not None:
+        _save(path, key, parts.to(torch.int32 if num_parts < 2**31 else torch.int64), cut)
+    return Partition(parts, num_parts, cut, time.perf_counter() - t0, False, path, key)
+
+
+def induced_subgraph(edge_index: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
+    """The edges with both ends in ``mask`` ``[N]`` (bool), relabeled to ``0..k-1`` in node order.
+
+    Returns ``(edge_index [2, E'], nodes [k])`` with ``nodes`` the global ids of the kept nodes.
+    """
+    nodes = mask.nonzero().view(-1)
+    new_id = torch.full((mask.numel(),), -1, dtype=torch.int64, device=mask.device)
+    new_id[nodes] = torch.arange(nodes.numel(), device=mask.device)
+    keep = mask[edge_index[0]] & mask[edge_index[1]]
+    return new_id[edge_index[:, keep]], nodes
