@@ -1,0 +1,41 @@
+"""``gnnkit info NAME_OR_PATH [--root DIR] [--json] [csbm options]``: what a graph is, in figures.
+
+Nodes, directed edges, features, classes, split sizes, degree min/mean/max, isolated nodes,
+self-loops, duplicate edges, edge homophily and memory (see :mod:`gnnkit.data.info`).
+``gnnkit info csbm --num-nodes N --avg-degree D ...`` generates the synthetic graph first.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gnnkit.data.csbm import add_csbm_arguments, csbm_kwargs_from_args, csbm_options
+from gnnkit.errors import GnnkitError
+
+NAME = "info"
+HELP = "print the statistics of a dataset (name, .npz path, or csbm with its options)"
+ORDER = 20
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dataset", metavar="NAME_OR_PATH", help="Cora, ogbn-arxiv, csbm, path/to/graph.npz, ...")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root (default: $GNNKIT_DATA, else the checkout's data/, else ~/.gnnkit/data)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--normalize", action="store_true", help="remove self-loops and duplicate edges first")
+    add_csbm_arguments(parser)
+
+
+def run(args) -> int:
+    from gnnkit.data import load
+    from gnnkit.data.info import describe, format_info
+
+    options = csbm_kwargs_from_args(args)
+    is_csbm = args.dataset == "csbm" or args.dataset.startswith("csbm:")
+    if options and not is_csbm:
+        flags = ", ".join(o.flag for o in csbm_options() if o.name in options)
+        raise GnnkitError(f"{flags}: csbm options, but the dataset is {args.dataset!r}")
+    data = load(args.dataset, root=args.root, normalize=args.normalize, **options)
+    info = describe(data)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0

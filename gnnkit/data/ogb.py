@@ -1,0 +1,136 @@
+"""OGB node-property datasets (``ogbn-arxiv``, ``ogbn-products``, ``ogbn-papers100M``) through
+``ogb.nodeproppred.PygNodePropPredDataset``, offline.
+
+Files under ``<root>/<ogbn_name>/`` (``ogbn_arxiv``, or ``ogbn_arxiv_pyg`` when that exists), the
+layout of OGB's own zip: ``RELEASE_v<version>.txt``; ``raw/`` with ``edge.csv.gz``,
+``num-node-list.csv.gz``, ``num-edge-list.csv.gz``, ``node-feat.csv.gz``, ``node-label.csv.gz``
+and the dataset's extra node files (``node_year.csv.gz``), or ``data.npz`` + ``node-label.npz``
+for binary datasets; ``split/<split>/{train,valid,test}.csv.gz`` or ``split_dict.pt``. ogb writes
+``processed/`` beside them. gnnkit checks these files first and raises an error naming the folder
+and the missing files: ogb never downloads and never asks on stdin (``input`` is patched to raise
+while ogb runs, and ogb's chatter goes to stderr).
+
+Result: ``x`` float32 ``[N, F]``, ``y`` int64 ``[N]`` (``-1`` where OGB's label is NaN),
+``edge_index`` as OGB gives it (arxiv is directed; ``undirected=True`` adds reverse edges), the
+official split as masks, and ``evaluator_name`` for ``ogb.nodeproppred.Evaluator``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import List
+from unittest import mock
+
+import torch
+from torch_geometric.data import Data
+
+from gnnkit.errors import GnnkitError
+
+
+def _meta(name: str):
+    import ogb.nodeproppred
+    import pandas as pd
+
+    master = pd.read_csv(Path(ogb.nodeproppred.__file__).parent / "master.csv", index_col=0,
+                         keep_default_na=False)
+    if name not in master:
+        raise GnnkitError(f"unknown OGB node dataset {name!r}; known: {', '.join(master.keys())}")
+    return master[name]
+
+
+def supported_names() -> List[str]:
+    """The ``ogbn-*`` datasets gnnkit can load: homogeneous, one multi-class task."""
+    return ["ogbn-arxiv", "ogbn-products", "ogbn-papers100M"]
+
+
+def dataset_dir(name: str, root) -> Path:
+    """The folder ogb reads, chosen as ogb chooses it."""
+    base = Path(root) / name.replace("-", "_")
+    pyg = base.with_name(base.name + "_pyg")
+    return pyg if pyg.exists() else base
+
+
+def expected_files(name: str, processed: bool = False) -> List[str]:
+    """Files (relative to :func:`dataset_dir`) ogb reads to load ``name`` without a download;
+    ``processed=True``: once ``processed/`` exists (the files read only while processing drop out)."""
+    meta = _meta(name)
+    files = [f"RELEASE_v{meta['version']}.txt"]
+    if meta["binary"] == "True":
+        files += ["raw/data.npz"] + ([] if processed else ["raw/node-label.npz"])
+    else:
+        files += ["raw/edge.csv.gz"]
+        files += ["raw/node-feat.csv.gz"] if meta["has_node_attr"] == "True" else []
+        files += ["raw/edge-feat.csv.gz"] if meta["has_edge_attr"] == "True" else []
+        extra = meta["additional node files"]
+        if not processed:
+            files += ["raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz", "raw/node-label.csv.gz"]
+            files += [f"raw/{f}.csv.gz" for f in extra.split(",")] if extra != "None" else []
+    split = f"split/{meta['split']}"
+    return files + [f"{split}/train.csv.gz", f"{split}/valid.csv.gz", f"{split}/test.csv.gz"]
+
+
+def missing_files(name: str, root) -> List[str]:
+    """The files of :func:`expected_files` absent under ``root`` (a ``split_dict.pt`` stands in
+    for the three split files)."""
+    folder = dataset_dir(name, root)
+    processed = (folder / "processed" / "geometric_data_processed.pt").is_file()
+    files = expected_files(name, processed)
+    if any(folder.glob("split/*/split_dict.pt")):
+        files = [f for f in files if not f.startswith("split/")]
+    return [f for f in files if not (folder / f).is_file()]
+
+
+def _allow_pyg_classes() -> None:
+    """torch>=2.6 loads with ``weights_only=True``: allow the PyG classes ogb's processed file holds."""
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
+
+    torch.serialization.add_safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage, BaseStorage,
+                                          NodeStorage, EdgeStorage])
+
+
+def _no_prompt(*_args, **_kwargs):
+    raise GnnkitError("ogb asked to download or update a dataset; gnnkit never downloads "
+                      "(check the files under the dataset folder)")
+
+
+def load_ogb(name: str, root, undirected: bool = False) -> Data:
+    """Load the OGB node dataset ``name`` from ``root`` (see the module docstring)."""
+    meta = _meta(name)
+    if name not in supported_names():
+        raise GnnkitError(f"{name} is not supported (gnnkit loads homogeneous single-task datasets: "
+                          f"{', '.join(supported_names())})")
+    folder = dataset_dir(name, root)
+    missing = missing_files(name, root)
+    if missing:
+        raise GnnkitError(f"{name} not found: expected {', '.join(missing)} under {folder} "
+                          f"(gnnkit does not download; unpack OGB's {meta['download_name']}.zip there)")
+    from ogb.nodeproppred import PygNodePropPredDataset
+
+    _allow_pyg_classes()
+    with mock.patch("builtins.input", _no_prompt), \
+            mock.patch("ogb.nodeproppred.dataset_pyg.decide_download", _no_prompt), \
+            contextlib.redirect_stdout(sys.stderr):
+        dataset = PygNodePropPredDataset(name, root=os.fspath(root))
+        split = dataset.get_idx_split()
+        src = dataset[0]
+    y = src.y.view(-1)
+    if y.dtype.is_floating_point:
+        y = torch.where(torch.isnan(y), torch.full_like(y, -1), y)
+    n = src.num_nodes
+    masks = {}
+    for key, ogb_key in (("train_mask", "train"), ("val_mask", "valid"), ("test_mask", "test")):
+        masks[key] = torch.zeros(n, dtype=torch.bool)
+        masks[key][split[ogb_key]] = True
+    edge_index = src.edge_index.long()
+    if undirected:
+        from torch_geometric.utils import to_undirected
+
+        edge_index = to_undirected(edge_index, num_nodes=n)
+    data = Data(x=src.x.float(), y=y.long(), edge_index=edge_index, **masks)
+    data.num_classes = int(dataset.num_classes)
+    data.name = name
+    data.evaluator_name = name
+    return data
