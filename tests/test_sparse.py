@@ -1,0 +1,219 @@
+"""gnnkit.sparse: Adjacency normalizations against dense algebra, spmm gradients, bad input.
+
+The hand-built graph (edge ``j -> i`` is ``edge_index[:, k] = (j, i)``, entry ``A[i, j]``)::
+
+    0 ──► 1 ──► 2        4 (isolated)
+    ▲     │
+    │     ▼
+    └──── 3 ◄── 5 ──┐
+                ▲    │ 5 -> 5 (self-loop)
+                └────┘
+
+Edges: 0->1, 1->2, 1->3, 3->0, 5->3, 5->5, plus a duplicate 1->2 (duplicates add up).
+"""
+import pytest
+import torch
+
+from gnnkit.sparse import Adjacency, SparseInputError, spmm
+from gnnkit.sparse.build import insert_diagonal, transpose_csr
+
+N = 6
+EDGES = torch.tensor([[0, 1, 1, 3, 5, 5, 1],
+                      [1, 2, 3, 0, 3, 5, 2]])
+WEIGHTS = torch.tensor([0.5, 2.0, 1.0, 3.0, 0.25, 1.5, 1.0], dtype=torch.float64)
+D = torch.float64
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: cuSPARSE path not exercised")
+
+
+def dense_reference(edge_index, n, norm, weight=None, lam=0.0, n_rows=None):
+    """The normalizations written out in dense algebra, ``A[i, j]`` for ``j -> i``."""
+    n_rows = n if n_rows is None else n_rows
+    w = torch.ones(edge_index.shape[1], dtype=D) if weight is None else weight
+    a = torch.zeros(n_rows, n, dtype=D).index_put_((edge_index[1], edge_index[0]), w, accumulate=True)
+    if norm in ("gcn", "diag"):
+        a = a + torch.eye(n, dtype=D)
+    deg = a.sum(1)
+    if norm == "gcn":
+        dinv = torch.where(deg > 0, deg.pow(-0.5), 0.0)
+        return dinv[:, None] * a * dinv[None, :]
+    if norm == "mean":
+        return torch.where(deg > 0, 1.0 / deg, 0.0)[:, None] * a
+    if norm == "diag":
+        at = a / deg[:, None]
+        return at + lam * torch.diag(torch.diag(at))
+    return a
+
+
+@pytest.mark.parametrize("norm", ["gcn", "mean", "sum", "diag"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_normalization_matches_dense(norm, weighted):
+    w = WEIGHTS if weighted else None
+    adj = Adjacency.from_edge_index(EDGES, N, norm=norm, edge_weight=w, diag_lambda=0.7, dtype=D)
+    ref = dense_reference(EDGES, N, norm, w, lam=0.7)
+    torch.testing.assert_close(adj.to_dense(), ref)
+    torch.testing.assert_close(adj.csr_t.to_dense(), ref.T)
+    x = torch.randn(N, 3, dtype=D)
+    torch.testing.assert_close(adj @ x, ref @ x)
+
+
+def test_gcn_by_hand():
+    # row 3 aggregates 1, 5 and itself; degrees of A + I: d1 = 2, d3 = 3, d5 = 2 (self-loop + I)
+    a = Adjacency.from_edge_index(EDGES, N, norm="gcn", dtype=D).to_dense()
+    assert a[3, 1].item() == pytest.approx(1 / (3 * 2) ** 0.5)
+    assert a[3, 3].item() == pytest.approx(1 / 3)
+    assert a[5, 5].item() == pytest.approx(2 / 2)  # existing loop + I, over d5 = 2
+    assert a[4].tolist() == [0, 0, 0, 0, 1, 0]  # isolated node: only its self-loop
+
+
+def test_isolated_nodes_have_no_inf_or_nan():
+    # node 4 and (without self-loops) nodes 4, 5 have in-degree 0: their rows must be zero
+    for norm in ("gcn", "mean", "sum", "diag"):
+        adj = Adjacency.from_edge_index(torch.tensor([[0], [1]]), 6, norm=norm, dtype=D)
+        dense = adj.to_dense()
+        assert torch.isfinite(dense).all(), norm
+        assert torch.isfinite(adj @ torch.ones(6, 2, dtype=D)).all(), norm
+    mean = Adjacency.from_edge_index(torch.tensor([[0], [1]]), 6, norm="mean", dtype=D).to_dense()
+    assert mean.sum().item() == 1.0 and mean[1, 0].item() == 1.0
+
+
+def test_empty_graph():
+    adj = Adjacency.from_edge_index(torch.empty(2, 0, dtype=torch.long), 4, norm="gcn", dtype=D)
+    torch.testing.assert_close(adj.to_dense(), torch.eye(4, dtype=D))
+    assert Adjacency.from_edge_index(torch.empty(2, 0, dtype=torch.long), 4, norm="sum").nnz == 0
+
+
+def test_bipartite():
+    # 5 source nodes, 2 target rows (the first 2 nodes): 2->0, 3->0, 4->1, 0->1
+    ei = torch.tensor([[2, 3, 4, 0], [0, 0, 1, 1]])
+    for norm in ("mean", "sum"):
+        adj = Adjacency.from_edge_index(ei, 5, num_rows=2, norm=norm, dtype=D)
+        assert (adj.num_rows, adj.num_cols) == (2, 5)
+        ref = dense_reference(ei, 5, norm, n_rows=2)
+        torch.testing.assert_close(adj.to_dense(), ref)
+        x = torch.randn(5, 3, dtype=D, requires_grad=True)
+        (adj @ x).pow(2).sum().backward()
+        torch.testing.assert_close(x.grad, 2 * ref.T @ (ref @ x.detach()))
+    with pytest.raises(Exception, match="square"):
+        Adjacency.from_edge_index(ei, 5, num_rows=2, norm="gcn")
+
+
+def test_row_slice():
+    adj = Adjacency.from_edge_index(EDGES, N, norm="gcn", dtype=D)
+    dense = adj.to_dense()
+    for s, e in [(0, 6), (1, 4), (3, 3), (5, 6)]:
+        part = adj.row_slice(s, e)
+        assert (part.num_rows, part.num_cols) == (e - s, N)
+        torch.testing.assert_close(part.to_dense(), dense[s:e])
+        torch.testing.assert_close(part.csr_t.to_dense(), dense[s:e].T)
+    with pytest.raises(SparseInputError, match="outside"):
+        adj.row_slice(4, 9)
+
+
+def test_gradcheck_spmm():
+    for norm in ("gcn", "mean"):
+        adj = Adjacency.from_edge_index(EDGES, N, norm=norm, edge_weight=WEIGHTS, dtype=D)
+        x = torch.randn(N, 4, dtype=D, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda t: spmm(adj, t), (x,))
+        assert torch.autograd.gradgradcheck(lambda t: spmm(adj, t), (x,))
+    bip = Adjacency.from_edge_index(torch.tensor([[2, 3, 4], [0, 0, 1]]), 5, num_rows=2, norm="sum", dtype=D)
+    assert torch.autograd.gradcheck(lambda t: spmm(bip, t), (torch.randn(5, 2, dtype=D, requires_grad=True),))
+
+
+def test_unsorted_input_same_as_sorted():
+    g = torch.Generator().manual_seed(0)
+    ei = torch.randint(0, 50, (2, 400), generator=g)
+    order = torch.argsort(ei[1] * 50 + ei[0])
+    for norm in ("gcn", "diag"):
+        a = Adjacency.from_edge_index(ei, 50, norm=norm, diag_lambda=1.0, dtype=D).to_dense()
+        b = Adjacency.from_edge_index(ei[:, order], 50, norm=norm, diag_lambda=1.0, dtype=D).to_dense()
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, dense_reference(ei, 50, norm, lam=1.0))
+
+
+def test_symmetric_reuses_matrix_and_accepts_source_order():
+    # undirected path 0 - 1 - 2 - 3, edge_index ordered by source (as PyG's to_undirected leaves it)
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    adj = Adjacency.from_edge_index(ei, 4, norm="gcn", symmetric=True, dtype=D)
+    assert adj.csr_t is adj.csr
+    torch.testing.assert_close(adj.to_dense(), dense_reference(ei, 4, "gcn"))
+    mean = Adjacency.from_edge_index(ei, 4, norm="mean", symmetric=True, dtype=D)
+    torch.testing.assert_close(mean.csr_t.to_dense(), dense_reference(ei, 4, "mean").T)
+
+
+def test_backward_uses_transpose_and_matches_dense():
+    adj = Adjacency.from_edge_index(EDGES, N, norm="mean", edge_weight=WEIGHTS, dtype=D)
+    x = torch.randn(N, 3, dtype=D, requires_grad=True)
+    g = torch.randn(N, 3, dtype=D)
+    (adj @ x).backward(g)
+    torch.testing.assert_close(x.grad, adj.to_dense().T @ g)
+    torch.testing.assert_close(adj.t().to_dense(), adj.to_dense().T)
+
+
+def test_helpers_insert_diagonal_and_transpose():
+    crow, col, val = torch.tensor([0, 2, 2, 3]), torch.tensor([2, 0, 1]), torch.tensor([1.0, 2.0, 3.0])
+    c, k, v = insert_diagonal(crow, col, val, torch.tensor([7.0, 8.0, 9.0]))
+    assert c.tolist() == [0, 3, 4, 6] and k.tolist() == [0, 2, 0, 1, 2, 1]
+    assert v.tolist() == [7.0, 1.0, 2.0, 8.0, 9.0, 3.0]
+    csr = torch.sparse_csr_tensor(crow, col, val, (3, 3), check_invariants=True)
+    torch.testing.assert_close(transpose_csr(csr).to_dense(), csr.to_dense().T)
+
+
+def test_int32_indices_and_dtype():
+    adj = Adjacency.from_edge_index(EDGES.int(), N, norm="gcn")
+    assert adj.csr.col_indices().dtype == torch.int32 and adj.csr.dtype == torch.float32
+    torch.testing.assert_close(adj.to_dense().double(), dense_reference(EDGES, N, "gcn"), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.tensor([0, 1, 2]), r"\[2, E\]"),
+    (torch.zeros(3, 4, dtype=torch.long), r"\[2, E\]"),
+    (torch.zeros(2, 4), "int64 or int32"),
+    (torch.tensor([[0, 6], [1, 2]]), "out of range"),
+    (torch.tensor([[0, -1], [1, 2]]), "out of range"),
+    ([[0, 1], [1, 2]], r"\[2, E\]"),
+])
+def test_bad_edge_index(bad, message):
+    with pytest.raises(SparseInputError, match=message):
+        Adjacency.from_edge_index(bad, N)
+
+
+def test_bad_arguments():
+    with pytest.raises(SparseInputError, match="edge_weight must have shape"):
+        Adjacency.from_edge_index(EDGES, N, edge_weight=torch.ones(3))
+    with pytest.raises(SparseInputError, match="floating point"):
+        Adjacency.from_edge_index(EDGES, N, edge_weight=torch.ones(7, dtype=torch.long))
+    with pytest.raises(SparseInputError, match="dtype must be floating"):
+        Adjacency.from_edge_index(EDGES, N, dtype=torch.int64)
+    with pytest.raises(Exception, match="unknown normalization"):
+        Adjacency.from_edge_index(EDGES, N, norm="sym")
+    adj = Adjacency.from_edge_index(EDGES, N)
+    with pytest.raises(SparseInputError, match=r"x must be \[6, F\]"):
+        adj @ torch.ones(5, 2)
+    with pytest.raises(SparseInputError, match=r"x must be \[6, F\]"):
+        adj @ torch.ones(6)
+    with pytest.raises(SparseInputError, match="dtype"):
+        adj @ torch.ones(6, 2, dtype=D)
+    assert isinstance(SparseInputError("x"), ValueError)
+
+
+@CUDA
+def test_cuda_matches_cpu():
+    adj = Adjacency.from_edge_index(EDGES, N, norm="gcn", edge_weight=WEIGHTS, dtype=D)
+    built = Adjacency.from_edge_index(EDGES.cuda(), N, norm="gcn", edge_weight=WEIGHTS.cuda(), dtype=D)
+    moved = adj.to("cuda")
+    assert built.device.type == "cuda" and moved.device.type == "cuda"
+    x = torch.randn(N, 4, dtype=D)
+    for a in (built, moved):
+        torch.testing.assert_close(a.to_dense().cpu(), adj.to_dense())
+        xc = x.cuda().requires_grad_()
+        (a @ xc).sum().backward()
+        torch.testing.assert_close(xc.grad.cpu(), adj.to_dense().T @ torch.ones(N, 4, dtype=D))
+
+
+@CUDA
+def test_cuda_gradcheck_and_device_mismatch():
+    adj = Adjacency.from_edge_index(EDGES, N, norm="mean", dtype=D).to("cuda")
+    x = torch.randn(N, 3, dtype=D, device="cuda", requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: spmm(adj, t), (x,))
+    with pytest.raises(SparseInputError, match="adj.to"):
+        adj @ torch.ones(N, 3, dtype=D)
