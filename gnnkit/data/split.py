@@ -29,7 +29,9 @@ def _masks_from(n: int, *index_sets: Tensor) -> Masks:
 
 def _shuffled_labeled(y: Tensor, seed: int) -> Tensor:
     labeled = (y >= 0).nonzero().view(-1)
-    gen = torch.Generator().manual_seed(int(seed))
+    # Salted: a generator that drew the graph with the same seed (csbm) must not give the same
+    # permutation here, or the split would follow the generator's node order.
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + 0x5EED)
     return labeled[torch.randperm(labeled.numel(), generator=gen)]
 
 
