@@ -149,6 +149,9 @@ class MILPEscape(Escape):
         if found.delta_w is None:
             record["reason"] = "; ".join(found.notes) or f"solver returned no solution ({found.status})"
             return record
+        if found.satisfied_after is not None and found.satisfied_after <= found.satisfied_before:
+            record["reason"] = "the solver found no point that satisfies more chosen nodes"
+            return record
         with torch.no_grad():
             head.weight.add_(found.delta_w.to(head.weight.device, head.weight.dtype))
             head.bias.add_(found.delta_b.to(head.bias.device, head.bias.dtype))

@@ -1,0 +1,249 @@
+"""The ``milp`` escape: a hand-built plateau it must escape, and every path that must leave the
+weights alone (worse candidate, validation drop, infeasible, time-out, crash, missing solver)."""
+import argparse
+import types
+
+import mip
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+from gnnkit import GnnkitError, Trainer
+from gnnkit.escape import Escape
+from gnnkit.escape import milp as milp_mod
+from gnnkit.escape.formulation import HeadSearch, margins, search_head, select_nodes
+from gnnkit.escape.milp import MILPEscape, head_of
+from gnnkit.models import GCN, MLP
+
+from helpers import two_community_graph
+
+
+def plateau_graph(n=80, seed=0) -> Data:
+    """Two classes on the line ``x₁``: class 0 in ``[-1, -0.05]``, class 1 in ``[0.05, 1]``, plus a
+    noise feature ``x₂``. A 1-layer MLP's embedding is ``x`` itself (frozen: nothing else to train).
+
+        class 0 ......|     |...... class 1        x₁
+                    -0.05  0.05   0.3 <- the head's threshold (suboptimal)
+    """
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.arange(n) % 2).long()
+    x1 = torch.rand(n, generator=g) * 0.95 + 0.05
+    x = torch.stack([torch.where(y == 1, x1, -x1), 0.1 * torch.randn(n, generator=g)], 1)
+    src = torch.arange(n)
+    ei = torch.stack([src, (src + 2) % n])
+    ei = torch.cat([ei, ei.flip(0)], 1)
+    masks = [(torch.arange(n) % 4) < 2, (torch.arange(n) % 4) == 2, (torch.arange(n) % 4) == 3]
+    return Data(x=x, y=y, edge_index=ei, train_mask=masks[0], val_mask=masks[1], test_mask=masks[2], num_classes=2)
+
+
+def plateau_trainer(escape, threshold=0.3, scale=2.0):
+    """A fitted (0 epochs) Trainer whose head puts the class boundary at ``x₁ = threshold``."""
+    model = MLP(2, 4, 2, num_layers=1, dropout=0.0)
+    trainer = Trainer(max_epochs=0, escape=escape, progress=False, lr=0.01, weight_decay=5e-4)
+    trainer.fit(model, plateau_graph())
+    with torch.no_grad():  # s₁ - s₀ = scale (x₁ - threshold)
+        model.head.weight.copy_(torch.tensor([[-scale / 2, 0.0], [scale / 2, 0.0]]))
+        model.head.bias.copy_(torch.tensor([scale * threshold / 2, -scale * threshold / 2]))
+    return trainer, model
+
+
+def saved_head(model):
+    return model.head.weight.detach().clone(), model.head.bias.detach().clone()
+
+
+def assert_head_equal(model, saved):
+    assert torch.equal(model.head.weight, saved[0]) and torch.equal(model.head.bias, saved[1])
+
+
+@pytest.mark.parametrize("solver", ["cbc", "highs"])
+def test_escape_finds_and_accepts_a_better_point(solver):
+    esc = MILPEscape(solver=solver, radius=0.1, margin=0.05, nodes=40, time_limit=20)
+    trainer, model = plateau_trainer(esc)
+    before = saved_head(model)
+    # a gradient step's worth of optimizer state on the head, which an accepted point must clear
+    opt = trainer.strategy.optimizer
+    model(trainer.data.x, trainer.full_adjacency(trainer.data)).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        model.head.weight.copy_(before[0])
+        model.head.bias.copy_(before[1])
+    assert model.head.weight in opt.state
+    esc.on_plateau(trainer)
+    (rec,) = esc.records
+    assert rec["accepted"], rec
+    assert rec["status"] in ("optimal", "feasible") and rec["solver"] == solver
+    assert rec["train_loss_after"] < rec["train_loss_before"]
+    assert rec["objective_after"] < rec["objective_before"]
+    assert rec["val_after"] >= rec["val_before"]
+    assert rec["satisfied_after"] > rec["satisfied_before"]
+    assert rec["binaries"] == rec["nodes"] > 0
+    assert trainer.plateau_escaped is True
+    assert model.head.weight not in opt.state and model.head.bias not in opt.state
+    change = torch.cat([(model.head.weight - before[0]).view(-1), model.head.bias - before[1]]).abs()
+    assert 0 < change.max() <= 0.1 + 1e-6  # moved, inside the box
+    # the new point classifies strictly more training nodes correctly
+    h = trainer.data.x[trainer.data.train_mask]
+    y = trainer.data.y[trainer.data.train_mask]
+    old = margins(h @ before[0].T + before[1], y)
+    assert (margins(model.head(h), y) > 0).sum() > (old > 0).sum()
+
+
+def test_formulation_bigm_and_selection():
+    # radius 0.1: node i's score difference can move by ρ_i = 0.1 (2‖h_i‖₁ + 2) = 0.4
+    # node 0 misclassified by 0.3 (fixable), node 1 misclassified by 5 (not fixable), node 2 a guard
+    # correct by 0.2 that the box could break
+    h = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([1, 1, 0])
+    w = torch.tensor([[0.1, 0.0], [0.0, 0.0]])
+    b = torch.tensor([0.2, 0.0])
+    logits = h @ w.T + b
+    logits[1] = torch.tensor([5.0, 0.0])
+    idx = select_nodes(h, logits, y, radius=0.1, margin=0.05, budget=10)
+    assert idx.tolist() == [0, 2]
+    out = search_head(h[[0, 2]], y[[0, 2]], w, b, radius=0.1, margin=0.05, solver="cbc", time_limit=10)
+    assert out.status == "optimal" and out.satisfied_after == 2 and out.satisfied_before == 1
+    assert out.rows == 2 and out.gap == 0.0  # one row per (node, other class)
+    new = h[[0, 2]] @ (w + out.delta_w).T + (b + out.delta_b)
+    assert (margins(new, y[[0, 2]]) >= 0.05 - 1e-6).all()
+    assert out.delta_w.abs().max() <= 0.1 + 1e-9 and out.delta_b.abs().max() <= 0.1 + 1e-9
+
+
+class ForcedCandidate(MILPEscape):
+    """Returns a fixed step instead of solving."""
+
+    def __init__(self, dw, db, **kw):
+        super().__init__(**kw)
+        self.dw, self.db = dw, db
+
+    def search(self, h, y, head, trainer):
+        return HeadSearch(status="optimal", seconds=0.0, nodes=len(y), binaries=len(y), satisfied_before=0,
+                          satisfied_after=len(y), delta_w=self.dw.clone(), delta_b=self.db.clone())
+
+
+def test_worse_candidate_is_reverted_bit_for_bit():
+    # moving the boundary further right (bias towards class 0) misclassifies more: worse loss
+    esc = ForcedCandidate(torch.zeros(2, 2), torch.tensor([0.1, -0.1]))
+    trainer, model = plateau_trainer(esc)
+    with torch.no_grad():  # a weight pattern whose float additions would not round-trip exactly
+        model.head.weight.add_(torch.randn(2, 2) * 1e-3)
+    saved = saved_head(model)
+    opt_state = {k: dict(v) for k, v in trainer.strategy.optimizer.state.items()}
+    esc.on_plateau(trainer)
+    assert_head_equal(model, saved)
+    (rec,) = esc.records
+    assert not rec["accepted"] and rec["reason"].startswith("rejected: objective")
+    assert rec["candidate_objective"] > rec["objective_before"]
+    assert rec["train_loss_after"] == rec["train_loss_before"]
+    assert trainer.plateau_escaped is False
+    assert {k: dict(v) for k, v in trainer.strategy.optimizer.state.items()}.keys() == opt_state.keys()
+
+
+def test_candidate_that_drops_validation_is_reverted():
+    # a better training loss but a validation figure that drops: rejected
+    esc = ForcedCandidate(torch.zeros(2, 2), torch.tensor([-0.1, 0.1]))
+    values = iter([0.9, 0.8])
+    esc._val = lambda trainer: next(values)
+    trainer, model = plateau_trainer(esc)
+    saved = saved_head(model)
+    esc.on_plateau(trainer)
+    (rec,) = esc.records
+    assert rec["candidate_objective"] < rec["objective_before"]
+    assert not rec["accepted"] and "val_accuracy" in rec["reason"]
+    assert_head_equal(model, saved)
+
+
+@pytest.mark.parametrize("status", ["INFEASIBLE", "NO_SOLUTION_FOUND", "crash", "unavailable"])
+def test_no_solution_leaves_weights_untouched(monkeypatch, status):
+    if status == "unavailable":
+        def broken(*a, **k):
+            raise OSError("libHiGHS.so: cannot open shared object file")
+        monkeypatch.setattr(mip, "Model", broken)
+    else:
+        def optimize(self, **kw):
+            if status == "crash":
+                raise RuntimeError("solver crashed")
+            return getattr(mip.OptimizationStatus, status)  # as after a time-out without incumbent
+        monkeypatch.setattr(mip.Model, "optimize", optimize)
+    esc = MILPEscape(radius=0.1, margin=0.05, time_limit=1)
+    trainer, model = plateau_trainer(esc)
+    saved = saved_head(model)
+    esc.on_plateau(trainer)
+    (rec,) = esc.records
+    expected = {"INFEASIBLE": "infeasible", "NO_SOLUTION_FOUND": "no_solution_found", "crash": "error",
+                "unavailable": "unavailable"}[status]
+    assert rec["status"] == expected and not rec["accepted"] and rec["reason"]
+    assert_head_equal(model, saved)
+    assert trainer.plateau_escaped is False
+
+
+def test_unknown_solver_and_bad_options_are_errors():
+    with pytest.raises(GnnkitError, match="unknown MILP solver 'gurobi'"):
+        MILPEscape(solver="gurobi")
+    with pytest.raises(GnnkitError, match="unknown MILP solver"):
+        search_head(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), torch.zeros(2, 2), torch.zeros(2),
+                    radius=0.1, margin=0.1, solver="glpk")
+    with pytest.raises(GnnkitError, match="radius"):
+        MILPEscape(radius=0.0)
+    with pytest.raises(GnnkitError, match="time limit"):
+        MILPEscape(time_limit=-1)
+
+
+def test_model_without_linear_head_is_an_error():
+    with pytest.raises(GnnkitError, match="`head`"):
+        head_of(nn.Sequential(nn.Linear(2, 2)))
+    model = MLP(2, 4, 2, num_layers=1)
+    model.head = nn.Sequential(nn.Linear(2, 2))
+    with pytest.raises(GnnkitError, match="nn.Linear"):
+        head_of(model)
+    esc = MILPEscape()
+    trainer, model = plateau_trainer(esc)
+    del model.head
+    with pytest.raises(GnnkitError, match="has none"):
+        esc.on_plateau(trainer)
+
+
+def test_options_from_command_line():
+    parser = argparse.ArgumentParser()
+    Escape.lookup("milp").add_args(parser)
+    args = parser.parse_args(["--escape-solver", "highs", "--escape-radius", "0.2", "--escape-time-limit", "3",
+                              "--escape-nodes", "64", "--escape-margin", "0.5", "--escape-max-calls", "4",
+                              "--escape-patience", "7"])
+    esc = MILPEscape.from_args(args)
+    assert (esc.solver, esc.radius, esc.time_limit, esc.nodes, esc.margin, esc.max_calls, esc.patience) == \
+        ("highs", 0.2, 3.0, 64, 0.5, 4, 7)
+    with pytest.raises(GnnkitError, match="unknown MILP solver"):
+        MILPEscape.from_args(parser.parse_args(["--escape-solver", "cplex"]))
+
+
+def test_fit_with_escape_records_calls():
+    # lr so small that validation never improves: a plateau at every evaluation after the first
+    esc = MILPEscape(patience=1, max_calls=2, time_limit=2, nodes=16, radius=0.3)
+    torch.manual_seed(0)
+    result = Trainer(max_epochs=6, seed=0, progress=False, lr=1e-7, escape=esc).fit(
+        GCN(8, 8, 2, num_layers=2, dropout=0.0), two_community_graph())
+    assert len(result["escape"]) == 2 == len(esc.records)
+    keys = {"epoch", "nodes", "binaries", "status", "gap", "seconds", "train_loss_before", "train_loss_after",
+            "val_before", "val_after", "accepted", "reason"}
+    for rec in result["escape"]:
+        assert keys <= rec.keys()
+        assert rec["train_loss_after"] <= rec["train_loss_before"]
+        assert rec["status"] in ("optimal", "feasible") and rec["binaries"] > 0
+    assert [r["epoch"] for r in result["escape"]] == sorted(r["epoch"] for r in result["escape"])
+
+
+def test_other_ranks_take_the_broadcast_head(monkeypatch):
+    """Rank != 0 solves nothing: it copies rank 0's accepted head and clears its optimizer state."""
+    esc = MILPEscape()
+    trainer, model = plateau_trainer(esc)
+    new = (torch.full((2, 2), 0.25), torch.tensor([0.5, -0.5]))
+    record = {"epoch": 0, "accepted": True, "status": "optimal"}
+    monkeypatch.setattr(milp_mod.dist, "broadcast_object", lambda obj, src=0: (record, [t.clone() for t in new]))
+    opt = trainer.strategy.optimizer
+    opt.state[model.head.weight] = {"step": torch.tensor(3.0)}
+    rank1 = types.SimpleNamespace(raw_model=model, strategy=trainer.strategy, is_main=False, world_size=2,
+                                  plateau_escaped=False, progress=False)
+    esc._escape = lambda *a: pytest.fail("a non-main rank must not solve")
+    esc.on_plateau(rank1)
+    assert torch.equal(model.head.weight, new[0]) and torch.equal(model.head.bias, new[1])
+    assert rank1.plateau_escaped and esc.records == [record] and model.head.weight not in opt.state
