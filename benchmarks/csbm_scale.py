@@ -47,7 +47,8 @@ def main() -> int:
     p.add_argument("--avg-degree", type=float, default=25.26, help="ogbn-products: 61,859,140 / 2,449,029")
     p.add_argument("--num-features", type=int, default=100)
     p.add_argument("--num-classes", type=int, default=47)
-    p.add_argument("--degree-exponent", type=float, nargs="*", default=[None, 2.5],
+    p.add_argument("--degree-exponent", type=lambda s: None if s.lower() == "none" else float(s), nargs="+",
+                   default=[None, 2.5],
                    help="one run per value; 'none' = Poisson degrees (default: none and 2.5)")
     p.add_argument("--max-seconds", type=float, default=60.0)
     p.add_argument("--max-gib", type=float, default=8.0)

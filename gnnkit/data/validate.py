@@ -164,9 +164,12 @@ def validate(data: Data, *, fix: bool = False) -> Data:
     if n == 0:
         raise GraphValidationError("empty graph: 0 nodes")
     _check_x(getattr(data, "x", None), n)
-    ei = _check_edge_index(data, n)
+    stored = data._store.get("num_nodes")  # noqa: SLF001 - an explicit num_nodes, when one was set
+    if stored is not None and int(stored) != n:
+        raise GraphValidationError(f"x has {n} rows but num_nodes is {int(stored)}")
     _check_y(data, n)
     _check_masks(data, n)
+    ei = _check_edge_index(data, n)
     if ei.numel() == 0:
         return data
     loops = ei[0] == ei[1]

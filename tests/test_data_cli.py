@@ -1,0 +1,43 @@
+"""`gnnkit datasets` and `gnnkit info` through gnnkit.cli.main."""
+import json
+
+from gnnkit.cli import main
+
+
+def test_info_cora(cora_root, capsys):
+    assert main(["info", "Cora", "--root", str(cora_root)]) == 0
+    out = capsys.readouterr().out
+    for line in ("nodes:                  2708", "edges:                  10556 (directed)",
+                 "features:               1433", "classes:                7", "split (train/val/test): 140/500/1000"):
+        assert line in out
+
+
+def test_info_npz_json(shared_data, capsys):
+    assert main(["info", str(shared_data / "npz" / "cora.npz"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["nodes"] == 2708 and info["classes"] == 7 and info["self_loops"] == 0
+    assert 0.75 < info["edge_homophily"] < 0.85 and info["degree"]["min"] >= 1
+
+
+def test_info_csbm_options(capsys):
+    assert main(["info", "csbm", "--num-nodes", "2000", "--avg-degree", "6", "--homophily", "0.5",
+                 "--num-features", "8", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["nodes"] == 2000 and info["features"] == 8 and 5.8 < info["degree"]["mean"] <= 6
+    assert abs(info["edge_homophily"] - 0.5) < 0.05 and info["duplicate_edges"] == 0
+
+
+def test_datasets_lists_presence(cora_root, capsys):
+    assert main(["datasets", "--root", str(cora_root)]) == 0
+    out = capsys.readouterr().out
+    assert "Cora             present" in out and "ogbn-arxiv       absent" in out and "csbm" in out
+
+
+def test_errors_are_one_line_exit_2(tmp_path, capsys):
+    assert main(["info", "Nope"]) == 2
+    assert capsys.readouterr().err.startswith("gnnkit: error: unknown dataset 'Nope'; known: Cora")
+    assert main(["info", "Cora", "--root", str(tmp_path), "--num-nodes", "5"]) == 2
+    assert "--num-nodes: csbm options, but the dataset is 'Cora'" in capsys.readouterr().err
+    assert main(["info", "PubMed", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PubMed not found: expected ind.pubmed.x" in err

@@ -1,0 +1,89 @@
+"""OGB through the real ogb code, on a miniature ogbn-arxiv in OGB's exact on-disk layout.
+
+The miniature: 12 nodes on a directed ring 0 -> 1 -> ... -> 11 -> 0, 4 features, labels
+``i % 3``, years 2000..2011, time split train 0-5 / valid 6-8 / test 9-11.
+"""
+import builtins
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from gnnkit.data import is_present, load
+from gnnkit.errors import GnnkitError
+
+
+def _csv_gz(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        for row in rows:
+            f.write(",".join(str(v) for v in np.atleast_1d(row)) + "\n")
+
+
+def mini_arxiv(root, n=12):
+    folder = root / "ogbn_arxiv"
+    folder.mkdir(parents=True)
+    (folder / "RELEASE_v1.txt").write_text("miniature for tests\n")
+    src = np.arange(n)
+    _csv_gz(folder / "raw/edge.csv.gz", np.stack([src, (src + 1) % n], 1))
+    _csv_gz(folder / "raw/num-node-list.csv.gz", [n])
+    _csv_gz(folder / "raw/num-edge-list.csv.gz", [n])
+    _csv_gz(folder / "raw/node-feat.csv.gz", np.random.default_rng(0).normal(size=(n, 4)).round(4))
+    _csv_gz(folder / "raw/node-label.csv.gz", src[:, None] % 3)
+    _csv_gz(folder / "raw/node_year.csv.gz", 2000 + src[:, None])
+    for part, idx in (("train", range(0, 6)), ("valid", range(6, 9)), ("test", range(9, 12))):
+        _csv_gz(folder / f"split/time/{part}.csv.gz", list(idx))
+    return folder
+
+
+@pytest.fixture
+def never_prompt(monkeypatch):
+    def fail(*_a, **_k):
+        raise AssertionError("input() was called")
+
+    monkeypatch.setattr(builtins, "input", fail)
+
+
+def test_mini_arxiv_loads_through_ogb(tmp_path, never_prompt):
+    mini_arxiv(tmp_path)
+    assert is_present("ogbn-arxiv", tmp_path)
+    for _ in range(2):  # first run processes the raw files, the second reads processed/
+        data = load("ogbn-arxiv", root=tmp_path)
+        assert data.x.shape == (12, 4) and data.x.dtype == torch.float32
+        assert data.y.tolist() == [i % 3 for i in range(12)] and data.y.dtype == torch.long
+        assert data.edge_index[:, :3].tolist() == [[0, 1, 2], [1, 2, 3]]  # directed, as OGB gives it
+        assert data.train_mask.nonzero().view(-1).tolist() == list(range(6))
+        assert data.val_mask.nonzero().view(-1).tolist() == [6, 7, 8]
+        assert int(data.test_mask.sum()) == 3
+        assert data.num_classes == 40 and data.evaluator_name == "ogbn-arxiv" and data.name == "ogbn-arxiv"
+    assert (tmp_path / "ogbn_arxiv" / "processed" / "geometric_data_processed.pt").is_file()
+    assert load("ogbn-arxiv", root=tmp_path, undirected=True).edge_index.size(1) == 24
+
+
+def test_evaluator_accepts_the_name(tmp_path, never_prompt):
+    from ogb.nodeproppred import Evaluator
+
+    mini_arxiv(tmp_path)
+    data = load("ogbn-arxiv", root=tmp_path)
+    y = data.y[data.test_mask].view(-1, 1)
+    assert Evaluator(data.evaluator_name).eval({"y_true": y, "y_pred": y})["acc"] == 1.0
+
+
+def test_missing_dataset_names_folder_and_files(tmp_path, never_prompt):
+    with pytest.raises(GnnkitError, match=r"ogbn-products not found: expected RELEASE_v1\.txt, raw/edge\.csv\.gz, "
+                                          r".*split/sales_ranking/test\.csv\.gz under .*ogbn_products"):
+        load("ogbn-products", root=tmp_path)
+
+
+def test_outdated_folder_never_prompts(tmp_path, never_prompt):
+    # Without RELEASE_v1.txt ogb would ask "Will you update the dataset now? (y/N)" on stdin.
+    folder = mini_arxiv(tmp_path)
+    (folder / "RELEASE_v1.txt").unlink()
+    with pytest.raises(GnnkitError, match=r"expected RELEASE_v1\.txt under .*ogbn_arxiv"):
+        load("ogbn-arxiv", root=tmp_path)
+
+
+def test_unsupported_ogb_dataset(tmp_path):
+    with pytest.raises(GnnkitError, match="ogbn-mag is not supported"):
+        load("ogbn-mag", root=tmp_path)
