@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gnnkit.sparse import Adjacency, SparseInputError, spmm
-from gnnkit.sparse.build import insert_diagonal, transpose_csr
+from gnnkit.sparse.build import insert_diagonal, sort_csr, transpose_csr
 
 N = 6
 EDGES = torch.tensor([[0, 1, 1, 3, 5, 5, 1],
@@ -46,9 +46,11 @@ def dense_reference(edge_index, n, norm, weight=None, lam=0.0, n_rows=None):
 
 @pytest.mark.parametrize("norm", ["gcn", "mean", "sum", "diag"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_normalization_matches_dense(norm, weighted):
+@pytest.mark.parametrize("sort_columns", [False, True])
+def test_normalization_matches_dense(norm, weighted, sort_columns):
     w = WEIGHTS if weighted else None
-    adj = Adjacency.from_edge_index(EDGES, N, norm=norm, edge_weight=w, diag_lambda=0.7, dtype=D)
+    adj = Adjacency.from_edge_index(EDGES, N, norm=norm, edge_weight=w, diag_lambda=0.7, dtype=D,
+                                    sort_columns=sort_columns)
     ref = dense_reference(EDGES, N, norm, w, lam=0.7)
     torch.testing.assert_close(adj.to_dense(), ref)
     torch.testing.assert_close(adj.csr_t.to_dense(), ref.T)
@@ -130,6 +132,26 @@ def test_unsorted_input_same_as_sorted():
         torch.testing.assert_close(a, dense_reference(ei, 50, norm, lam=1.0))
 
 
+def assert_torch_csr_invariants(csr):
+    torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(), csr.values(), csr.shape, check_invariants=True)
+
+
+def test_sorted_columns_meet_torch_invariants():
+    # sort_columns=True (the CUDA default) sums repeats (the duplicate 1->2, the loop 5->5 + I)
+    for norm in ("gcn", "mean", "diag", "sum"):
+        adj = Adjacency.from_edge_index(EDGES, N, norm=norm, sort_columns=True, dtype=D)
+        assert adj.sorted_columns
+        assert_torch_csr_invariants(adj.csr)
+        assert_torch_csr_invariants(adj.csr_t)
+        plain = Adjacency.from_edge_index(EDGES, N, norm=norm, dtype=D)
+        assert_torch_csr_invariants(sort_csr(plain.csr))
+        torch.testing.assert_close(sort_csr(plain.csr).to_dense(), plain.to_dense())
+    # the CPU default keeps repeats and puts the diagonal first: not torch-valid, still right (above)
+    assert not Adjacency.from_edge_index(EDGES, N, norm="gcn").sorted_columns
+    with pytest.raises(RuntimeError, match="sorted and distinct"):
+        assert_torch_csr_invariants(Adjacency.from_edge_index(EDGES, N, norm="gcn").csr)
+
+
 def test_symmetric_reuses_matrix_and_accepts_source_order():
     # undirected path 0 - 1 - 2 - 3, edge_index ordered by source (as PyG's to_undirected leaves it)
     ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
@@ -150,9 +172,9 @@ def test_backward_uses_transpose_and_matches_dense():
 
 
 def test_helpers_insert_diagonal_and_transpose():
-    crow, col, val = torch.tensor([0, 2, 2, 3]), torch.tensor([2, 0, 1]), torch.tensor([1.0, 2.0, 3.0])
+    crow, col, val = torch.tensor([0, 2, 2, 3]), torch.tensor([0, 2, 1]), torch.tensor([1.0, 2.0, 3.0])
     c, k, v = insert_diagonal(crow, col, val, torch.tensor([7.0, 8.0, 9.0]))
-    assert c.tolist() == [0, 3, 4, 6] and k.tolist() == [0, 2, 0, 1, 2, 1]
+    assert c.tolist() == [0, 3, 4, 6] and k.tolist() == [0, 0, 2, 1, 2, 1]
     assert v.tolist() == [7.0, 1.0, 2.0, 8.0, 9.0, 3.0]
     csr = torch.sparse_csr_tensor(crow, col, val, (3, 3), check_invariants=True)
     torch.testing.assert_close(transpose_csr(csr).to_dense(), csr.to_dense().T)
@@ -202,6 +224,7 @@ def test_cuda_matches_cpu():
     built = Adjacency.from_edge_index(EDGES.cuda(), N, norm="gcn", edge_weight=WEIGHTS.cuda(), dtype=D)
     moved = adj.to("cuda")
     assert built.device.type == "cuda" and moved.device.type == "cuda"
+    assert built.sorted_columns and moved.sorted_columns  # cuSPARSE gets sorted, distinct columns
     x = torch.randn(N, 4, dtype=D)
     for a in (built, moved):
         torch.testing.assert_close(a.to_dense().cpu(), adj.to_dense())

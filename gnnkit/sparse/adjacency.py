@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 from ..errors import GnnkitError
-from .build import (crow_from_counts, group_by_row, index_dtype, insert_diagonal, is_sorted, make_csr,
-                    transpose_csr)
+from .build import (coalesce_sorted, crow_from_counts, group_by_row, index_dtype, insert_diagonal, is_sorted,
+                    make_csr, sort_csr, transpose_csr)
 from .spmm import SparseInputError, spmm
 
 NORMS = ("gcn", "mean", "sum", "diag")
@@ -61,6 +61,13 @@ def _check_edges(edge_index: Tensor, edge_weight: Optional[Tensor], n_rows: int,
             f"targets in [{lo[1]}, {hi[1]}] in [0, {n_rows})")
 
 
+def _with_loops(rows: Tensor, cols: Tensor, w: Optional[Tensor], n: int):
+    """``(rows, cols, w)`` with the ``n`` self-loops ``(i, i)`` of weight 1 appended."""
+    loop = torch.arange(n, dtype=rows.dtype, device=rows.device)
+    w = None if w is None else torch.cat([w, torch.ones(n, dtype=w.dtype, device=w.device)])
+    return torch.cat([rows, loop]), torch.cat([cols, loop]), w
+
+
 def _times(w: Optional[Tensor], v: Tensor) -> Tensor:
     """``w * v``, or ``v`` for an unweighted graph (``w is None``: all weights 1)."""
     return v if w is None else w * v
@@ -72,13 +79,16 @@ class Adjacency:
     Args:
         csr: a ``torch.sparse_csr_tensor``.
         csr_t: its transpose in CSR, when already known (for a symmetric matrix, ``csr`` itself).
+        sorted_columns: whether ``csr`` has sorted, distinct columns in each row (torch's CSR
+            invariant, which cuSPARSE documents too); :meth:`to` a CUDA device sorts when not.
     """
 
-    def __init__(self, csr: Tensor, csr_t: Optional[Tensor] = None):
+    def __init__(self, csr: Tensor, csr_t: Optional[Tensor] = None, *, sorted_columns: bool = True):
         if csr.layout != torch.sparse_csr:
             raise GnnkitError(f"Adjacency needs a sparse CSR tensor, got layout {csr.layout}")
         self.csr = csr
         self._csr_t = csr_t
+        self.sorted_columns = sorted_columns
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -93,6 +103,7 @@ class Adjacency:
         diag_lambda: float = 0.0,
         dtype: torch.dtype = torch.float32,
         symmetric: bool = False,
+        sort_columns: Optional[bool] = None,
     ) -> "Adjacency":
         """Build from ``edge_index`` ``[2, E]`` (``j -> i`` becomes ``A[i, j]``).
 
@@ -100,7 +111,9 @@ class Adjacency:
         ``num_nodes``) the number of target rows, for bipartite layers. ``edge_weight`` ``[E]``
         gives ``a_ij`` (default 1). ``symmetric=True`` states that ``A = A^T`` (an undirected
         graph, symmetric weights): the transpose of ``"gcn"``/``"sum"`` is then the matrix itself.
-        Raises :class:`SparseInputError` on a malformed ``edge_index``/``edge_weight``.
+        ``sort_columns`` (default: on CUDA only) sorts the columns inside each row, as cuSPARSE
+        expects; MKL does not need it. Raises :class:`SparseInputError` on a malformed
+        ``edge_index``/``edge_weight``.
         """
         if norm not in NORMS:
             raise GnnkitError(f"unknown normalization {norm!r}; known: {', '.join(NORMS)}")
@@ -112,15 +125,18 @@ class Adjacency:
         if loops and n_rows != num_nodes:
             raise GnnkitError(f"norm={norm!r} adds self-loops and needs a square adjacency")
         idx = index_dtype(edge_index.shape[1] + n_rows, n_rows + 1, num_nodes)
+        sort_cols = edge_index.is_cuda if sort_columns is None else sort_columns
         w = None if edge_weight is None else edge_weight.to(dtype)
         rows, cols = edge_index[1], edge_index[0]
         if symmetric and n_rows == num_nodes and is_sorted(cols):
             rows, cols = cols, rows  # A = A^T: read the edges reversed and skip the sort
-        row, col, w, counts = group_by_row(rows, cols, w, n_rows, idx)
+        if loops and sort_cols:  # the self-loops of A + I as edges, sorted into place
+            rows, cols, w = _with_loops(rows, cols, w, n_rows)
+        row, col, w, counts = group_by_row(rows, cols, w, n_rows, num_nodes, idx, sort_cols)
         # deg[i]: weighted in-degree of row i, counting the self-loop of A + I
         deg = (counts.to(dtype) if w is None
                else torch.zeros(n_rows, dtype=dtype, device=row.device).index_add_(0, row, w))
-        if loops:
+        if loops and not sort_cols:
             deg += 1.0
         diag = torch.ones(n_rows, dtype=dtype, device=row.device)
         if norm == "gcn":  # d_i^-1/2 a_ij d_j^-1/2
@@ -137,13 +153,16 @@ class Adjacency:
                 val = torch.where(row == col, val * (1.0 + diag_lambda), val)
         else:  # sum: a_ij
             val = torch.ones(row.numel(), dtype=dtype, device=row.device) if w is None else w
+        if sort_cols:  # repeated (row, col) pairs summed into one entry
+            row, col, val = coalesce_sorted(row, col, val, num_nodes)
+            counts = torch.bincount(row, minlength=n_rows)
         del row
         crow = crow_from_counts(counts, idx)
-        if loops:
+        if loops and not sort_cols:  # the self-loops of A + I, first in each row
             crow, col, val = insert_diagonal(crow, col, val, diag)
         csr = make_csr(crow, col, val, (n_rows, num_nodes))
         sym = symmetric and norm in ("gcn", "sum") and n_rows == num_nodes
-        return cls(csr, csr if sym else None)
+        return cls(csr, csr if sym else None, sorted_columns=sort_cols)
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -174,17 +193,22 @@ class Adjacency:
         return spmm(self, x)
 
     def to(self, device) -> "Adjacency":
+        """This adjacency on ``device``; on CUDA with sorted, distinct columns (cuSPARSE's CSR)."""
         device = torch.device(device)
         if self.csr.device == device:
             return self
         csr = self.csr.to(device)
+        if device.type == "cuda" and not self.sorted_columns:
+            csr = sort_csr(csr)
+            return Adjacency(csr, csr if self._csr_t is self.csr else None)
         if self._csr_t is self.csr:
-            return Adjacency(csr, csr)
-        return Adjacency(csr, None if self._csr_t is None else self._csr_t.to(device))
+            return Adjacency(csr, csr, sorted_columns=self.sorted_columns)
+        csr_t = None if self._csr_t is None else self._csr_t.to(device)
+        return Adjacency(csr, csr_t, sorted_columns=self.sorted_columns)
 
     def t(self) -> "Adjacency":
         """The transpose ``[num_cols, num_rows]`` (its own transpose is this adjacency's CSR)."""
-        return Adjacency(self.csr_t, self.csr)
+        return Adjacency(self.csr_t, self.csr, sorted_columns=self.sorted_columns)
 
     def row_slice(self, start: int, end: int) -> "Adjacency":
         """Rows ``start:end`` as a ``[end - start, num_cols]`` adjacency (no copy of the rest)."""
@@ -194,7 +218,7 @@ class Adjacency:
         lo, hi = int(crow[start]), int(crow[end])
         sub = make_csr(crow[start:end + 1] - lo, self.csr.col_indices()[lo:hi],
                        self.csr.values()[lo:hi], (end - start, self.num_cols))
-        return Adjacency(sub)
+        return Adjacency(sub, sorted_columns=self.sorted_columns)
 
     def to_dense(self) -> Tensor:
         return self.csr.to_dense()

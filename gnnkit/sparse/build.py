@@ -1,10 +1,13 @@
 """CSR construction from edge lists: grouping by row, diagonal insertion, transposition.
 
 All helpers work on the three CSR arrays ``crow`` ``[n + 1]``, ``col`` ``[nnz]`` and ``val``
-``[nnz]`` (or ``None`` for an all-ones pattern). Rows must be contiguous and in order; the columns
-inside a row may come in any order: ``torch.sparse.mm`` (MKL on CPU, cuSPARSE on CUDA) sums each
-row's entries whatever their order, and duplicates add up. So building needs a sort on the row
-only, never on the ``(row, col)`` pair, and no sort at all when the rows already come in order.
+``[nnz]``. Rows must be contiguous and in order. On CPU the columns inside a row may come in any
+order and repeat: MKL's CSR product sums each row's entries whatever their order (checked against
+dense algebra in the tests), so building needs a sort on the row only, never on the ``(row, col)``
+pair, and no sort at all when the rows already come in order. Such a CSR breaks torch's own
+invariant (sorted, distinct columns; ``check_invariants=True`` rejects it), which only the
+invariant checker and the layout conversions care about. cuSPARSE documents sorted columns, so
+on CUDA the build sorts on ``(row, col)`` (a GPU radix sort, cheap there).
 
 Index dtype: ``int32`` whenever ``nnz`` and the sizes fit, because MKL (LP64) works on 32-bit
 indices and would otherwise convert the ``int64`` arrays on every product; ``int64`` beyond.
@@ -44,20 +47,49 @@ def is_sorted(x: Tensor) -> bool:
     return x.numel() < 2 or bool((x[1:] >= x[:-1]).all())
 
 
-def group_by_row(row: Tensor, col: Tensor, val: Optional[Tensor], n_rows: int, idx: torch.dtype):
-    """Order the ``nnz`` entries ``(row, col, val)`` by row (any order within a row).
+def group_by_row(row: Tensor, col: Tensor, val: Optional[Tensor], n_rows: int, n_cols: int,
+                 idx: torch.dtype, sort_cols: bool = False):
+    """Order the ``nnz`` entries ``(row, col, val)`` by row, keeping their order within a row.
 
+    With ``sort_cols`` the columns inside each row come sorted too (a sort on the ``int64`` key
+    ``row * n_cols + col``; cuSPARSE documents sorted columns as part of its CSR format).
     Returns ``(row, col, val, counts)``: ``row`` sorted (``idx`` dtype), ``col`` permuted along
     (``idx`` dtype), ``val`` permuted (or ``None``) and ``counts`` ``[n_rows]`` the entries per row
-    (``int64``). Rows already in order (checked in ``O(nnz)``) are not sorted.
+    (``int64``). Entries already in order (checked in ``O(nnz)``) are not sorted.
     """
     row, col = row.to(idx), col.to(idx)
-    if not is_sorted(row):
-        row, perm = torch.sort(row)  # unstable: column order within a row is free
+    perm = None
+    if sort_cols:
+        key = row.long() * n_cols + col
+        if not is_sorted(key):
+            perm = torch.sort(key, stable=True).indices
+            row = row.index_select(0, perm)
+    elif not is_sorted(row):
+        row, perm = torch.sort(row, stable=True)
+    if perm is not None:
         col = col.index_select(0, perm)
         val = None if val is None else val.index_select(0, perm)
     counts = torch.bincount(row, minlength=n_rows)
     return row, col, val, counts
+
+
+def coalesce_sorted(row: Tensor, col: Tensor, val: Tensor, n_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Sum the repeated ``(row, col)`` entries of ``nnz`` entries sorted by ``(row, col)``."""
+    key = row.long() * n_cols + col
+    if is_sorted(key) and (key.numel() < 2 or bool((key[1:] > key[:-1]).all())):
+        return row, col, val
+    uniq, inverse = torch.unique_consecutive(key, return_inverse=True)
+    val = torch.zeros(uniq.numel(), dtype=val.dtype, device=val.device).index_add_(0, inverse, val)
+    return (uniq // n_cols).to(row.dtype), (uniq % n_cols).to(col.dtype), val
+
+
+def sort_csr(csr: Tensor) -> Tensor:
+    """``csr`` with sorted, distinct columns in each row (repeats summed): torch's CSR invariant."""
+    crow, col, val = csr.crow_indices(), csr.col_indices(), csr.values()
+    n, m = csr.shape
+    row, col, val, _ = group_by_row(rows_of(crow), col, val, n, m, col.dtype, sort_cols=True)
+    row, col, val = coalesce_sorted(row, col, val, m)
+    return make_csr(crow_from_counts(torch.bincount(row, minlength=n), crow.dtype), col, val, (n, m))
 
 
 def insert_diagonal(crow: Tensor, col: Tensor, val: Tensor, diag: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -88,8 +120,11 @@ def rows_of(crow: Tensor) -> Tensor:
 
 
 def transpose_csr(csr: Tensor) -> Tensor:
-    """``A^T`` in CSR for ``A`` ``[n, m]`` in CSR: one sort on the column index, ``O(nnz log nnz)``."""
+    """``A^T`` in CSR for ``A`` ``[n, m]`` in CSR: one stable sort on the column index.
+
+    The rows of ``A`` come in order, so a stable sort leaves the columns of ``A^T`` sorted.
+    """
     crow, col, val = csr.crow_indices(), csr.col_indices(), csr.values()
     n, m = csr.shape
-    t_row, t_col, t_val, counts = group_by_row(col, rows_of(crow), val, m, col.dtype)
+    t_row, t_col, t_val, counts = group_by_row(col, rows_of(crow), val, m, n, col.dtype)
     return make_csr(crow_from_counts(counts, crow.dtype), t_col, t_val, (m, n))
