@@ -19,8 +19,11 @@ When the validation metric has not improved for ``patience`` evaluations, the Tr
 
 Every call appends a record ``{epoch, solver, nodes, binaries, rows, status, gap, seconds,
 satisfied_before, satisfied_after, train_loss_before, train_loss_after, objective_before,
-objective_after, val_before, val_after, accepted, reason}`` to ``self.records`` (``train_loss`` is
-the cross-entropy part of ``J``) and logs one line. On acceptance the escape sets
+objective_after, val_before, val_after, candidate_objective, candidate_val, accepted, reason}`` to
+``self.records`` (``train_loss`` is the cross-entropy part of ``J``; the ``*_after`` figures are
+those of the weights the call leaves, the ``candidate_*`` ones those of the solver's point) and
+logs one line (``tqdm.write`` with a progress bar, the ``gnnkit.escape`` logger always); with a
+``log_dir`` the records also go to ``log_dir/escape.json``. On acceptance the escape sets
 ``trainer.plateau_escaped`` (the Trainer restarts its patience count).
 
 Optimizer state: after an accepted point the optimizer's per-parameter state (Adam's moments and
@@ -37,8 +40,10 @@ records. The acceptance test's evaluation runs on rank 0 alone and must not need
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from typing import Optional
 
 import torch
@@ -115,6 +120,8 @@ class MILPEscape(Escape):
             if getattr(trainer, "progress", False):
                 tqdm.write(line)
             log.info(line)
+            if getattr(trainer, "log_dir", None):
+                _write_json(self.records, os.path.join(trainer.log_dir, "escape.json"))
 
     # -- one call on the main rank ----------------------------------------------------------------
     def _escape(self, trainer, head: nn.Linear) -> dict:
@@ -184,26 +191,23 @@ class MILPEscape(Escape):
     # -- command line -----------------------------------------------------------------------------
     @classmethod
     def add_args(cls, parser) -> None:
-        add_option(parser, "--escape-solver", default="cbc", help="milp escape: cbc or highs (default cbc)")
-        add_option(parser, "--escape-radius", type=float, default=0.05,
-                   help="milp escape: box half-width around the head's weights and bias (default 0.05)")
-        add_option(parser, "--escape-time-limit", type=float, default=10.0,
-                   help="milp escape: solver seconds per call (default 10)")
-        add_option(parser, "--escape-nodes", type=int, default=96,
-                   help="milp escape: training nodes with a binary (default 96)")
-        add_option(parser, "--escape-margin", type=float, default=0.1,
-                   help="milp escape: logit margin a fixed node's class must win by (default 0.1)")
-        add_option(parser, "--escape-max-calls", type=int, default=10, help="milp escape: calls per run (default 10)")
-        add_option(parser, "--escape-patience", type=int, default=10,
-                   help="milp escape: evaluations without validation improvement that trigger it (default 10)")
+        for key, typ, default, text in OPTIONS:
+            add_option(parser, "--escape-" + key.replace("_", "-"), type=typ, default=default,
+                       help=f"milp escape: {text} (default {default})")
 
     @classmethod
     def from_args(cls, args) -> "MILPEscape":
-        g = lambda key, default: getattr(args, key, default)  # noqa: E731
-        return cls(solver=g("escape_solver", "cbc"), radius=g("escape_radius", 0.05),
-                   time_limit=g("escape_time_limit", 10.0), nodes=g("escape_nodes", 96),
-                   margin=g("escape_margin", 0.1), max_calls=g("escape_max_calls", 10),
-                   patience=g("escape_patience", 10))
+        return cls(**{key: getattr(args, f"escape_{key}", default) for key, _, default, _ in OPTIONS})
+
+
+# (constructor argument, type, default, help) of each --escape-* option
+OPTIONS = [("solver", str, "cbc", "cbc or highs"),
+           ("radius", float, 0.05, "box half-width around the head's weights and bias"),
+           ("time_limit", float, 10.0, "solver seconds per call"),
+           ("nodes", int, 96, "training nodes with a binary"),
+           ("margin", float, 0.1, "logit margin by which a fixed node's class must win"),
+           ("max_calls", int, 10, "calls per run"),
+           ("patience", int, 10, "evaluations without validation improvement that trigger it")]
 
 
 def head_of(model) -> nn.Linear:
@@ -242,6 +246,14 @@ def _worse(new: float, old: float, higher_is_better: bool) -> bool:
     if math.isnan(old):
         return False
     return new < old if higher_is_better else new > old
+
+
+def _write_json(obj, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=float)
+    os.replace(tmp, path)
 
 
 def _describe(r: dict) -> str:
