@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 import traceback
@@ -54,6 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
+        logging.basicConfig(level=logging.INFO, format="gnnkit: %(message)s", stream=sys.stderr)
         return int(args._run(args) or 0)
     except (GnnkitError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if debug:

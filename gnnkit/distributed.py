@@ -7,6 +7,7 @@ the Trainer has a single code path.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import timedelta
 from typing import Any, Optional, Sequence
@@ -56,6 +57,21 @@ def shutdown(started: bool) -> None:
 def barrier() -> None:
     if is_initialized():
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first():
+    """Run the body on rank 0 first and on the other ranks after it (caches written once)."""
+    if not is_initialized():
+        yield
+        return
+    if not is_main():
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if is_main():
+            dist.barrier()
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

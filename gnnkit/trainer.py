@@ -14,6 +14,7 @@ in DistributedDataParallel and lets only rank 0 write; see :mod:`gnnkit.distribu
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import random
@@ -33,6 +34,8 @@ from .escape import Escape
 from .sparse import Adjacency
 from .strategies import Strategy
 from .tasks import Task
+
+log = logging.getLogger("gnnkit")
 
 
 def seed_everything(seed: int) -> None:
@@ -188,6 +191,9 @@ class Trainer:
             dist.shutdown(self._dist_started)
 
     def _fit(self, model, data, ckpt_path) -> dict:
+        if self.world_size > 1 and self.task.distributed_unsupported:
+            raise GnnkitError(f"task {self.task.name!r} cannot run on {self.world_size} processes: "
+                              f"{self.task.distributed_unsupported}")
         seed_everything(self.seed)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -318,6 +324,8 @@ class Trainer:
         ckpt.set_rng_state(state["rng"])
         self.start_epoch = state["epoch"] + 1
         self.resumed_from = path
+        if self.is_main:
+            log.info("resumed from %s (epoch %d done)", path, state["epoch"])
 
     # -- end of fit and evaluation --------------------------------------------------------------------
     def _finish(self) -> dict:

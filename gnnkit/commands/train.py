@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     except ImportError:  # data layer without the generator's options
         pass
     else:
-        add_csbm_arguments(p.add_argument_group("csbm generator (with --dataset csbm)"))
+        add_csbm_arguments(p)
     for axis in (Task, Sampler, Strategy, Escape):
         group = p.add_argument_group(f"{axis.axis} options")
         for name in axis.names():
@@ -125,8 +125,19 @@ def run(args) -> int:
         from ..data.csbm import csbm_kwargs_from_args
 
         args.dataset_options = csbm_kwargs_from_args(args)
+    from ..trainer import resolve_device
+
+    started = dist.init(resolve_device(args.device), args.backend)
+    try:
+        return _run(args, Trainer, seed_everything, Task, Sampler, Strategy, Escape)
+    finally:
+        dist.shutdown(started)
+
+
+def _run(args, Trainer, seed_everything, Task, Sampler, Strategy, Escape) -> int:
     task = Task.lookup(args.task).from_args(args)
-    data = task.load_data(args)
+    with dist.main_first():  # rank 0 writes any processed files while the others wait
+        data = task.load_data(args)
     main = dist.is_main()
     runs = []
     for seed in range(args.seeds):

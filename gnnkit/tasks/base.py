@@ -6,7 +6,7 @@ model and stops early on ``val_<metric>``.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from ..plugins import Plugin
 
@@ -18,6 +18,8 @@ class Task(Plugin):
 
     metric: str = "accuracy"
     higher_is_better: bool = True
+    #: ``None`` when the task runs on several processes, else the reason it cannot.
+    distributed_unsupported: Optional[str] = None
 
     # -- used by ``gnnkit train`` -----------------------------------------------------------------
     def load_data(self, args) -> Any:
