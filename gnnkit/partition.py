@@ -12,8 +12,9 @@ asymmetric one is symmetrized by sorting both key sets together. Repeated keys a
 ``xadj`` is the running sum of the per-row counts.
 
 Cache. The file ``<cache_dir>/metis-p<P>-<key>.pt`` holds the parts; ``key`` is a BLAKE2b hash of
-the METIS CSR (so of the graph, whatever its edge order) and of the options (parts, seed,
-``ufactor``, recursive bisection or k-way). It is written atomically (temporary file +
+the graph as given (``num_nodes`` and the bytes of ``edge_index``, so a cache hit costs one read
+of the edges and no sort; the same graph with its edges in another order is a cache miss, never a
+wrong hit) and of the options (parts, seed, ``ufactor``, recursive bisection or k-way). It is written atomically (temporary file +
 ``os.replace``) and verified on load: the stored key, the length (``num_nodes``), the range
 (``0 <= part < P``) and a hash of the stored parts. A file that fails any check, or cannot be
 read, is reported with :func:`warnings.warn` and recomputed, never used. ``cache_dir`` defaults to
@@ -61,7 +62,7 @@ class Partition:
     parts: Tensor
     num_parts: int
     edge_cut: int  # undirected edges whose ends lie in different parts
-    seconds: float  # time this call took (building the CSR, hashing, METIS or the cache load)
+    seconds: float  # time this call took (hashing, then the cache load or the CSR build and METIS)
     cached: bool  # loaded from the cache rather than computed
     path: Optional[str]  # the cache file (None without a cache)
     key: str
@@ -208,9 +209,9 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
     """
     t0 = time.perf_counter()
     check_request(num_nodes, int(edge_index.shape[1]), num_parts)
-    xadj, adjncy = metis_graph(edge_index, num_nodes)
-    check_request(num_nodes, adjncy.numel(), num_parts)
-    key = _hash_tensors(xadj, adjncy, extra=_options_text(num_parts, seed, ufactor, recursive))
+    ei = edge_index.detach().to("cpu", torch.int64)
+    check_request(num_nodes, int((ei[0] != ei[1]).sum()), num_parts)
+    key = _hash_tensors(ei, extra=f"nodes={num_nodes}|" + _options_text(num_parts, seed, ufactor, recursive))
     path = None
     if use_cache:
         path = os.path.join(cache_dir or default_cache_dir(), f"metis-p{num_parts}-{key}.pt")
@@ -219,6 +220,8 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
             if parts is not None:
                 return Partition(parts, num_parts, cut, time.perf_counter() - t0, True, path, key)
             warnings.warn(f"partition cache {path} rejected: {reason}; recomputing it", stacklevel=2)
+    xadj, adjncy = metis_graph(ei, num_nodes)
+    del ei
     parts, cut = run_metis(xadj, adjncy, num_parts, seed=seed, ufactor=ufactor, recursive=recursive)
     del xadj, adjncy
     if path is not None:
