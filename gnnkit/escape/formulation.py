@@ -121,13 +121,18 @@ def search_head(h: Tensor, y: Tensor, weight: Tensor, bias: Tensor, *, radius: f
         out.status, out.seconds = "unavailable", time.perf_counter() - t0
         out.notes.append(f"{name} could not be started: {e}")
         return out
+    if str(getattr(model, "solver_name", name)).lower() != name.lower():  # python-mip's silent fallback
+        out.status, out.seconds = "unavailable", time.perf_counter() - t0
+        out.notes.append(f"python-mip started {model.solver_name} instead of {name}")
+        return out
     try:
         model.verbose, model.threads, model.seed = 0, max(1, int(threads)), int(seed)
         pw = [[model.add_var(lb=0.0, ub=radius) for _ in range(d + 1)] for _ in range(c)]  # column d: bias
         qw = [[model.add_var(lb=0.0, ub=radius) for _ in range(d + 1)] for _ in range(c)]
         z = [model.add_var(var_type=mip.BINARY) for _ in range(n)]
         eps = 1.0 / (4.0 * radius * c * (d + 1))
-        model.objective = mip.xsum(z) - eps * (mip.xsum(v for row in pw for v in row) + mip.xsum(v for row in qw for v in row))
+        moves = mip.xsum(v for row in pw + qw for v in row)
+        model.objective = mip.xsum(z) - eps * moves
         hb = torch.cat([h64, torch.ones(n, 1, dtype=h64.dtype)], 1).numpy()  # [n, d+1] with the bias input
         pairs = (big_m > 0).nonzero().tolist()  # the only loop: over the bounded chosen set's rows
         for i, k in pairs:
@@ -137,7 +142,8 @@ def search_head(h: Tensor, y: Tensor, weight: Tensor, bias: Tensor, *, radius: f
             model.add_constr(mip.LinExpr(variables, coeffs) >= margin - float(diff[i, k]) - float(big_m[i, k]))
         out.rows, out.columns = len(pairs), 2 * c * (d + 1) + n
         current = (margins(logits, yy) >= margin).tolist()
-        model.start = [(z[i], 1.0 if current[i] else 0.0) for i in range(n)] + [(v, 0.0) for row in pw + qw for v in row]
+        model.start = ([(z[i], 1.0 if current[i] else 0.0) for i in range(n)]
+                       + [(v, 0.0) for row in pw + qw for v in row])
         status = model.optimize(max_seconds=time_limit)
         out.status = status.name.lower()
         if model.num_solutions > 0 and status in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):

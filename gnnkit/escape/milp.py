@@ -91,7 +91,8 @@ class MILPEscape(Escape):
         for ok, msg in checks:
             if not ok:
                 raise GnnkitError(msg)
-        self.radius, self.time_limit, self.nodes, self.margin = float(radius), float(time_limit), int(nodes), float(margin)
+        self.radius, self.time_limit = float(radius), float(time_limit)
+        self.nodes, self.margin = int(nodes), float(margin)
         self.max_calls, self.patience, self.threads = int(max_calls), int(patience), int(threads)
 
     # -- the hook -------------------------------------------------------------------------------
@@ -101,12 +102,20 @@ class MILPEscape(Escape):
         head = head_of(trainer.raw_model)
         payload = None
         if trainer.is_main:
-            record = self._escape(trainer, head)
-            state = [t.detach().cpu() for t in (head.weight, head.bias)] if record["accepted"] else None
-            payload = (record, state)
+            try:
+                record = self._escape(trainer, head)
+            except GnnkitError as e:  # tell the other ranks, which wait in the broadcast below
+                if trainer.world_size == 1:
+                    raise
+                payload = (str(e), None)
+            else:
+                state = [t.detach().cpu() for t in (head.weight, head.bias)] if record["accepted"] else None
+                payload = (record, state)
         if trainer.world_size > 1:
             payload = dist.broadcast_object(payload)
         record, state = payload
+        if isinstance(record, str):
+            raise GnnkitError(record)
         if state is not None and not trainer.is_main:
             with torch.no_grad():
                 head.weight.copy_(state[0].to(head.weight.device))
@@ -142,8 +151,8 @@ class MILPEscape(Escape):
         record = {"epoch": trainer.epoch, "solver": self.solver, "nodes": 0, "binaries": 0, "rows": 0,
                   "status": "skipped", "gap": None, "seconds": 0.0, "satisfied_before": 0, "satisfied_after": None,
                   "train_loss_before": loss0, "train_loss_after": loss0, "objective_before": obj0,
-                  "objective_after": obj0, "val_before": val0, "val_after": val0, "candidate_objective": None, "candidate_val": None,
-                  "accepted": False, "reason": ""}
+                  "objective_after": obj0, "val_before": val0, "val_after": val0, "candidate_objective": None,
+                  "candidate_val": None, "accepted": False, "reason": ""}
         with torch.no_grad():
             idx = select_nodes(h, head(h), yt, radius=self.radius, margin=self.margin, budget=self.nodes)
         if idx.numel() == 0:
