@@ -6,7 +6,9 @@ Each configuration runs in a fresh Python process, so its peak resident memory
 (``getrusage(RUSAGE_SELF).ru_maxrss``, which counts torch's and numpy's allocations, unlike
 tracemalloc) belongs to that generation alone. It reports the generation time, the time of
 ``gnnkit.data.validate`` on the result, the graph's size, and checks the issue's budget
-(60 s, 8 GiB). Exits 1 when a run is over budget.
+(60 s, 8 GiB) on wall time. Exits 1 when a run is over budget. It also prints the CPU time
+(user + sys) and the load average around the run: on a shared machine the wall time grows with
+the other processes, the CPU time much less.
 """
 from __future__ import annotations
 
@@ -17,16 +19,18 @@ import subprocess
 import sys
 
 _CHILD = r"""
-import json, resource, sys, time, torch
+import json, os, resource, sys, time, torch
 from gnnkit.data.csbm import csbm
 from gnnkit.data.validate import validate
 kw = json.loads(sys.argv[1])
-t0 = time.perf_counter()
+load0 = os.getloadavg()[0]
+t0, c0 = time.perf_counter(), time.process_time()
 data = csbm(**kw)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 validate(data)
 t2 = time.perf_counter()
-print(json.dumps({"seconds": t1 - t0, "validate_seconds": t2 - t1, "nodes": data.num_nodes,
+print(json.dumps({"seconds": t1 - t0, "cpu_seconds": c1 - c0, "validate_seconds": t2 - t1,
+                  "load": [load0, os.getloadavg()[0]], "nodes": data.num_nodes,
                   "edges": data.edge_index.size(1), "features": data.x.size(1),
                   "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                   "threads": torch.get_num_threads()}))
@@ -62,8 +66,10 @@ def main() -> int:
         ok = r["seconds"] <= args.max_seconds and r["peak_gib"] <= args.max_gib
         over |= not ok
         print(f"degree_exponent={exponent}: {r['nodes']:,} nodes, {r['edges']:,} directed edges, "
-              f"{r['features']} features | generate {r['seconds']:.1f} s, validate {r['validate_seconds']:.1f} s, "
+              f"{r['features']} features | generate {r['seconds']:.1f} s wall ({r['cpu_seconds']:.1f} s CPU), "
+              f"validate {r['validate_seconds']:.1f} s, "
               f"peak RSS {r['peak_gib']:.2f} GiB, {r['threads']} threads | "
+              f"load average {r['load'][0]:.1f} -> {r['load'][1]:.1f} | "
               f"{'within' if ok else 'OVER'} budget ({args.max_seconds:.0f} s, {args.max_gib:.0f} GiB)")
     return 1 if over else 0
 

@@ -160,11 +160,12 @@ class _InverseCdf:
         self.cum = cum
         self.slices = 4 * cum.numel()
         self.step = float(cum[-1]) / self.slices
-        self.guide = torch.searchsorted(cum, torch.arange(self.slices, dtype=torch.float64) * self.step)
+        self.guide = torch.searchsorted(cum, torch.arange(self.slices, dtype=torch.float64) * self.step,
+                                        out_int32=True)
 
     def __call__(self, u: Tensor) -> Tensor:
         last = self.cum.numel() - 1
-        idx = self.guide[(u / self.step).long().clamp_(0, self.slices - 1)].clamp_(max=last)
+        idx = self.guide[(u / self.step).long().clamp_(0, self.slices - 1)].long().clamp_(max=last)
         while True:
             behind = (self.cum[idx] < u) & (idx < last)
             if not bool(behind.any()):
@@ -172,23 +173,40 @@ class _InverseCdf:
             idx += behind
 
 
-def _endpoints(cls_of_draw: Tensor, starts: Tensor, sampler: Optional[_InverseCdf], gen) -> Tensor:
-    """One node per draw inside class ``cls_of_draw`` (class-sorted ids), uniform or ``∝ θ``."""
-    lo, hi = starts[cls_of_draw], starts[cls_of_draw + 1]
-    r = torch.rand(cls_of_draw.numel(), generator=gen, dtype=torch.float64)
-    if sampler is None:
-        return torch.minimum(lo + (r * (hi - lo)).long(), hi - 1)
-    cum = sampler.cum
-    base = torch.where(lo > 0, cum[(lo - 1).clamp(min=0)], torch.zeros_like(r))
-    node = sampler(base + r * (cum[hi - 1] - base))
-    return torch.minimum(torch.maximum(node, lo), hi - 1)
+class _Classes:
+    """Classes of the class-sorted ids: class ``c`` holds ``[start_c, start_{c+1})``, ``C`` small tables."""
+
+    def __init__(self, num_nodes: int, num_classes: int, sampler: Optional[_InverseCdf]):
+        self.n, self.c = num_nodes, num_classes
+        starts = (torch.arange(num_classes + 1) * num_nodes + num_classes - 1) // num_classes
+        self.lo, self.hi = starts[:-1], starts[1:]
+        if sampler is not None:
+            cum = sampler.cum
+            self.base = torch.where(self.lo > 0, cum[(self.lo - 1).clamp(min=0)], torch.zeros(num_classes,
+                                                                                            dtype=cum.dtype))
+            self.volume = cum[self.hi - 1] - self.base
+
+    def of(self, node: Tensor) -> Tensor:
+        return node * self.c // self.n
+
+    def draw(self, cls: Tensor, sampler: Optional[_InverseCdf], gen) -> Tensor:
+        """One node per entry of ``cls``, inside that class: uniform, or ``∝ θ`` with ``sampler``."""
+        lo, hi = self.lo[cls], self.hi[cls]
+        r = torch.rand(cls.numel(), generator=gen, dtype=torch.float64)
+        if sampler is None:
+            node = lo + (r * (hi - lo)).long()
+        else:
+            node = sampler(self.base[cls] + r * self.volume[cls]).clamp_(min=lo)
+        return torch.minimum(node, hi - 1)
 
 
-def _edges(num_nodes, num_classes, avg_degree, homophily, cls, starts, theta, perm, gen) -> Tensor:
+def _edges(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> Tensor:
     """Symmetric, deduplicated, loop-free ``edge_index`` int64 ``[2, E]`` sorted by ``(row, col)``."""
     n, m = num_nodes, int(round(num_nodes * avg_degree / 2))
     sampler = None if theta is None else _InverseCdf(torch.cumsum(theta, 0))
+    classes = _Classes(n, num_classes, sampler)
     keys = np.empty(2 * m, dtype=np.int64)
+    keys_t = torch.from_numpy(keys)  # shares memory: written in place, chunk by chunk
     filled = 0
     for begin in range(0, m, _CHUNK):
         size = min(_CHUNK, m - begin)
@@ -196,17 +214,18 @@ def _edges(num_nodes, num_classes, avg_degree, homophily, cls, starts, theta, pe
             src = torch.randint(0, n, (size,), generator=gen)
         else:
             src = sampler(torch.rand(size, generator=gen, dtype=torch.float64) * sampler.cum[-1])
-        a = cls[src]
+        a = classes.of(src)
         other = (a + torch.randint(1, max(num_classes, 2), (size,), generator=gen)) % num_classes
         b = torch.where(torch.rand(size, generator=gen) < homophily, a, other)
-        dst = _endpoints(b, starts, sampler, gen)
+        dst = classes.draw(b, sampler, gen)
         src, dst = perm[src], perm[dst]
         keep = src != dst
         src, dst = src[keep], dst[keep]
         k = src.numel()
-        keys[filled:filled + k] = (src * n + dst).numpy()
-        keys[filled + k:filled + 2 * k] = (dst * n + src).numpy()
+        keys_t[filled:filled + k].copy_(src).mul_(n).add_(dst)
+        keys_t[filled + k:filled + 2 * k].copy_(dst).mul_(n).add_(src)
         filled += 2 * k
+    del keys_t
     keys = keys[:filled]
     keys.sort()
     if filled:
@@ -247,10 +266,9 @@ def csbm(num_nodes: int = 10_000, num_classes: int = 10, avg_degree: float = 10.
            label_noise)
     gen = torch.Generator().manual_seed(int(seed))
     cls = torch.arange(num_nodes) * num_classes // num_nodes  # class of each class-sorted node
-    starts = (torch.arange(num_classes + 1) * num_nodes + num_classes - 1) // num_classes
     perm = torch.randperm(num_nodes, generator=gen)  # class-sorted id -> node id
     theta = _weights(cls, num_classes, avg_degree, degree_exponent, gen)
-    edge_index = _edges(num_nodes, num_classes, avg_degree, homophily, cls, starts, theta, perm, gen)
+    edge_index = _edges(num_nodes, num_classes, avg_degree, homophily, theta, perm.int(), gen)
     y = torch.empty(num_nodes, dtype=torch.long)
     y[perm] = cls
     x = _features(y, num_classes, num_features, feature_snr, gen)
