@@ -56,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (default 1)")
     g.add_argument("--metric", default=None, help="validation figure that selects the model (default: the task's)")
     g.add_argument("--seeds", type=int, default=1, help="runs with seeds 0..S-1 (default 1)")
+    g.add_argument("--seed-start", type=int, default=0, help="first seed: runs with seeds K..K+S-1 (default 0)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     g.add_argument("--inference-batch-size", type=int, default=None, help="rows per chunk in full-graph inference")
     g.add_argument("--out", default=os.path.join("runs", "train"), help="output folder (default runs/train)")
@@ -117,6 +118,8 @@ def run(args) -> int:
         return _launch(args)
     if args.seeds < 1:
         raise GnnkitError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.seed_start < 0:
+        raise GnnkitError(f"--seed-start must be >= 0, got {args.seed_start}")
     from ..trainer import Trainer, seed_everything
 
     Task, Sampler, Strategy, Escape = _axes()
@@ -140,7 +143,7 @@ def _run(args, Trainer, seed_everything, Task, Sampler, Strategy, Escape) -> int
         data = task.load_data(args)
     main = dist.is_main()
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.seed_start, args.seed_start + args.seeds):
         seed_file = os.path.join(args.out, "runs", f"seed-{seed}.json")
         if args.resume and os.path.isfile(seed_file):
             with open(seed_file) as f:
