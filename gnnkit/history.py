@@ -1,0 +1,150 @@
+"""Historical embeddings: a per-layer store of node embeddings, and batches that read it.
+
+For a mini-batch of nodes ``S`` (the loss rows), every graph layer computes the rows of ``S`` only,
+from the **exact** normalized full-graph weights (MVS-GNN, Cong et al. 2020, Eq. 7)::
+
+    h_i^{l+1} = σ( Σ_{j ∈ N(i) ∩ S} Â_ij h_j^l W  +  Σ_{j ∈ N(i) \\ S} Â_ij h̄_j^l W ),   i ∈ S
+
+with ``h̄^l`` the stored embedding of the out-of-batch neighbor ``j`` for hidden layers and its raw
+features ``x_j`` at the input layer. So every layer uses the same bipartite block
+``Â[S, S ‖ halo]`` (``halo = N(S) \\ S``, columns ordered batch first), and the input of layer
+``l ≥ 1`` is ``[fresh rows of S ‖ stored rows of the halo]``. When the stored rows equal the
+current exact embeddings (same parameters), the output rows equal the full-graph model's rows
+exactly, so importance-weighted losses over ``S`` give unbiased gradients (Lemma 3.2).
+
+The model consults the batch through the ``layer_input(model, i, h)`` hook of the per-layer list
+(:meth:`gnnkit.models.GNN.embed`): :class:`HistoryBlocks` appends the halo's stored rows of layer
+``i`` (dropped out like the fresh rows when the model trains with dropout) and pushes the fresh
+rows. Fresh rows are pushed only when they are exact activations (``model.training`` off, or no
+dropout and no batch norm): a dropped-out row is a noisy copy that the next use would drop out a
+second time, so under dropout the store is written by exact passes only (:meth:`HistoryStore.push`
+from a sampler's no-grad refresh).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .errors import GnnkitError
+from .sparse import Adjacency
+
+
+class HistoryStore:
+    """Stored embeddings ``h̄^l`` ``[N, d_l]`` per layer ``l`` (layer ``l``'s *input*), on ``device``.
+
+    Layers are allocated on their first push (the width comes from the pushed rows). Rows never
+    pushed cannot be pulled (a :class:`~gnnkit.errors.GnnkitError` names the layer).
+    """
+
+    def __init__(self, num_nodes: int, device="cpu", dtype: torch.dtype = torch.float32):
+        if num_nodes < 1:
+            raise GnnkitError(f"a history store needs at least one node, got {num_nodes}")
+        self.num_nodes, self.device, self.dtype = int(num_nodes), torch.device(device), dtype
+        self.emb: Dict[int, Tensor] = {}
+        self.filled: Dict[int, Tensor] = {}
+
+    def push(self, layer: int, ids: Tensor, values: Tensor) -> None:
+        """``h̄^layer[ids] = values`` (detached): ``ids`` ``[n]`` global ids, ``values`` ``[n, d]``."""
+        if values.dim() != 2 or values.shape[0] != ids.numel():
+            raise GnnkitError(f"history push: {ids.numel()} ids but values of shape {tuple(values.shape)}")
+        if layer not in self.emb:
+            self.emb[layer] = torch.zeros(self.num_nodes, values.shape[1], dtype=self.dtype, device=self.device)
+            self.filled[layer] = torch.zeros(self.num_nodes, dtype=torch.bool, device=self.device)
+        elif self.emb[layer].shape[1] != values.shape[1]:
+            raise GnnkitError(f"history layer {layer} holds width {self.emb[layer].shape[1]}, got {values.shape[1]}")
+        ids = ids.to(self.device)
+        self.emb[layer][ids] = values.detach().to(self.device, self.dtype)
+        self.filled[layer][ids] = True
+
+    def pull(self, layer: int, ids: Tensor, device=None) -> Tensor:
+        """``h̄^layer[ids]`` ``[n, d]`` on ``device`` (default: the ids' device)."""
+        device = ids.device if device is None else device
+        if layer not in self.emb:
+            raise GnnkitError(f"history layer {layer} was never written; refresh it before pulling")
+        ids_here = ids.to(self.device)
+        if ids.numel() and not bool(self.filled[layer][ids_here].all()):
+            raise GnnkitError(f"history layer {layer}: some requested nodes were never written")
+        return self.emb[layer][ids_here].to(device, non_blocking=True)
+
+    def clear(self) -> None:
+        self.emb.clear()
+        self.filled.clear()
+
+
+def history_block(adj: Adjacency, batch: Tensor, lid: Tensor) -> Tuple[Adjacency, Tensor]:
+    """``(Â[batch, batch ‖ halo], halo)``: the rows of the full normalized ``adj`` for ``batch``
+    with their columns relabeled (batch nodes ``0..n-1`` in order, then the halo ascending).
+    ``lid`` is a ``[N]`` buffer of ``-1`` (restored on return)."""
+    from gnnkit.samplers.neighbor import make_adjacency, relabel, segment_positions
+
+    crow = adj.csr.crow_indices().long()
+    start, end = crow[batch], crow[batch + 1]
+    cnt = end - start
+    pos = segment_positions(start, cnt)
+    local, halo = relabel(lid, batch, adj.csr.col_indices()[pos].long())
+    new_crow = torch.zeros(batch.numel() + 1, dtype=torch.long, device=batch.device)
+    torch.cumsum(cnt, 0, out=new_crow[1:])
+    block = make_adjacency(new_crow, local, adj.csr.values()[pos], (batch.numel(), batch.numel() + halo.numel()))
+    return block, halo
+
+
+def exact_blocks(adj: Adjacency, seeds: Tensor, num_layers: int, lid: Tensor):
+    """``(n_id, blocks)``: the exact ``num_layers``-hop neighborhood of ``seeds`` as per-layer
+    blocks of the full normalized ``adj`` (layer order, seeds first in ``n_id``), by
+    :func:`history_block` hop after hop."""
+    n_id, blocks = seeds, []
+    for _ in range(num_layers):
+        block, new = history_block(adj, n_id, lid)
+        blocks.append(block)
+        n_id = torch.cat([n_id, new])
+    return n_id, blocks[::-1]
+
+
+def pushes_exact(model: nn.Module) -> bool:
+    """Whether a training-mode forward of ``model`` computes exact (deterministic) activations."""
+    if not model.training:
+        return True
+    bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return getattr(model, "dropout", 0.0) == 0 and not bn
+
+
+class HistoryBlocks(list):
+    """``num_layers`` copies of one block ``Â[S, S ‖ halo]`` that pull the halo from ``store``.
+
+    ``layer_input(model, i, h)``: ``h`` ``[|S|, d]`` are the fresh rows of layer ``i``'s input;
+    returns ``[|S| + |halo|, d]``, the halo's stored rows appended (with the model's dropout in
+    training mode), after pushing ``h`` when it is exact (:func:`pushes_exact`).
+    """
+
+    def __init__(self, block: Adjacency, num_layers: int, batch: Tensor, halo: Tensor,
+                 store: HistoryStore, push: bool = True):
+        super().__init__([block] * num_layers)
+        self.batch, self.halo, self.store, self.push = batch, halo, store, push
+
+    def layer_input(self, model: nn.Module, i: int, h: Tensor) -> Tensor:
+        if self.push and pushes_exact(model):
+            self.store.push(i, self.batch, h)
+        old = self.store.pull(i, self.halo, h.device).to(h.dtype)
+        if model.training and getattr(model, "dropout", 0.0):
+            old = nn.functional.dropout(old, model.dropout, True)
+        return torch.cat([h, old], dim=0)
+
+
+@torch.no_grad()
+def exact_pass(model: nn.Module, x: Tensor, blocks, n_id: Tensor, store: Optional[HistoryStore]):
+    """A no-grad, eval-mode forward over exact full-neighborhood ``blocks`` (layer order, as the
+    neighbor sampler builds them with all neighbors) that pushes every layer's exact rows into
+    ``store``. Returns ``(logits, embedding)`` of the output rows ``n_id[:blocks[-1].num_rows]``."""
+    was = model.training
+    model.eval()
+    h = x
+    for i in range(len(model.layers)):
+        h = model.apply_layer(i, h, blocks[i])
+        if store is not None:
+            store.push(i + 1, n_id[:h.shape[0]], h)
+    emb = model.head_input(h, blocks[len(model.layers)])
+    logits = model.head(emb)
+    model.train(was)
+    return logits, emb

@@ -1,0 +1,197 @@
+"""Minimal variance sampling (MVS-GNN, Cong et al., KDD 2020), Algorithm 1, with historical embeddings.
+
+Schedule. Steps come in rounds of ``K`` (``refresh``): the first step of a round draws a candidate
+set ``C`` of ``m = round(γ n)`` training nodes uniformly (``γ = candidates``), runs an exact no-grad
+forward over ``C``'s full ``L``-hop neighborhood that refreshes the stored embeddings
+(:class:`~gnnkit.history.HistoryStore`) and the gradient norms ``g_i`` of ``C``, and yields ``C``
+itself as one large batch (exact blocks, mean loss over ``C``). The other ``K - 1`` steps draw
+mini-batches from ``C`` only.
+
+Mini-batch. Each candidate is kept independently with ``p_i = min(1, g_i / μ)``, ``μ`` solving
+``Σ_{i∈C} p_i = B`` (:func:`mvs_probabilities`), so the batch size is random around ``B``. Its
+loss is ``Σ_{i∈S} w_i ℓ_i`` with ``w_i = 1 / (m p_i)``: ``E_S[Σ_S ℓ_i / (m p_i)] = (1/m) Σ_C ℓ_i``
+and, ``C`` being uniform, ``E_C`` of that is the full-batch mean over the training nodes. Its
+forward uses the exact 1-hop block ``Â[S, S ‖ halo]`` of the full graph with the halo's stored
+embeddings (:class:`~gnnkit.history.HistoryBlocks`), so with fresh history the gradient is
+unbiased (Lemma 3.2); stale history biases it.
+
+Gradient norms. ``g_i`` is the norm of node ``i``'s per-example gradient of the head's weight and
+bias, ``‖∂ℓ_i/∂z_i‖ · sqrt(‖h_i‖² + 1)`` (:func:`head_gradient_norms`), with ``z_i`` the logits and
+``h_i`` the head's input; the Trainer hands each step's outputs to :meth:`MVSSampler.feedback`,
+which overwrites the stored norms of the batch's nodes. Candidates' norms are floored at ``1e-6``
+of their mean so that no node has probability 0 (which stale norms would turn into bias).
+
+An epoch is ``K · ceil(ceil(n / B) / K)`` steps (at least one pass's worth of mini-batches, whole
+rounds), every epoch starts a round, and draws come from a generator seeded from ``(seed,
+epoch)``: a resumed run draws the same batches without saving history. Under several processes
+every rank draws the same ``C`` and takes its share (equal sizes), targets ``B / world`` per
+mini-batch and scales its weights by ``world`` (DistributedDataParallel averages); the stored
+norms and embeddings of a rank cover its own share. ``uniform=True`` keeps every candidate with
+``p_i = B / m`` (uniform node sampling with the same historical embeddings, the ablation).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from gnnkit import distributed as dist
+from gnnkit.errors import GnnkitError
+from gnnkit.history import HistoryBlocks, HistoryStore, exact_blocks, exact_pass, history_block
+
+from .base import Sampler
+from .neighbor import epoch_generator
+
+FLOOR = 1e-6
+
+
+def mvs_probabilities(g: Tensor, b: float) -> Tensor:
+    """``p = min(1, g / μ)`` with ``Σ p = b`` (all ones when ``b >= len(g)``): water-filling on the
+    sorted ``g``. With the ``k`` largest clipped to 1, ``μ_k = (Σ_{j>k} g_(j)) / (b - k)``; the
+    answer is the smallest ``k`` whose next value ``g_(k+1) <= μ_k``. ``g`` ``[m]`` → ``[m]``."""
+    m = g.numel()
+    if b >= m:
+        return torch.ones_like(g)
+    g = g.clamp_min(0)
+    g = g + FLOOR * g.mean() + torch.finfo(g.dtype).tiny
+    s = torch.sort(g, descending=True).values
+    tail = s.flip(0).cumsum(0).flip(0)  # tail[k] = Σ_{j >= k} s[j]
+    kk = torch.arange(int(math.ceil(b)), device=g.device)
+    mu = tail[kk] / (b - kk)
+    k = int(torch.nonzero(s[kk] <= mu)[0])
+    return (g / mu[k]).clamp(max=1.0)
+
+
+@torch.no_grad()
+def head_gradient_norms(logits: Tensor, y: Tensor, emb: Tensor) -> Tensor:
+    """``‖∂ℓ_i/∂z_i‖·sqrt(‖h_i‖² + 1)`` ``[n]`` for softmax cross-entropy (``y`` ``[n]`` classes:
+    ``∂ℓ/∂z = softmax(z) − onehot(y)``) or mean binary cross-entropy (``y`` ``[n, T]``:
+    ``(σ(z) − y) / T``); ``logits`` ``[n, C]``, ``emb`` ``[n, d]`` the head's input."""
+    z = logits.detach().float()
+    if y.dim() == 2:
+        delta = (torch.sigmoid(z) - y.float()) / z.shape[1]
+    else:
+        delta = torch.softmax(z, dim=1)
+        delta[torch.arange(z.shape[0], device=z.device), y] -= 1.0
+    return delta.norm(dim=1) * (emb.detach().float().pow(2).sum(1) + 1.0).sqrt()
+
+
+class MVSSampler(Sampler):
+    """MVS-GNN mini-batches (see the module docstring).
+
+    Args:
+        batch_size: expected mini-batch size ``B``.
+        refresh: ``K``, steps per round (``None``: 10 for graphs up to 50k nodes, else 20).
+        candidates: ``γ``, the candidate fraction of the training nodes (``None``: 1.0 up to 50k
+            training nodes, else 0.1).
+        uniform: keep candidates with equal probability ``B / m`` instead of by gradient norm.
+        history_device: where the stored embeddings live (default: the graph's device).
+    """
+
+    name = "mvs"
+    wants_feedback = True
+
+    def __init__(self, batch_size: int = 512, refresh: Optional[int] = None, candidates: Optional[float] = None,
+                 uniform: bool = False, history_device=None):
+        if batch_size < 1:
+            raise GnnkitError(f"batch_size must be at least 1, got {batch_size}")
+        if refresh is not None and refresh < 1:
+            raise GnnkitError(f"--mvs-refresh must be at least 1, got {refresh}")
+        if candidates is not None and not 0.0 < candidates <= 1.0:
+            raise GnnkitError(f"--mvs-candidates must be in (0, 1], got {candidates}")
+        self.batch_size, self.refresh, self.candidates = int(batch_size), refresh, candidates
+        self.uniform, self.history_device = uniform, history_device
+
+    def setup(self, trainer, data) -> None:
+        super().setup(trainer, data)
+        model = trainer.raw_model
+        self.num_layers = getattr(model, "num_layers", None)
+        if self.num_layers is None or not hasattr(model, "apply_layer"):
+            raise GnnkitError("the mvs sampler needs a gnnkit model (layers, apply_layer, head_input, head)")
+        self.train = data.train_mask.nonzero().view(-1)
+        n = self.train.numel()
+        if n == 0:
+            raise GnnkitError("the graph has no training nodes (train_mask is all False)")
+        self.K = self.refresh or (10 if data.num_nodes <= 50_000 else 20)
+        gamma = self.candidates if self.candidates is not None else (1.0 if n <= 50_000 else 0.1)
+        self.world, self.rank = trainer.world_size, trainer.rank
+        self.m = max(1, round(gamma * n)) // self.world * self.world
+        if self.m == 0:
+            raise GnnkitError(f"{n} training nodes at γ={gamma} give no candidates for {self.world} ranks")
+        self.adj = trainer.full_adjacency(data)
+        self.store = HistoryStore(data.num_nodes, self.history_device or data.x.device)
+        self.lid = torch.full((data.num_nodes,), -1, dtype=torch.long, device=self.train.device)
+        self.seed = trainer.seed
+        self.cand = self.g = None
+
+    def __len__(self) -> int:
+        steps = -(-(self.train.numel() // self.world) // self.batch_size)
+        return self.K * -(-steps // self.K)
+
+    # -- one round ------------------------------------------------------------------------------
+    def refresh_candidates(self, gen: torch.Generator) -> Data:
+        """Draw ``C``, refresh history and norms at the current parameters; the large batch."""
+        perm = torch.randperm(self.train.numel(), generator=gen, device=self.train.device)[:self.m]
+        cand = dist.shard(self.train[perm], self.rank, self.world)
+        n_id, blocks = exact_blocks(self.adj, cand, self.num_layers, self.lid)
+        x = self.data.x[n_id]
+        logits, emb = exact_pass(self.trainer.raw_model, x, blocks, n_id, self.store)
+        self.cand, self.g = cand, head_gradient_norms(logits, self.data.y[cand], emb)
+        weight = torch.full((cand.numel(),), self.world / self.m, device=cand.device)
+        return Data(x=x, y=self.data.y[cand], adj=blocks, n_id=n_id, batch_size=cand.numel(),
+                    loss_index=torch.arange(cand.numel(), device=cand.device), loss_weight=weight,
+                    num_nodes=n_id.numel(), refresh=True)
+
+    def probabilities(self) -> Tensor:
+        b = self.batch_size / self.world
+        if self.uniform:
+            return torch.full_like(self.g, min(1.0, b / self.g.numel()))
+        return mvs_probabilities(self.g, b)
+
+    def sample(self, gen: torch.Generator) -> Data:
+        """One mini-batch from the current candidates, norms and history."""
+        if self.cand is None:
+            raise GnnkitError("the mvs sampler has no candidates yet: call refresh_candidates first")
+        p = self.probabilities()
+        keep = torch.rand(p.numel(), generator=gen, device=p.device, dtype=p.dtype) < p
+        if not bool(keep.any()):  # probability Π(1 - p_i) <= exp(-B): keep the likeliest node
+            keep[p.argmax()] = True
+        pos = keep.nonzero().view(-1)
+        batch = self.cand[pos]
+        block, halo = history_block(self.adj, batch, self.lid)
+        n_id = torch.cat([batch, halo])
+        adj = HistoryBlocks(block, self.num_layers, batch, halo, self.store)
+        return Data(x=self.data.x[n_id], y=self.data.y[batch], adj=adj, n_id=n_id, batch_size=batch.numel(),
+                    loss_index=torch.arange(batch.numel(), device=batch.device),
+                    loss_weight=self.world / (self.m * p[pos]), cand_pos=pos, num_nodes=n_id.numel(), refresh=False)
+
+    def __iter__(self):
+        gen = epoch_generator(self.seed, self.epoch, self.train.device)
+        for t in range(len(self)):
+            yield self.refresh_candidates(gen) if t % self.K == 0 else self.sample(gen)
+
+    def feedback(self, batch, outputs: dict) -> None:
+        """Overwrite the stored norms of the batch's nodes with the step's own (pre-update) ones."""
+        if batch.refresh or self.uniform:
+            return
+        idx = batch.loss_index
+        self.g[batch.cand_pos] = head_gradient_norms(outputs["logits"][idx], batch.y[idx],
+                                                     outputs["embedding"][idx]).to(self.g.dtype)
+
+    # -- command line ---------------------------------------------------------------------------
+    @classmethod
+    def add_args(cls, parser) -> None:
+        from gnnkit.plugins import add_option
+
+        add_option(parser, "--batch-size", type=int, default=512, help="(expected) nodes per mini-batch (default 512)")
+        add_option(parser, "--mvs-refresh", type=int, default=None,
+                   help="K: steps per MVS round, the first on the whole candidate set (default 10 / 20 on >50k nodes)")
+        add_option(parser, "--mvs-candidates", type=float, default=None,
+                   help="γ: fraction of training nodes drawn as candidates each round (default 1 / 0.1 beyond 50k)")
+
+    @classmethod
+    def from_args(cls, args) -> "MVSSampler":
+        return cls(batch_size=args.batch_size, refresh=args.mvs_refresh, candidates=args.mvs_candidates)
