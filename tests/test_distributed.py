@@ -44,3 +44,65 @@ def test_two_processes_match_one(tmp_path):
         multi = torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
         for k in single:
             assert torch.allclose(single[k], multi[k], atol=1e-5), (r, k)
+
+
+class _Visits:
+    """Records the global node ids of every batch, per epoch."""
+
+    def __init__(self):
+        from gnnkit.callbacks import Callback
+
+        self.cb = type("V", (Callback,), {"on_batch_end": lambda s, t, b, o: self.seen.setdefault(t.epoch, []).append(
+            b.n_id.tolist())})()
+        self.seen = {}
+
+
+def _cluster_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from gnnkit.samplers.cluster import ClusterSampler
+
+    data = two_community_graph(n_per=40)
+    visits = _Visits()
+    sampler = ClusterSampler(num_parts=8, clusters_per_batch=2, cache_dir=os.path.join(out_dir, "parts"))
+    torch.manual_seed(0)
+    Trainer(max_epochs=3, seed=0, progress=False, sampler=sampler, device="cpu",
+            callbacks=[visits.cb]).fit(GCN(8, 16, 2), data)
+    torch.save(visits.seen, os.path.join(out_dir, f"visits{rank}.pt"))
+
+
+def test_cluster_batches_dealt_once_per_epoch_across_ranks(tmp_path):
+    mp.spawn(_cluster_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    seen = [torch.load(tmp_path / f"visits{r}.pt", weights_only=True) for r in (0, 1)]
+    for epoch in range(3):
+        per_rank = [seen[r][epoch] for r in (0, 1)]
+        assert len(per_rank[0]) == len(per_rank[1]) == 2  # 4 batches of 2 clusters, 2 steps per rank
+        nodes = [n for batches in per_rank for b in batches for n in b]
+        assert sorted(nodes) == list(range(80))  # every node (so every cluster) exactly once
+    assert seen[0][0] != seen[0][1]  # a new draw of batches each epoch
+
+
+def _escape_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo")  # kept open across fit so the escape can broadcast
+    from gnnkit.escape.milp import MILPEscape
+    from test_escape import plateau_trainer
+
+    esc = MILPEscape(solver="cbc", radius=0.1, margin=0.05, nodes=40, time_limit=20)
+    trainer, model = plateau_trainer(esc)
+    before = model.head.weight.detach().clone()
+    esc.on_plateau(trainer)
+    torch.save({"weight": model.head.weight.detach().clone(), "bias": model.head.bias.detach().clone(),
+                "before": before, "records": esc.records}, os.path.join(out_dir, f"head{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_escape_head_identical_on_all_ranks(tmp_path):
+    mp.spawn(_escape_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    h0, h1 = (torch.load(tmp_path / f"head{r}.pt", weights_only=True) for r in (0, 1))
+    assert h0["records"][-1]["accepted"] and h1["records"][-1]["accepted"]
+    assert not torch.equal(h0["weight"], h0["before"])  # the escape moved the head...
+    assert torch.equal(h0["weight"], h1["weight"]) and torch.equal(h0["bias"], h1["bias"])  # ...on both ranks
