@@ -14,7 +14,7 @@ offending count and first index. Self-loops and duplicate edges are legal but re
 :class:`GraphWarning`; ``fix=True`` removes them (the first copy of a duplicate is kept, the edge
 order is otherwise kept, and every edge-level attribute is filtered alike).
 
-Everything is a tensor operation over all edges: on 62M edges the checks take about a second.
+Everything is a tensor operation over all edges: on 62M edges the checks take a few seconds.
 Duplicates are found with one comparison pass when the edges are sorted by ``(row, col)`` (as
 :func:`gnnkit.data.csbm.csbm` and coalesced graphs give them), otherwise with one sort.
 """
