@@ -1,0 +1,109 @@
+"""NeighborSampler on a hand-built graph.
+
+    0 ── 1 ── 2        node 0: neighbors 1, 3, 4, 5, 6, 7 (degree 6)
+    │ ╲  │             node 1: 0, 2, 3
+    3    4   5 ─ 6     node 2: 1        node 5: 0, 6
+    (0 also links 5, 6, 7)                node 7: 0
+"""
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from gnnkit.errors import GnnkitError
+from gnnkit.models import build_model
+from gnnkit.sparse import Adjacency
+from gnnkit.trainer import Trainer
+from gnnkit.samplers.neighbor import NeighborSampler, in_neighbor_csr, sample_blocks
+
+UNDIRECTED = [(0, 1), (1, 2), (0, 3), (1, 3), (0, 4), (0, 5), (5, 6), (0, 6), (0, 7)]
+
+
+def hand_graph():
+    e = torch.tensor(UNDIRECTED).t()
+    ei = torch.cat([e, e.flip(0)], 1)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    mask = torch.ones(8, dtype=torch.bool)
+    return Data(x=x, y=y, edge_index=ei, train_mask=mask, val_mask=mask, test_mask=mask, num_classes=2)
+
+
+def neighbors_of():
+    nb = {i: set() for i in range(8)}
+    for a, b in UNDIRECTED:
+        nb[a].add(b)
+        nb[b].add(a)
+    return nb
+
+
+def draw(seeds, fanouts, norm="mean", seed=0):
+    data = hand_graph()
+    crow, col = in_neighbor_csr(data.edge_index, 8)
+    lid = torch.full((8,), -1)
+    gen = torch.Generator().manual_seed(seed)
+    return sample_blocks(crow, col, crow[1:] - crow[:-1], torch.tensor(seeds), fanouts, norm, gen, lid)
+
+
+@pytest.mark.parametrize("norm", ["mean", "sum", "gcn"])
+def test_sampled_neighbors_are_real_distinct_and_within_fanout(norm):
+    nb = neighbors_of()
+    for seed in range(20):
+        n_id, blocks = draw([0, 2, 5], [2, 3], norm, seed)
+        assert n_id[:3].tolist() == [0, 2, 5] and len(set(n_id.tolist())) == n_id.numel()
+        for block in blocks:
+            dense = block.to_dense()
+            assert block.num_cols >= block.num_rows
+            for r in range(block.num_rows):
+                g = int(n_id[r])
+                cols = [int(n_id[c]) for c in dense[r].nonzero().view(-1)]
+                kept = [c for c in cols if not (norm == "gcn" and c == g)]
+                assert set(kept) <= nb[g], (g, kept)
+                assert len(kept) == len(set(kept))
+                k = 2 if block is blocks[-1] else 3  # the seeds' hop is fanouts[0], the last layer
+                assert len(kept) == min(k, len(nb[g]))  # all neighbors when the degree is below k
+        assert blocks[-1].num_rows == 3  # the last layer's rows are the seeds
+
+
+def test_mean_rows_sum_to_one_and_full_fanout_gcn_is_exact():
+    _, blocks = draw([0, 1, 7], [2], "mean")
+    assert torch.allclose(blocks[0].to_dense().sum(1), torch.ones(3))
+    data = hand_graph()
+    full = Adjacency.from_edge_index(data.edge_index, 8, norm="gcn").to_dense()
+    n_id, blocks = draw([0, 1, 7], [-1], "gcn")
+    assert torch.allclose(blocks[0].to_dense(), full[n_id[:3]][:, n_id], atol=1e-6)
+
+
+def test_draws_are_uniform_without_replacement():
+    # node 0 has 6 neighbors; with fanout 2 each is kept with probability 1/3
+    counts = torch.zeros(8)
+    trials = 3000
+    crow, col = in_neighbor_csr(hand_graph().edge_index, 8)
+    lid, gen = torch.full((8,), -1), torch.Generator().manual_seed(1)
+    for _ in range(trials):
+        n_id, _ = sample_blocks(crow, col, crow[1:] - crow[:-1], torch.tensor([0]), [2], "mean", gen, lid)
+        counts[n_id[1:]] += 1
+    p = counts[[1, 3, 4, 5, 6, 7]] / trials
+    sd = (1 / 3 * 2 / 3 / trials) ** 0.5
+    assert ((p - 1 / 3).abs() < 5 * sd).all(), p
+
+
+def test_fit_with_neighbor_sampler_learns_and_is_reproducible():
+    from test_history import random_graph
+
+    data = random_graph()
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model("sage", data.num_features, 3, hidden=16, num_layers=2, dropout=0.0)
+        sampler = NeighborSampler(fanouts=[5, 5], batch_size=32)
+        r = Trainer(sampler=sampler, max_epochs=8, progress=False, device="cpu", seed=3).fit(model, data)
+        assert r["history"][-1]["train_accuracy"] > 0.6
+        results.append(r["history"][-1]["val_loss"])
+    assert results[0] == results[1]
+
+
+def test_fanouts_must_match_layers():
+    model = build_model("gcn", 4, 2, hidden=8, num_layers=3)
+    with pytest.raises(GnnkitError, match="3 graph layers but 2 fanouts"):
+        Trainer(sampler=NeighborSampler([2, 2], 4), max_epochs=1, progress=False, device="cpu").fit(model, hand_graph())
+    with pytest.raises(GnnkitError, match="fanouts"):
+        NeighborSampler("3,x", 4)
