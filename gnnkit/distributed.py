@@ -99,3 +99,24 @@ def shard(items: Sequence, r: Optional[int] = None, w: Optional[int] = None, equ
         return items
     n = (len(items) // w) * w if equal else len(items)
     return items[r:n:w]
+
+
+def row_range(n: int, r: Optional[int] = None, w: Optional[int] = None) -> tuple[int, int]:
+    """Rank ``r``'s contiguous block of ``n`` rows (blocks of ``ceil(n / w)``, the last shorter)."""
+    r = rank() if r is None else r
+    w = world_size() if w is None else w
+    block = -(-n // w)
+    return min(n, r * block), min(n, (r + 1) * block)
+
+
+def all_gather_rows(local: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``[n, d]`` tensor whose blocks (see :func:`row_range`) the ranks hold as ``local``."""
+    if not is_initialized():
+        return local
+    w = world_size()
+    block = -(-n // w)
+    padded = local.new_zeros((block, *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(w)]
+    dist.all_gather(parts, padded)
+    return torch.cat(parts)[:n]

@@ -14,7 +14,7 @@ residual connection (added when the widths agree).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -109,26 +109,35 @@ class GNN(nn.Module):
         return (out, h) if return_embedding else out
 
     @torch.no_grad()
-    def inference(self, x: Tensor, adj, batch_size: Optional[int] = None, return_embedding: bool = False):
+    def inference(self, x: Tensor, adj, batch_size: Optional[int] = None, return_embedding: bool = False,
+                  rows: Optional[tuple[int, int]] = None, gather: Optional[Callable[[Tensor], Tensor]] = None):
         """``forward`` for the whole graph, layer by layer over chunks of ``batch_size`` rows.
 
-        Only the current layer's input and output exist for all nodes at any time.
+        Only the current layer's input and output exist for all nodes at any time. To split the
+        work between processes, ``rows = (start, end)`` computes only those rows of each layer and
+        ``gather`` turns them into the whole layer (an all-gather across ranks).
         """
         was_training = self.training
         self.eval()
         n = adj.num_rows
-        bs = batch_size or n
-        chunks = [(s, min(n, s + bs)) for s in range(0, n, bs)]
+        lo, hi = rows if rows is not None else (0, n)
+        bs = batch_size or max(hi - lo, 1)
+        chunks = [(s, min(hi, s + bs)) for s in range(lo, hi, bs)] or [(lo, hi)]
+        whole = len(chunks) == 1 and (lo, hi) == (0, n)
         h = x
         for i in range(len(self.layers) + 1):
-            out = None
+            outs = []
             for s, e in chunks:
-                a = adj if len(chunks) == 1 else adj.row_slice(s, e)
-                c = self.apply_layer(i, h, a, h[s:e]) if i < len(self.layers) else self.head_input(h, a, h[s:e])
-                if out is None:
-                    out = c.new_empty((n, c.shape[1]))
-                out[s:e] = c
-            h = out
-        logits = torch.cat([self.head(h[s:e]) for s, e in chunks])
+                a = adj if whole else adj.row_slice(s, e)
+                outs.append(self.apply_layer(i, h, a, h[s:e]) if i < len(self.layers)
+                            else self.head_input(h, a, h[s:e]))
+            h = outs[0] if len(outs) == 1 else torch.cat(outs)
+            if gather is not None:
+                h = gather(h)
+            elif rows is not None and i < len(self.layers):
+                raise ValueError("inference over a row range needs gather for the layers after the first")
+            del outs
+        starts = range(0, h.shape[0], bs)
+        logits = torch.cat([self.head(h[s:s + bs]) for s in starts]) if h.shape[0] else self.head(h)
         self.train(was_training)
         return (logits, h) if return_embedding else logits

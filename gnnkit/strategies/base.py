@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from .. import distributed as dist
 from ..plugins import Plugin
 
 
@@ -29,5 +30,10 @@ class Strategy(Plugin):
 
     def predict(self, trainer, data):
         """Output of the model for every node of ``data`` (eval mode, no gradient)."""
-        model = trainer.raw_model
-        return model.inference(data.x, trainer.full_adjacency(data), batch_size=trainer.inference_batch_size)
+        model, adj = trainer.raw_model, trainer.full_adjacency(data)
+        if trainer.world_size == 1:
+            return model.inference(data.x, adj, batch_size=trainer.inference_batch_size)
+        # several processes: each computes its block of rows per layer, then all-gathers the layer
+        n = adj.num_rows
+        return model.inference(data.x, adj, batch_size=trainer.inference_batch_size, rows=dist.row_range(n),
+                               gather=lambda h: dist.all_gather_rows(h, n))
