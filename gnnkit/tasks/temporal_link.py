@@ -1,0 +1,215 @@
+"""Temporal link prediction with TGN's memory protocol (``--task temporal-link --sampler temporal``).
+
+Data: an :class:`~gnnkit.temporal.events.EventStream` (``--dataset PATH`` to a whitespace
+``src dst t`` file or a JODIE CSV), split chronologically at the 70% / 85% time quantiles with the
+authors' inductive protocol (:func:`~gnnkit.temporal.split.temporal_split`, new nodes drawn with
+the run's seed). Model: :class:`~gnnkit.temporal.model.TGN`.
+
+Protocol (Rossi et al., 2020; twitter-research/tgn):
+
+* training: the memory, message store and neighbor buffers are reset at each epoch start; every
+  batch updates its nodes' memory from earlier batches' messages inside autograd, scores its
+  positive pairs and one random negative destination per positive with that memory
+  (loss = BCE(pos, 1) + BCE(neg, 0)), keeps the update for the positive pairs' nodes, stores its
+  own raw messages and links (``TGN.commit``; the kept memory is detached);
+* evaluation (``evaluate``): validation continues from the training-end state over all
+  validation events, test continues from the state after validation; the inductive figures
+  (``*_new_*``: events with a node unseen in training) start from backups (validation from the
+  training-end state, test from the post-validation state) so the passes do not leak into each
+  other. Negatives are seeded per split. AP and ROC AUC are averaged over batches of
+  ``eval_batch_size`` (200) events. After evaluation the training-end state is put back;
+  ``val_ap`` selects the model, and the best epoch's training-end state is kept with it, so the
+  final evaluation (best weights) starts from the memory those weights produced.
+
+Memory, message store and neighbor buffers (live and best) are in :meth:`state_dict` (tensors).
+TGN's usual optimizer settings are ``--lr 1e-4 --weight-decay 0`` (gnnkit's defaults are for GCNs).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import GnnkitError
+from ..plugins import add_option
+from ..temporal.events import EventBatch, EventStream, load_events
+from ..temporal.memory import TemporalMemory
+from ..temporal.metrics import average_precision, roc_auc
+from ..temporal.model import TGN
+from ..temporal.neighbors import LastNeighbors
+from ..temporal.split import temporal_split
+from .base import Task
+
+EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the authors: fixed per split
+MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
+
+
+class TemporalLinkPrediction(Task):
+    name = "temporal-link"
+    metric = "ap"
+    higher_is_better = True
+    distributed_unsupported = "TGN processes the event stream in order in one process"
+
+    def __init__(self, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
+                 num_neighbors: int = 10, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
+                 message: str = "identity", new_node_fraction: float = 0.1, eval_batch_size: int = 200,
+                 sort_events: bool = False):
+        if eval_batch_size < 1:
+            raise GnnkitError(f"eval batch size must be >= 1, got {eval_batch_size}")
+        self.model_kwargs = dict(memory_dim=memory_dim, time_dim=time_dim, embedding_dim=embedding_dim,
+                                 heads=heads, dropout=dropout, aggregator=aggregator, message=message)
+        self.num_neighbors, self.new_node_fraction = num_neighbors, new_node_fraction
+        self.eval_batch_size, self.sort_events = eval_batch_size, sort_events
+        self.memory = self.neighbors = None
+        self._best, self._fresh, self._eval_state = None, False, None
+
+    # -- command line ---------------------------------------------------------------------------
+    @classmethod
+    def add_args(cls, parser) -> None:
+        add_option(parser, "--memory-dim", type=int, default=100, help="temporal-link: TGN memory width (default 100)")
+        add_option(parser, "--time-dim", type=int, default=100, help="temporal-link: time encoding width (default 100)")
+        add_option(parser, "--embedding-dim", type=int, default=100, help="temporal-link: embedding width (default 100)")
+        add_option(parser, "--num-neighbors", type=int, default=10, help="temporal-link: attended neighbors (default 10)")
+        add_option(parser, "--attention-heads", type=int, default=2, help="temporal-link: attention heads (default 2)")
+        add_option(parser, "--aggregator", default="last", help="temporal-link: message aggregator, last or mean")
+        add_option(parser, "--message-function", default="identity", help="temporal-link: identity or mlp")
+        add_option(parser, "--new-node-fraction", type=float, default=0.1,
+                   help="temporal-link: share of nodes held out for the inductive test (default 0.1)")
+        add_option(parser, "--sort-events", action="store_true", help="temporal-link: sort unsorted event times")
+
+    @classmethod
+    def from_args(cls, args) -> "TemporalLinkPrediction":
+        if getattr(args, "sampler", None) == "full":  # the CLI default: TGN needs the event sampler
+            args.sampler = "temporal"
+        return cls(memory_dim=args.memory_dim, time_dim=args.time_dim, embedding_dim=args.embedding_dim,
+                   num_neighbors=args.num_neighbors, heads=args.attention_heads, aggregator=args.aggregator,
+                   message=args.message_function, new_node_fraction=args.new_node_fraction,
+                   sort_events=args.sort_events)
+
+    def load_data(self, args) -> EventStream:
+        if args.dataset in (None, "csbm"):
+            raise GnnkitError("--task temporal-link needs --dataset PATH to an event file "
+                              "(whitespace 'src dst t' lines or a JODIE .csv)")
+        return load_events(args.dataset, sort=self.sort_events)
+
+    def build_model(self, args, data: EventStream) -> TGN:
+        node_dim = 0 if data.x is None else int(data.x.size(1))
+        return TGN(data.msg_dim, node_dim=node_dim, **self.model_kwargs)
+
+    def run_summary(self, result: dict) -> dict:
+        m = result.get("metrics", {})
+        return {"auc": m.get("test_auc"), "val_auc": m.get("val_auc"),
+                "inductive_ap": m.get("test_new_ap"), "inductive_auc": m.get("test_new_auc"),
+                "val_inductive_ap": m.get("val_new_ap"), "val_inductive_auc": m.get("val_new_auc")}
+
+    # -- Trainer hooks --------------------------------------------------------------------------
+    def setup(self, trainer, data) -> EventStream:
+        data = load_events(data, sort=self.sort_events)
+        if data.train_mask is None:
+            data = temporal_split(data, new_node_fraction=self.new_node_fraction, seed=trainer.seed)
+        data = data.to(trainer.device)
+        model = trainer.raw_model
+        if not isinstance(model, TGN):
+            raise GnnkitError(f"--task temporal-link trains a TGN model, got {type(model).__name__}")
+        if model.msg_dim != data.msg_dim:
+            raise GnnkitError(f"the model expects {model.msg_dim}-wide messages, {data.name} has {data.msg_dim}")
+        self.data = data
+        self.memory = TemporalMemory(data.num_nodes, model.memory_dim, data.msg_dim, device=trainer.device)
+        self.neighbors = LastNeighbors(data.num_nodes, self.num_neighbors, device=trainer.device)
+        candidates = torch.unique(data.dst).cpu()
+        self.eval_sets = {}
+        for split, seed in EVAL_SEEDS.items():
+            e_id = getattr(data, MASKS[split]).nonzero().view(-1)
+            gen = torch.Generator().manual_seed(seed)
+            neg = candidates[torch.randint(candidates.numel(), (e_id.numel(),), generator=gen)]
+            self.eval_sets[split] = (e_id, neg.to(trainer.device))
+        self._best, self._fresh, self._eval_state = None, False, None
+        return data
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        self.memory.reset()
+        self.neighbors.reset()
+        self._fresh = True
+
+    def training_step(self, model, batch: EventBatch):
+        tgn = getattr(model, "module", model)
+        pos, neg, ctx = tgn.score(self.memory, self.neighbors, self.data, batch)
+        loss = (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+                + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg)))
+        tgn.commit(self.memory, self.neighbors, batch, ctx)
+        return loss, {"pos_logit": pos.detach(), "neg_logit": neg.detach()}
+
+    def on_validation_end(self, trainer, metrics: dict) -> None:
+        if trainer.best_epoch == trainer.epoch and self._eval_state is not None:
+            self._best = self._eval_state
+        self._fresh = False
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        return {"memory": self.memory.snapshot(), "neighbors": self.neighbors.snapshot()}
+
+    def restore(self, state: dict) -> None:
+        self.memory.restore(state["memory"])
+        self.neighbors.restore(state["neighbors"])
+
+    @torch.no_grad()
+    def _pass(self, model: TGN, split: str) -> tuple[float, float]:
+        """Score one evaluation set in order, continuing the live state; mean AP and AUC per batch."""
+        e_id, neg = self.eval_sets[split]
+        d, aps, aucs = self.data, [], []
+        for lo in range(0, e_id.numel(), self.eval_batch_size):
+            e, n = e_id[lo: lo + self.eval_batch_size], neg[lo: lo + self.eval_batch_size]
+            batch = EventBatch(e_id=e, src=d.src[e], dst=d.dst[e], t=d.t[e], msg=d.msg[e], neg_dst=n)
+            pos, negl, ctx = model.score(self.memory, self.neighbors, d, batch)
+            score = torch.cat([pos, negl]).sigmoid()
+            label = torch.cat([torch.ones_like(pos), torch.zeros_like(negl)])
+            aps.append(average_precision(score, label))
+            aucs.append(roc_auc(score, label))
+            model.commit(self.memory, self.neighbors, batch, ctx)
+        return (sum(aps) / len(aps), sum(aucs) / len(aucs)) if aps else (math.nan, math.nan)
+
+    def evaluate(self, trainer, splits=("train", "val", "test")) -> dict:
+        for s in splits:
+            if s not in ("train", "val", "test"):
+                raise GnnkitError(f"unknown split {s!r}; known: train, val, test")
+        if "val" not in splits and "test" not in splits:
+            return {}
+        model = trainer.raw_model
+        was_training = model.training
+        model.eval()
+        if not self._fresh and self._best is not None:
+            self.restore(self._best)  # after fit: the state the best weights trained into
+        start = self.snapshot()
+        out = {}
+        out["val_ap"], out["val_auc"] = self._pass(model, "val")
+        after_val = self.snapshot() if "test" in splits else None
+        self.restore(start)
+        out["val_new_ap"], out["val_new_auc"] = self._pass(model, "val_new")
+        if after_val is not None:
+            self.restore(after_val)
+            out["test_ap"], out["test_auc"] = self._pass(model, "test")
+            self.restore(after_val)
+            out["test_new_ap"], out["test_new_auc"] = self._pass(model, "test_new")
+        self.restore(start)
+        self._eval_state = start
+        model.train(was_training)
+        if "val" not in splits:
+            out = {k: v for k, v in out.items() if not k.startswith("val")}
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        if self.memory is None:
+            return {}
+        return {"memory": self.memory.state_dict(), "neighbors": self.neighbors.state_dict(),
+                "best": self._best or {}, "fresh": self._fresh}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            return
+        if self.memory is None:
+            raise GnnkitError("load the temporal-link task state after setup (Trainer.fit does)")
+        self.restore(state)
+        self._best = state.get("best") or None
+        self._fresh = bool(state.get("fresh", False))

@@ -1,0 +1,95 @@
+"""Temporal graph attention: the embedding ``z_v(t)`` of a node from its last ``k`` neighbor links.
+
+Inputs (shared by both layers): ``h`` ``[n, d]`` (memory, plus node features) of the batch's
+unique nodes, ``q_idx`` ``[Q]`` the query rows, ``nbr_idx`` ``[Q, k]`` the neighbor rows, ``mask``
+``[Q, k]`` the valid links, and for the ``P`` valid links (row-major order of ``mask``) ``e``
+``[P, F]`` and ``Δt = t_query − t_link`` ``[P]``; ``f = [e ‖ φ(Δt)]``. Output ``[Q, out_dim]``.
+
+* ``attention`` (the authors' ``TemporalAttention``, TGN-attn): query ``W_q [h_v ‖ φ(0)]``,
+  keys and values ``W_{k,v} [h_u ‖ f_uv]`` (width ``d + d_t``), softmax over the links per head,
+  ``z = MLP([W_o attn ‖ h_v])``; a node without links gets ``attn = 0``.
+* ``transformer`` (``TransformerConv`` as in PyG's ``examples/tgn.py``): per head ``c =
+  out_dim / heads``, query ``W_q h_v``, keys ``W_k h_u + W_e f_uv``, values ``W_v h_u + W_e f_uv``,
+  ``z = attn + W_r h_v``.
+
+The node parts of the keys and values are computed once per unique node and gathered; the link
+parts once per valid link (padded slots cost nothing). Attention dropout as in both references.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import GnnkitError
+
+
+def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, training: bool) -> Tensor:
+    """``q`` ``[Q, H, c]``, ``key``/``val`` ``[P, H, c]`` of the valid links of ``mask`` ``[Q, k]``
+    -> ``Σ_u softmax_u(q·k_u / √c) v_u`` ``[Q, H·c]`` (0 where a query has no link)."""
+    Q, k = mask.shape
+    H, c = q.shape[1:]
+    qi, ki = mask.nonzero(as_tuple=True)
+    score = q.new_full((Q, k, H), float("-inf"))
+    score[qi, ki] = (q[qi] * key).sum(-1) / math.sqrt(c)
+    attn = torch.softmax(score, 1).nan_to_num(0.0)
+    attn = F.dropout(attn, dropout, training)[qi, ki]  # [P, H]
+    return q.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
+
+
+class TemporalAttention(nn.Module):
+    """The authors' TGN-attn layer (see the module docstring)."""
+
+    def __init__(self, node_dim: int, msg_dim: int, time_dim: int, out_dim: int, heads: int = 2,
+                 dropout: float = 0.1):
+        super().__init__()
+        q_dim = node_dim + time_dim
+        if q_dim % heads:
+            raise GnnkitError(f"memory_dim + time_dim = {q_dim} must be divisible by heads = {heads}")
+        self.heads, self.dropout, self.q_dim = heads, dropout, q_dim
+        self.q = nn.Linear(q_dim, q_dim)
+        self.kv_node = nn.Linear(node_dim, 2 * q_dim)  # key and value, node part
+        self.kv_link = nn.Linear(msg_dim + time_dim, 2 * q_dim, bias=False)  # key and value, link part
+        self.out = nn.Linear(q_dim, q_dim)
+        self.merge = nn.Sequential(nn.Linear(q_dim + node_dim, node_dim), nn.ReLU(), nn.Linear(node_dim, out_dim))
+
+    def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
+                time_enc: nn.Module) -> Tensor:
+        Q = mask.size(0)
+        H, c = self.heads, self.q_dim // self.heads
+        h_q = h[q_idx]
+        phi0 = time_enc(h.new_zeros(1)).expand(Q, -1)
+        q = self.q(torch.cat([h_q, phi0], -1)).view(Q, H, c)
+        kv = self.kv_node(h)[nbr_idx[mask]] + self.kv_link(torch.cat([e, time_enc(dt)], -1))
+        key, val = kv[:, : self.q_dim].view(-1, H, c), kv[:, self.q_dim:].view(-1, H, c)
+        out = attend(q, key, val, mask, self.dropout, self.training)
+        return self.merge(torch.cat([self.out(out) * mask.any(1, keepdim=True), h_q], -1))
+
+
+class TransformerEmbedding(nn.Module):
+    """``TransformerConv`` (root weight on, ``edge_dim = F + d_t``) as in PyG's TGN example."""
+
+    def __init__(self, node_dim: int, msg_dim: int, time_dim: int, out_dim: int, heads: int = 2,
+                 dropout: float = 0.1):
+        super().__init__()
+        if out_dim % heads:
+            raise GnnkitError(f"embedding_dim = {out_dim} must be divisible by heads = {heads}")
+        self.heads, self.dropout, self.out_dim = heads, dropout, out_dim
+        self.q, self.root = nn.Linear(node_dim, out_dim), nn.Linear(node_dim, out_dim)
+        self.kv_node = nn.Linear(node_dim, 2 * out_dim)
+        self.link = nn.Linear(msg_dim + time_dim, out_dim, bias=False)
+
+    def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
+                time_enc: nn.Module) -> Tensor:
+        H, c = self.heads, self.out_dim // self.heads
+        h_q = h[q_idx]
+        q = self.q(h_q).view(-1, H, c)
+        kv = self.kv_node(h)[nbr_idx[mask]]
+        f = self.link(torch.cat([e, time_enc(dt)], -1))
+        key, val = (kv[:, : self.out_dim] + f).view(-1, H, c), (kv[:, self.out_dim:] + f).view(-1, H, c)
+        return attend(q, key, val, mask, self.dropout, self.training) + self.root(h_q)
+
+
+EMBEDDINGS = {"attention": TemporalAttention, "transformer": TransformerEmbedding}

@@ -1,0 +1,97 @@
+"""TGN (Rossi et al., 2020): memory + temporal graph attention embedding + link predictor.
+
+For a batch of ``B`` chronological events ``(src, dst, t)`` with negative destinations ``neg``
+(:meth:`TGN.score`):
+
+1. queries: the ``Q = 3B`` (node, time) pairs ``src``, ``dst``, ``neg`` at the event times, and
+   each query node's last ``k`` temporal neighbors (``LastNeighbors``, all from earlier batches);
+2. the memory of every unique query and neighbor node is brought up to date from its pending raw
+   messages (``MemoryUpdater``, inside autograd); ``h⁰ = s`` (``+ W_x x`` with node features);
+3. embedding: one graph-attention layer with ``heads`` heads over the valid neighbor links
+   (:mod:`gnnkit.temporal.embedding`: the authors' ``TemporalAttention``, or the
+   ``TransformerConv`` layer of PyG's example);
+4. link logits ``MLP([z_src ‖ z_dst])`` for the positive and the negative pairs.
+
+:meth:`TGN.commit` then applies the rest of the memory protocol: the update of step 2 is kept for
+the positive pairs' nodes (their pending messages consumed), the batch's own raw messages are
+stored and its events enter the neighbor buffers. So an event never sees itself: neither its
+message nor its link exists while it is scored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import GnnkitError
+from .embedding import EMBEDDINGS
+from .events import EventBatch, EventStream
+from .memory import TemporalMemory
+from .neighbors import LastNeighbors
+from .time_encoding import TimeEncoding
+from .updater import MemoryUpdater
+
+
+@dataclass
+class BatchContext:
+    """What :meth:`TGN.score` computed that :meth:`TGN.commit` needs."""
+
+    n_id: Tensor
+    memory: Tensor
+    last_update: Tensor
+    pos_index: Tensor  # positions in n_id of the positive pairs' nodes
+
+
+class TGN(nn.Module):
+    def __init__(self, msg_dim: int, *, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
+                 node_dim: int = 0, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
+                 message: str = "identity", embedding: str = "attention"):
+        super().__init__()
+        if embedding not in EMBEDDINGS:
+            raise GnnkitError(f"unknown embedding {embedding!r}; known: {', '.join(EMBEDDINGS)}")
+        for what, v in (("memory_dim", memory_dim), ("time_dim", time_dim), ("embedding_dim", embedding_dim)):
+            if v < 1:
+                raise GnnkitError(f"{what} must be >= 1, got {v}")
+        self.msg_dim, self.memory_dim = msg_dim, memory_dim
+        self.time_enc = TimeEncoding(time_dim)
+        self.updater = MemoryUpdater(memory_dim, msg_dim, time_dim, aggregator, message)
+        self.node_proj = nn.Linear(node_dim, memory_dim) if node_dim else None
+        self.embedding = EMBEDDINGS[embedding](memory_dim, msg_dim, time_dim, embedding_dim, heads, dropout)
+        self.predictor = nn.Sequential(nn.Linear(2 * embedding_dim, embedding_dim), nn.ReLU(),
+                                       nn.Linear(embedding_dim, 1))
+
+    def link_logit(self, z_src: Tensor, z_dst: Tensor) -> Tensor:
+        return self.predictor(torch.cat([z_src, z_dst], -1)).view(-1)
+
+    def score(self, memory: TemporalMemory, neighbors: LastNeighbors, stream: EventStream,
+              batch: EventBatch) -> tuple[Tensor, Tensor, BatchContext]:
+        """Logits ``[B]`` of the positive and the negative pairs (steps 1-4 of the module doc)."""
+        b = batch.num_events
+        qn = torch.cat([batch.src, batch.dst, batch.neg_dst])
+        qt = batch.t.repeat(3)
+        nbr, eid, mask = neighbors(qn)
+        nbr = torch.where(mask, nbr, qn.unsqueeze(1))
+        n_id, inv = torch.unique(torch.cat([qn, nbr.view(-1)]), return_inverse=True)
+        mem, last = self.updater(memory, n_id, self.time_enc)
+        h = mem if self.node_proj is None else mem + self.node_proj(stream.x[n_id])
+        Q = qn.numel()
+        e = eid[mask]
+        z = self.embedding(h, inv[:Q], inv[Q:].view(Q, -1), mask, stream.msg[e],
+                           qt.unsqueeze(1).expand_as(mask)[mask] - stream.t[e], self.time_enc)
+        z_src, z_dst, z_neg = z[:b], z[b:2 * b], z[2 * b:]
+        ctx = BatchContext(n_id, mem, last, torch.unique(inv[: 2 * b]))
+        return self.link_logit(z_src, z_dst), self.link_logit(z_src, z_neg), ctx
+
+    @torch.no_grad()
+    def commit(self, memory: TemporalMemory, neighbors: LastNeighbors, batch: EventBatch,
+               ctx: Optional[BatchContext]) -> None:
+        """Keep the positives' memory update, store the batch's raw messages, insert its links."""
+        if ctx is not None:
+            p = ctx.pos_index
+            nodes = ctx.n_id[p]
+            memory.write(nodes, ctx.memory[p], ctx.last_update[p])
+            memory.clear(nodes)
+        memory.store(batch.src, batch.dst, batch.t, batch.msg)
+        neighbors.insert(batch.src, batch.dst, batch.e_id)

@@ -1,0 +1,71 @@
+"""Chronological event batches for temporal link prediction (TGN).
+
+Each batch is an :class:`~gnnkit.temporal.events.EventBatch` of ``batch_size`` consecutive
+training events (``e_id``, ``src``, ``dst``, ``t``, ``msg`` ``[B, ...]``) in time order, with one
+negative destination per positive (``neg_dst`` ``[B]``) drawn uniformly from the destinations of
+the training events. Negatives are drawn from a generator seeded with ``(seed, epoch)``, so a run
+and its resumption draw the same ones. The stream must carry a split (the ``temporal-link`` task
+makes one in its ``setup``); order matters, so the sampler runs in one process.
+"""
+from __future__ import annotations
+
+import torch
+
+from gnnkit.errors import GnnkitError
+from gnnkit.plugins import add_option
+from gnnkit.temporal.events import EventBatch, EventStream
+
+from .base import Sampler
+
+DEFAULT_BATCH = 200
+
+
+class TemporalSampler(Sampler):
+    name = "temporal"
+    _shared_default = None  # the default of --batch-size when another sampler declared it first
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH):
+        if batch_size < 1:
+            raise GnnkitError(f"batch size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def add_args(cls, parser) -> None:
+        action = parser._option_string_actions.get("--batch-size")  # noqa: SLF001 - argparse has no API
+        if action is not None:
+            cls._shared_default = action.default
+        add_option(parser, "--batch-size", type=int, default=DEFAULT_BATCH,
+                   help=f"events per batch of the temporal sampler (default {DEFAULT_BATCH})")
+
+    @classmethod
+    def from_args(cls, args) -> "TemporalSampler":
+        size = getattr(args, "batch_size", None)
+        if size is None or (cls._shared_default is not None and size == cls._shared_default):
+            size = DEFAULT_BATCH  # not given: another sampler's default is not ours
+        return cls(batch_size=size)
+
+    def setup(self, trainer, data) -> None:
+        super().setup(trainer, data)
+        if not isinstance(data, EventStream) or data.train_mask is None:
+            raise GnnkitError("the temporal sampler needs an event stream with a split "
+                              "(use --task temporal-link)")
+        if trainer.world_size > 1:
+            raise GnnkitError("the temporal sampler processes events in order and runs in one process")
+        self.e_id = data.train_mask.nonzero().view(-1)
+        if self.e_id.numel() == 0:
+            raise GnnkitError(f"{data.name}: no training events")
+        self.candidates = torch.unique(data.dst[self.e_id])
+        self.seed = int(getattr(trainer, "seed", 0))
+
+    def __len__(self) -> int:
+        return (self.e_id.numel() + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        d = self.data
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        pick = torch.randint(self.candidates.numel(), (self.e_id.numel(),), generator=gen)
+        neg = self.candidates[pick.to(self.candidates.device)]
+        for lo in range(0, self.e_id.numel(), self.batch_size):
+            e = self.e_id[lo: lo + self.batch_size]
+            yield EventBatch(e_id=e, src=d.src[e], dst=d.dst[e], t=d.t[e], msg=d.msg[e],
+                             neg_dst=neg[lo: lo + self.batch_size])
