@@ -53,12 +53,13 @@ class TemporalLinkPrediction(Task):
 
     def __init__(self, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  num_neighbors: int = 10, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
-                 message: str = "identity", new_node_fraction: float = 0.1, eval_batch_size: int = 200,
+                 message: str = "identity", embedding: str = "attention", new_node_fraction: float = 0.1, eval_batch_size: int = 200,
                  sort_events: bool = False):
         if eval_batch_size < 1:
             raise GnnkitError(f"eval batch size must be >= 1, got {eval_batch_size}")
         self.model_kwargs = dict(memory_dim=memory_dim, time_dim=time_dim, embedding_dim=embedding_dim,
-                                 heads=heads, dropout=dropout, aggregator=aggregator, message=message)
+                                 heads=heads, dropout=dropout, aggregator=aggregator, message=message,
+                                 embedding=embedding)
         self.num_neighbors, self.new_node_fraction = num_neighbors, new_node_fraction
         self.eval_batch_size, self.sort_events = eval_batch_size, sort_events
         self.memory = self.neighbors = None
@@ -74,6 +75,8 @@ class TemporalLinkPrediction(Task):
         add_option(parser, "--attention-heads", type=int, default=2, help="temporal-link: attention heads (default 2)")
         add_option(parser, "--aggregator", default="last", help="temporal-link: message aggregator, last or mean")
         add_option(parser, "--message-function", default="identity", help="temporal-link: identity or mlp")
+        add_option(parser, "--temporal-embedding", default="attention",
+                   help="temporal-link: attention (the authors' TGN-attn) or transformer (PyG example's TransformerConv)")
         add_option(parser, "--new-node-fraction", type=float, default=0.1,
                    help="temporal-link: share of nodes held out for the inductive test (default 0.1)")
         add_option(parser, "--sort-events", action="store_true", help="temporal-link: sort unsorted event times")
@@ -84,7 +87,7 @@ class TemporalLinkPrediction(Task):
             args.sampler = "temporal"
         return cls(memory_dim=args.memory_dim, time_dim=args.time_dim, embedding_dim=args.embedding_dim,
                    num_neighbors=args.num_neighbors, heads=args.attention_heads, aggregator=args.aggregator,
-                   message=args.message_function, new_node_fraction=args.new_node_fraction,
+                   message=args.message_function, embedding=args.temporal_embedding, new_node_fraction=args.new_node_fraction,
                    sort_events=args.sort_events)
 
     def load_data(self, args) -> EventStream:
