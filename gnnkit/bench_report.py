@@ -1,0 +1,222 @@
+"""What ``gnnkit bench`` writes: ``results.csv``, ``summary.md`` and two PNG plots.
+
+- ``results.csv``: one row per run of the grid (finished, failed, not run yet, or on a skipped
+  dataset), columns :data:`CSV_COLUMNS`.
+- ``summary.md``: per (dataset, method) cell, mean ± sample std over the finished seeds of the
+  validation and test metric (the best test mean of each dataset in bold), mean epochs, training
+  seconds per epoch, training seconds, the child process's peak RSS and the escape's MILP calls;
+  then the failures (with their errors) and the skipped datasets (with their reasons).
+- ``val_vs_time.png``: validation metric against training wall time, one panel per dataset, one
+  colour per method, one line per seed. ``memory.png``: mean peak RSS per method (error bar: std),
+  one panel per dataset.
+
+All writes are atomic (tmp + ``os.replace``). matplotlib (the ``bench`` extra) is imported lazily.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .errors import GnnkitError
+
+CSV_COLUMNS = ["dataset", "method", "seed", "status", "val", "test", "epochs", "seconds", "seconds_per_epoch",
+               "peak_rss_mb", "wall_seconds", "escape_calls", "error"]
+
+
+def require_matplotlib():
+    """``matplotlib.pyplot`` on the Agg backend, or a GnnkitError saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise GnnkitError("gnnkit bench draws its plots with matplotlib: pip install 'gnnkit[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def _rows(grid, records: Dict[str, dict]) -> List[dict]:
+    rows = []
+    for ds in grid.datasets:
+        if ds.skipped:
+            rows += [{"dataset": ds.label, "method": m, "seed": s, "status": "skipped", "error": ds.skipped}
+                     for s in range(grid.seeds) for m in grid.methods]
+    for run in grid.runs:
+        rec = records.get(run.key)
+        if rec is None:
+            rows.append({"dataset": run.dataset, "method": run.method, "seed": run.seed, "status": "pending"})
+        else:
+            rows.append({k: rec.get(k) for k in CSV_COLUMNS})
+    return rows
+
+
+def write_csv(path: Path, grid, records: Dict[str, dict]) -> None:
+    tmp = _tmp(path)
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in _rows(grid, records):
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    os.replace(tmp, path)
+
+
+def _stats(values) -> tuple:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def _pm(mean, std, digits=4) -> str:
+    return "n/a" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _num(mean, digits) -> str:
+    return "n/a" if mean is None else f"{mean:.{digits}f}"
+
+
+def cell_records(grid, records: Dict[str, dict]) -> Dict[tuple, List[dict]]:
+    """``{(dataset, method): [records of its runs, in seed order]}`` for the non-skipped datasets."""
+    cells: Dict[tuple, List[dict]] = {(d.label, m): [] for d in grid.datasets if not d.skipped for m in grid.methods}
+    for run in grid.runs:
+        if run.key in records:
+            cells[(run.dataset, run.method)].append(records[run.key])
+    return cells
+
+
+def summary_markdown(grid, records: Dict[str, dict], header: Optional[str] = None) -> str:
+    cells = cell_records(grid, records)
+    metric = next((r.get("metric") for r in records.values() if r.get("metric")), "metric")
+    lines = ["# gnnkit bench", ""] + ([header, ""] if header else [])
+    lines += [f"Mean ± std over seeds of {metric} (validation: the selected epoch; test: at that epoch); "
+              "best test per dataset in bold. Seconds: training time; RSS: the run's peak resident memory.", "",
+              "| dataset | method | val | test | runs ok | epochs | s/epoch | train s | peak RSS MB | escape calls |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for ds in grid.datasets:
+        if ds.skipped:
+            continue
+        stats = {}
+        for m in grid.methods:
+            ok = [r for r in cells[(ds.label, m)] if r.get("status") == "ok"]
+            stats[m] = (ok, _stats(r["val"] for r in ok), _stats(r["test"] for r in ok))
+        best = max((s[2][0] for s in stats.values() if s[2][0] is not None), default=None)
+        for m in grid.methods:
+            ok, val, test = stats[m]
+            recs = cells[(ds.label, m)]
+            test_txt = _pm(*test)
+            if test[0] is not None and test[0] == best:
+                test_txt = f"**{test_txt}**"
+            esc = [r.get("escape_calls") for r in ok if r.get("escape_calls") is not None]
+            lines.append("| " + " | ".join([
+                ds.label, m, _pm(*val), test_txt, f"{len(ok)}/{grid.seeds}" + (
+                    f" ({len(recs) - len(ok)} failed)" if len(recs) > len(ok) else ""),
+                _num(_stats(r.get("epochs") for r in ok)[0], 1),
+                _num(_stats(r.get("seconds_per_epoch") for r in ok)[0], 3),
+                _num(_stats(r.get("seconds") for r in ok)[0], 1),
+                _num(_stats(r.get("peak_rss_mb") for r in ok)[0], 0),
+                _num(statistics.fmean(esc), 1) if esc else "-"]) + " |")
+    failed = [r for r in records.values() if r.get("status") == "failed"]
+    if failed:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {r['dataset']}/{r['method']}/seed-{r['seed']}: `{r.get('error', '')}`" for r in failed]
+    pending = [r for r in grid.runs if r.key not in records]
+    if pending:
+        lines += ["", f"Not run yet: {len(pending)} run(s) ({', '.join(r.key for r in pending[:6])}"
+                  f"{', ...' if len(pending) > 6 else ''})."]
+    skipped = [d for d in grid.datasets if d.skipped]
+    if skipped:
+        lines += ["", "Skipped datasets:", ""] + [f"- {d.label}: {d.skipped}" for d in skipped]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = _tmp(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _panels(plt, n: int):
+    cols = min(3, max(1, n))
+    rows = (max(1, n) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    flat = [a for row in axes for a in row]
+    for ax in flat[n:]:
+        ax.axis("off")
+    return fig, flat
+
+
+def _save(fig, plt, path: Path) -> None:
+    tmp = _tmp(path)
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_plots(out: Path, grid, records: Dict[str, dict]) -> List[Path]:
+    """``val_vs_time.png`` and ``memory.png`` under ``out``."""
+    plt = require_matplotlib()
+    cells = cell_records(grid, records)
+    datasets = [d for d in grid.datasets if not d.skipped]
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(grid.methods)}
+    metric = next((r.get("metric") for r in records.values() if r.get("metric")), "metric")
+
+    fig, axes = _panels(plt, len(datasets))
+    for ax, ds in zip(axes, datasets):
+        for m in grid.methods:
+            shown = False
+            for r in cells[(ds.label, m)]:
+                curve = r.get("curve") or {}
+                if r.get("status") == "ok" and curve.get("seconds"):
+                    ax.plot(curve["seconds"], curve["val"], color=colors[m], alpha=0.8, lw=1.2,
+                            label=None if shown else m)
+                    shown = True
+        ax.set_title(ds.label)
+        ax.set_xlabel("training time (s)")
+        ax.set_ylabel(f"validation {metric}")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
+    if not datasets:
+        axes[0].axis("on")
+        axes[0].text(0.5, 0.5, "no dataset ran", ha="center", va="center")
+    _save(fig, plt, out / "val_vs_time.png")
+
+    fig, axes = _panels(plt, len(datasets))
+    for ax, ds in zip(axes, datasets):
+        means, stds = [], []
+        for m in grid.methods:
+            mean, std = _stats(r.get("peak_rss_mb") for r in cells[(ds.label, m)] if r.get("status") == "ok")
+            means.append(0.0 if mean is None else mean)
+            stds.append(0.0 if std is None else std)
+        ax.bar(range(len(grid.methods)), means, yerr=stds, color=[colors[m] for m in grid.methods], capsize=3)
+        ax.set_xticks(range(len(grid.methods)))
+        ax.set_xticklabels(grid.methods, rotation=30, ha="right")
+        ax.set_title(ds.label)
+        ax.set_ylabel("peak RSS (MB)")
+        ax.grid(alpha=0.3, axis="y")
+    if not datasets:
+        axes[0].axis("on")
+        axes[0].text(0.5, 0.5, "no dataset ran", ha="center", va="center")
+    _save(fig, plt, out / "memory.png")
+    return [out / "val_vs_time.png", out / "memory.png"]
+
+
+def write_outputs(out: Path, grid, records: Dict[str, dict], header: Optional[str] = None) -> str:
+    """Write the CSV, the markdown summary and the plots; returns the summary's text."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "results.csv", grid, records)
+    text = summary_markdown(grid, records, header)
+    write_text(out / "summary.md", text)
+    write_plots(out, grid, records)
+    return text
