@@ -138,6 +138,9 @@ def run(args) -> int:
 
 
 def _run(args, Trainer, seed_everything, Task, Sampler, Strategy, Escape) -> int:
+    Sampler.lookup(args.sampler), Strategy.lookup(args.strategy)  # name errors before any loading
+    if args.escape and args.escape != "none":
+        Escape.lookup(args.escape)
     task = Task.lookup(args.task).from_args(args)
     with dist.main_first():  # rank 0 writes any processed files while the others wait
         data = task.load_data(args)
