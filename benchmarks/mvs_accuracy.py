@@ -1,0 +1,70 @@
+"""Test accuracy of MVS-GNN against full-batch training: same model, same epochs, several seeds.
+
+Cora (Planetoid split, GCN hidden 16, dropout 0.5, MVS B = 32, K = 10, γ = 1) and csbm with noisy
+labels (GCN hidden 64, MVS B = 2048, K = 20, γ = 0.1). Each run keeps the weights of its best
+validation accuracy (the Trainer's default). Prints per-seed lines, then per dataset
+``<name> full X ± s  mvs Y ± s  diff Y-X`` in accuracy points.
+
+    flock /tmp/gnnkit-heavy.lock python benchmarks/mvs_accuracy.py
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from gnnkit.data import load
+from gnnkit.data.csbm import csbm
+from gnnkit.models import build_model
+from gnnkit.samplers.mvs import MVSSampler
+from gnnkit.trainer import Trainer
+
+
+def run(data, hidden, epochs, seed, sampler, eval_every):
+    torch.manual_seed(seed)
+    model = build_model("gcn", data.num_features, int(data.num_classes), hidden=hidden, num_layers=2, dropout=0.5)
+    t = time.perf_counter()
+    r = Trainer(sampler=sampler, max_epochs=epochs, progress=False, device="cpu", seed=seed, weight_decay=5e-4,
+                eval_every=eval_every).fit(model, data)
+    return 100 * r["test"], time.perf_counter() - t
+
+
+def compare(name, data, hidden, epochs, seeds, make_mvs, eval_every):
+    res = {"full": [], "mvs": []}
+    for seed in range(seeds):
+        for kind, sampler in (("full", None), ("mvs", make_mvs())):
+            acc, sec = run(data, hidden, epochs, seed, sampler, eval_every)
+            res[kind].append(acc)
+            print(f"{name} seed {seed} {kind:4s} test {acc:.2f}  ({sec:.1f}s)", flush=True)
+    m = {k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in res.items()}
+    print(f"{name} full {m['full'][0]:.2f} ± {m['full'][1]:.2f}  mvs {m['mvs'][0]:.2f} ± {m['mvs'][1]:.2f}  "
+          f"diff {m['mvs'][0] - m['full'][0]:+.2f} points ({seeds} seeds, {epochs} epochs)", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="cora,csbm")
+    p.add_argument("--cora-root", default=os.environ.get("GNNKIT_CORA_ROOT", "../shared/data/Planetoid"))
+    p.add_argument("--cora-seeds", type=int, default=10)
+    p.add_argument("--cora-epochs", type=int, default=100)
+    p.add_argument("--num-nodes", type=int, default=100_000)
+    p.add_argument("--label-noise", type=float, default=0.3)
+    p.add_argument("--csbm-seeds", type=int, default=3)
+    p.add_argument("--csbm-epochs", type=int, default=20)
+    args = p.parse_args()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; threads {torch.get_num_threads()}", flush=True)
+    if "cora" in args.datasets:
+        compare("Cora", load("Cora", root=args.cora_root), 16, args.cora_epochs, args.cora_seeds,
+                lambda: MVSSampler(batch_size=32, refresh=10, candidates=1.0), eval_every=2)
+    if "csbm" in args.datasets:
+        data = csbm(num_nodes=args.num_nodes, num_classes=10, avg_degree=10, label_noise=args.label_noise, seed=0)
+        compare("csbm", data, 64, args.csbm_epochs, args.csbm_seeds,
+                lambda: MVSSampler(batch_size=2048, refresh=20, candidates=0.1), eval_every=2)
+
+
+if __name__ == "__main__":
+    main()
