@@ -29,8 +29,8 @@ unless it memorizes. The split is drawn on the noisy labels: a random
 60/20/20 split by default (``split="planetoid"`` for 20 per class / 500 / 1000).
 
 Everything is tensor operations, in chunks of edges and rows to bound memory; the same
-``seed`` gives the same graph. 2.4M nodes / 62M directed edges / 100 features take about 20 s
-and 4 GiB on 2 cores (see BENCHMARKS.md).
+``seed`` gives the same graph. 2.4M nodes / 62M directed edges / 100 features take 21 s of CPU
+time (31 s with ``degree_exponent=2.5``) and 3.4 GiB peak on 2 cores (see BENCHMARKS.md).
 """
 from __future__ import annotations
 
