@@ -1,0 +1,483 @@
+"""ForwardGNN (Park et al., ICLR 2024): every graph layer learns from its own forward-pass loss.
+
+Layer ``l`` (see :class:`~gnnkit.strategies.forward_losses.LayerStack` for how a gnnkit model maps
+to layers ``f_0..f_{L−1}``) takes ``z_l = ‖·‖₂-normalized, detached f_{l−1}(z_{l−1})`` (``z_0``: the
+row-normalized features), has its own optimizer (``trainer.make_optimizer``) and its own loss;
+no gradient crosses layers, so only the layer in training holds activations.
+
+Variants (``variant=``):
+
+* ``sf`` (default): ``C`` virtual class nodes with fixed seeded ``N(0, 1)`` features are appended;
+  each training node is linked both ways to its class's node (validation/test nodes are not); the
+  adjacency is normalized on this augmented graph. Logits of node ``i`` at layer ``l``: ``h_i ·
+  h_{vn_c}``, cross-entropy on the training nodes. Score: ``log mean_l softmax(logits_l)``.
+* ``ff-la``: the label block (one-hot for training nodes, ``1/C`` elsewhere) is appended to the
+  input; goodness ``Σh² − θ``; BCE raises it for the true label and lowers it for each of ``k``
+  wrong labels (default all ``C − 1``, drawn once per node). ``ff-vn``: the same loss, the label
+  given by the virtual-node edges. Score for class ``c``: goodness summed over layers in the pass
+  where the evaluated nodes carry ``c`` (validation rows: training labels known; test rows:
+  training and validation labels known, as in the reference). Training rows carry their own
+  label in those passes, so ``train_accuracy`` is no held-out figure for ``ff-*``.
+* ``sf-top2loss``: ``sf`` with the top-down schedule below.
+
+Schedules: ``sequential`` trains layer after layer; a layer stops at its own early stop on the
+validation figure of the combined prediction of the layers so far (checked every ``val_every``
+epochs, ``patience`` checks, at most ``layer_epochs`` epochs and an equal share of the Trainer's
+remaining ``max_epochs``), then its best weights are restored. ``top2loss`` updates every layer
+every step, layer ``j``'s loss on ``mean(f_j(s_j), s_{j+2}, …, s_L)`` with ``s`` the detached
+normalized outputs of the previous step; one early stop; gradient clipping 1.0. When the schedule
+ends the strategy stops the Trainer and hands it the final model as its best (the Trainer then
+restores and tests exactly that model).
+
+Cached aggregation (``cache=``): with a fixed layer input (sequential schedule, full batch,
+GCN/SAGE/head layers) ``agg(z, Â)`` is computed once per layer; ``"auto"`` uses it where valid,
+``"on"`` raises where it is not, ``"off"`` never caches. Under a subgraph sampler (Cluster-GCN)
+each batch carries the virtual nodes and its training nodes' edges to them, and the layer's input
+is recomputed on the batch's subgraph by the frozen layers below.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+from ..errors import GnnkitError
+from ..sparse import Adjacency
+from .base import Strategy
+from .forward_graph import (augment_edges, check_labels, feature_shift, induced_edges, l2_normalize, label_rows,
+                            row_normalize, virtual_node_features, wrong_labels)
+from .forward_losses import LayerStack, ff_loss, goodness, sf_logits, sf_loss
+
+VARIANTS = ("sf", "ff-la", "ff-vn", "sf-top2loss")
+SCHEDULES = ("sequential", "top2loss")
+CACHE = ("auto", "on", "off")
+
+
+class View(NamedTuple):
+    """A graph as the layers see it: ``n`` real nodes (virtual nodes, if any, are rows ``n..``),
+    ``x`` ``[rows, F]`` row-normalized features, one adjacency per stream (or one shared), the
+    appended label block per stream (FF-LA) and whether streams share the first stream's input."""
+    n: int
+    x: Tensor
+    adjs: List[Adjacency]
+    labels: List[Optional[Tensor]]
+    shared_input: bool = False
+
+    @property
+    def streams(self) -> int:
+        return max(len(self.adjs), len(self.labels))
+
+    def adj(self, k: int) -> Adjacency:
+        return self.adjs[k if len(self.adjs) > 1 else 0]
+
+    def label(self, k: int) -> Optional[Tensor]:
+        return self.labels[k if len(self.labels) > 1 else 0]
+
+
+class ForwardLearning(Strategy):
+    """ForwardGNN as a strategy; see the module docstring. Reference defaults throughout."""
+
+    name = "forward"
+    manages_stopping = True
+
+    def __init__(self, variant: str = "sf", schedule: Optional[str] = None, last_layer_only: bool = False,
+                 patience: int = 100, val_every: int = 2, layer_epochs: int = 1000, theta: float = 2.0,
+                 num_negs: Optional[int] = None, cache: str = "auto", grad_clip: Optional[float] = None):
+        if variant not in VARIANTS:
+            raise GnnkitError(f"unknown forward variant {variant!r}; known: {', '.join(VARIANTS)}")
+        schedule = schedule or ("top2loss" if variant == "sf-top2loss" else "sequential")
+        if schedule not in SCHEDULES:
+            raise GnnkitError(f"unknown forward schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
+        self.variant = "sf" if variant == "sf-top2loss" else variant
+        if schedule == "top2loss" and self.variant != "sf":
+            raise GnnkitError("the top2loss schedule is defined for the sf variant only")
+        if cache not in CACHE:
+            raise GnnkitError(f"--forward-cache must be one of {', '.join(CACHE)}, got {cache!r}")
+        for label, v in (("patience", patience), ("val_every", val_every), ("layer_epochs", layer_epochs)):
+            if v < 1:
+                raise GnnkitError(f"forward {label} must be >= 1, got {v}")
+        if num_negs is not None and num_negs < 1:
+            raise GnnkitError(f"--forward-num-negs must be >= 1, got {num_negs}")
+        self.schedule, self.last_layer_only, self.patience = schedule, last_layer_only, patience
+        self.val_every, self.layer_epochs, self.theta, self.num_negs = val_every, layer_epochs, theta, num_negs
+        self.cache = cache
+        self.grad_clip = grad_clip if grad_clip is not None else (1.0 if schedule == "top2loss" else None)
+        self.stack: Optional[LayerStack] = None
+
+    # -- setup ----------------------------------------------------------------------------------------
+    def configure(self, trainer, model) -> None:
+        if trainer.world_size > 1:
+            raise GnnkitError("the forward strategy runs in one process (its per-layer updates are not synchronized)")
+        data = trainer.data
+        self.C = check_labels(data.y, getattr(data, "num_classes", None))
+        self.stack = LayerStack(model, label_dim=self.C if self.variant == "ff-la" else 0).to(trainer.device)
+        self.L = self.stack.num_layers
+        self.optimizers = [trainer.make_optimizer(self.stack.parameters_of(l)) for l in range(self.L)]
+        self.shift = feature_shift(data.x)
+        seed = int(trainer.seed) * 1_000_003
+        self.vn = (virtual_node_features(self.C, data.x.shape[1], seed + 1).to(trainer.device)
+                   if self.variant in ("sf", "ff-vn") else None)
+        self.k = None if self.variant == "sf" else min(self.num_negs or self.C - 1, self.C - 1)
+        self.neg = wrong_labels(data.y, self.C, self.k, seed + 2) if self.k else None
+        if self.schedule == "sequential" and trainer.max_epochs < self.L:
+            raise GnnkitError(f"the sequential schedule trains {self.L} layers one after another: "
+                              f"max_epochs must be at least {self.L}, got {trainer.max_epochs}")
+        self.layer = self.layer_epochs_done = self.epochs_used = self.bad = 0
+        self.best, self.best_state, self.done, self.states = None, None, False, None
+        self.budget = self._next_budget(trainer)
+        self._fixed = self._full = self._memo = None
+        self._prefix = {}
+
+    def _next_budget(self, trainer) -> int:
+        remaining = trainer.max_epochs - self.epochs_used
+        if self.schedule == "top2loss":
+            return max(1, min(self.layer_epochs, remaining))
+        return max(1, min(self.layer_epochs, remaining // (self.L - self.layer)))
+
+    # -- graphs ---------------------------------------------------------------------------------------
+    def _adj(self, edge_index: Tensor, num_nodes: int) -> Adjacency:
+        net = self.stack.net  # read now: a sampler may set the model's normalization at its setup
+        return Adjacency.from_edge_index(edge_index, num_nodes, norm=getattr(net, "adj_norm", "gcn"),
+                                         diag_lambda=float(getattr(net, "diag_lambda", 0.0) or 0.0))
+
+    def _train_view(self, x, edge_index, y, train, neg) -> View:
+        n = y.numel()
+        xn = row_normalize(x, self.shift)
+        if self.variant == "ff-la":
+            labels = [label_rows(y, train, self.C)] + [label_rows(neg[:, i], train, self.C) for i in range(self.k)]
+            return View(n, xn, [self._adj(edge_index, n)], labels)
+        xa = torch.cat([xn, self.vn])
+        targets = [y] + ([neg[:, i] for i in range(self.k)] if self.variant == "ff-vn" else [])
+        adjs = [self._adj(augment_edges(edge_index, n, t, train), n + self.C) for t in targets]
+        return View(n, xa, adjs, [None], shared_input=True)
+
+    def _eval_view(self, data, c: int, known: Tensor, evaluated: Tensor) -> View:
+        """FF pass for candidate class ``c``: ``evaluated`` nodes carry ``c``, ``known`` their label."""
+        lab = torch.where(evaluated, torch.full_like(data.y, c), data.y)
+        link = known | evaluated
+        n = data.num_nodes
+        xn = row_normalize(data.x, self.shift)
+        if self.variant == "ff-la":
+            return View(n, xn, [self._adj(data.edge_index, n)], [label_rows(lab, link, self.C)])
+        return View(n, torch.cat([xn, self.vn]), [self._adj(augment_edges(data.edge_index, n, lab, link), n + self.C)],
+                    [None])
+
+    def _full_view(self, trainer) -> View:
+        if self._full is None:
+            d = trainer.data
+            self._full = self._train_view(d.x, d.edge_index, d.y, d.train_mask, self.neg)
+        return self._full
+
+    def _batch_view(self, trainer, batch) -> View:
+        if isinstance(batch.adj, (list, tuple)) or batch.adj.num_rows != batch.x.shape[0]:
+            raise GnnkitError("the forward strategy needs batches that are whole subgraphs (full, cluster), "
+                              "not per-layer sampled blocks")
+        d, n_id = trainer.data, batch.n_id
+        ei = getattr(batch, "edge_index", None)
+        if ei is None:
+            ei = induced_edges(d.edge_index, n_id, d.num_nodes)
+        neg = self.neg[n_id] if self.neg is not None else None
+        return self._train_view(batch.x, ei, d.y[n_id], d.train_mask[n_id], neg)
+
+    # -- layer inputs ---------------------------------------------------------------------------------
+    def _first_input(self, view: View, k: int):
+        """``z_0`` of stream ``k``: ``[x ‖ ℓ] / ‖[x ‖ ℓ]‖`` split into ``(z, zℓ)``."""
+        lab = view.label(k)
+        if lab is None:
+            return l2_normalize(view.x), None
+        scale = 1.0 / (torch.sqrt(view.x.pow(2).sum(1, keepdim=True) + lab.pow(2).sum(1, keepdim=True)) + 1e-8)
+        return view.x * scale, lab * scale
+
+    @torch.no_grad()
+    def layer_inputs(self, view: View, l: int) -> list:
+        """Inputs ``(z_l, zℓ)`` of layer ``l`` per stream (one when shared), without autograd history."""
+        ins = [self._first_input(view, k) for k in range(1 if view.shared_input else view.streams)]
+        for k in range(1, len(ins)):  # label streams whose feature part agrees share one tensor
+            if torch.equal(ins[k][0], ins[0][0]):
+                ins[k] = (ins[0][0], ins[k][1])
+        for i in range(l):
+            ins = [(l2_normalize(self.stack(i, z, view.adj(k), zl)), None) for k, (z, zl) in enumerate(ins)]
+        return ins
+
+    def layer_outputs(self, view: View, l: int, ins: list, aggs: Optional[list] = None) -> List[Tensor]:
+        """``f_l`` of every stream, with autograd (from cached aggregations when ``aggs``)."""
+        outs, bases = [], {}  # layer-0 streams that differ only in the label block share the rest
+        for k in range(view.streams):
+            z, zl = (None, None) if aggs is not None else (ins[0] if view.shared_input else ins[k])
+            agg, lagg = aggs[k] if aggs is not None else (None, None)
+            base = None
+            if l == 0 and self.stack.label_lin is not None:
+                key = (id(agg[0]) if agg is not None else id(z), id(view.adj(k)))
+                if key not in bases:
+                    bases[key] = self.stack.pre_activation(l, z, view.adj(k), agg)
+                base = bases[key]
+            outs.append(self.stack(l, z, view.adj(k), zl, agg=agg, label_agg=lagg, base=base))
+        return outs
+
+    def local_loss(self, view: View, outs: List[Tensor], rows: Tensor, y: Tensor, weight=None) -> Tensor:
+        if self.variant == "sf":
+            return sf_loss(outs[0], view.n, rows, y, weight)
+        return ff_loss(outs, rows, self.theta, weight)
+
+    @torch.no_grad()
+    def _aggregations(self, view: View, l: int, ins: list) -> list:
+        out, seen = [], {}
+        for k in range(view.streams):
+            z, zl = ins[0] if view.shared_input else ins[k]
+            la = self.stack.label_aggregate(zl, view.adj(k)) if zl is not None else None
+            key = (id(z), id(view.adj(k)))
+            if key not in seen:  # one aggregation per distinct (input, graph)
+                seen[key] = self.stack.aggregate(l, z, view.adj(k))
+            out.append((seen[key], la))
+        return out
+
+    def _caching(self, full: bool, l: int) -> bool:
+        if self.cache == "off":
+            return False
+        valid = self.schedule == "sequential" and full and self.stack.cacheable(l)
+        if self.cache == "on" and not valid:
+            why = ("the top2loss schedule changes every layer's input each step" if self.schedule == "top2loss" else
+                   "each batch is a different subgraph" if not full else f"layer {l} is not a GCN/SAGE layer")
+            raise GnnkitError(f"--forward-cache on: cached aggregation would be wrong here ({why})")
+        return valid
+
+    # -- training -------------------------------------------------------------------------------------
+    def _update(self, l: int, loss: Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise GnnkitError(f"layer {l}'s loss became {float(loss)}; lower the learning rate")
+        opt = self.optimizers[l]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.stack.parameters_of(l), self.grad_clip)
+        opt.step()
+
+    def step(self, trainer, batch) -> dict:
+        if self.done:
+            return {"loss": 0.0}
+        full = getattr(batch, "n_id", None) is None
+        weight = getattr(batch, "loss_weight", None)
+        rows = batch.loss_index
+        if self.schedule == "top2loss":
+            return {"loss": self._step_top2loss(trainer, batch, full, rows, weight)}
+        l = self.layer
+        if full:
+            view = self._full_view(trainer)
+            if self._fixed is None or self._fixed[0] != l:
+                self._fixed = (l, self.layer_inputs(view, l), None)
+            if self._fixed[2] is None and self._caching(True, l):
+                self._fixed = (l, None, self._aggregations(view, l, self._fixed[1]))
+            outs = self.layer_outputs(view, l, self._fixed[1], self._fixed[2])
+            y = trainer.data.y[rows]
+        else:
+            self._caching(False, l)
+            view = self._batch_view(trainer, batch)
+            outs = self.layer_outputs(view, l, self.layer_inputs(view, l))
+            y = batch.y[rows]
+        loss = self.local_loss(view, outs, rows, y, weight)
+        self._update(l, loss)
+        return {"loss": float(loss.detach()), "layer": l}
+
+    def _step_top2loss(self, trainer, batch, full, rows, weight) -> float:
+        if not full:
+            raise GnnkitError("the top2loss schedule keeps every node's state between steps: use the full sampler")
+        self._caching(True, 0)
+        view = self._full_view(trainer)
+        if self.states is None:
+            self.states = self._bottom_up(view)
+        y, states, new, total = trainer.data.y[rows], self.states, [self.states[0]], 0.0
+        for j in range(self.L):
+            out = self.stack(j, states[j], view.adj(0))
+            emb = torch.stack([out] + states[j + 2:]).mean(0) if j + 2 <= self.L else out
+            loss = sf_loss(emb, view.n, rows, y, weight)
+            self._update(j, loss)
+            total += float(loss.detach())
+            new.append(l2_normalize(out.detach()))
+        self.states = new
+        return total
+
+    @torch.no_grad()
+    def _bottom_up(self, view: View) -> List[Tensor]:
+        """``[z_0, s_1, …, s_L]``: ``s_{l+1} = ‖f_l(s_l)‖``-normalized, one fresh pass."""
+        states = [l2_normalize(view.x)]
+        for l in range(self.L):
+            states.append(l2_normalize(self.stack(l, states[-1], view.adj(0))))
+        return states
+
+    # -- schedule -------------------------------------------------------------------------------------
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        if self.done:
+            return
+        self.layer_epochs_done += 1
+        self.epochs_used += 1
+        check = self.layer_epochs_done % self.val_every == 0
+        end = self.layer_epochs_done >= self.budget or epoch + 1 >= trainer.max_epochs
+        if check or end:
+            value = float(trainer.task.evaluate(trainer, splits=("val",))[trainer.monitor])
+            better = self.best is None or (value > self.best if trainer.higher_is_better else value < self.best)
+            if better and not math.isnan(value):
+                self.best, self.bad = value, 0
+                self.best_state = (self.stack.layer_state(self.layer) if self.schedule == "sequential" else
+                                   {k: v.detach().clone() for k, v in self.stack.net.state_dict().items()})
+            elif check:
+                self.bad += 1
+        if self.bad >= self.patience or end:
+            self._end_phase(trainer)
+
+    def _end_phase(self, trainer) -> None:
+        if self.schedule == "top2loss":
+            if self.best_state is not None:
+                self.stack.net.load_state_dict(self.best_state)
+            self.states = None
+            return self._complete(trainer)
+        l = self.layer
+        if self.best_state is not None:
+            self.stack.load_layer_state(l, self.best_state)
+        if self._fixed is not None and self._fixed[0] == l and l + 1 < self.L:
+            with torch.no_grad():  # the next layer's fixed input, from the restored layer
+                view = self._full
+                ins = self._fixed[1] or [None] * view.streams
+                outs = self.layer_outputs(view, l, ins, self._fixed[2])
+                keep = outs[:1] if view.shared_input else outs
+                self._fixed = (l + 1, [(l2_normalize(h), None) for h in keep], None)
+        self.layer, self.layer_epochs_done, self.best, self.best_state, self.bad = l + 1, 0, None, None, 0
+        if self.layer == self.L:
+            return self._complete(trainer)
+        self.budget = self._next_budget(trainer)
+
+    def _complete(self, trainer) -> None:
+        """Stop the Trainer and make the final model its best (restored and tested by the Trainer)."""
+        self.done, self._fixed, self._prefix = True, None, {}
+        trainer.should_stop = True
+        metrics = trainer.task.evaluate(trainer)
+        trainer.best_value, trainer.best_epoch = float(metrics[trainer.monitor]), trainer.epoch
+        trainer.best_metrics, trainer.since_improve = dict(metrics), 0
+        trainer.best_state = {k: v.detach().cpu().clone() for k, v in trainer.raw_model.state_dict().items()}
+
+    # -- prediction -----------------------------------------------------------------------------------
+    def _trained(self) -> int:
+        if self.done or self.schedule == "top2loss":
+            return self.L
+        return max(1, self.layer + (1 if self.layer_epochs_done > 0 else 0))
+
+    @torch.no_grad()
+    def predict(self, trainer, data):
+        """``[N, C]`` scores (SF: log of the mean softmax over layers; FF: summed goodness)."""
+        params = [p for l in range(self.L) for p in self.stack.parameters_of(l)]
+        key = (id(data), self._trained(), self.done, tuple(p._version for p in params))
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        trained = self._trained()
+        used = [trained - 1] if self.last_layer_only else list(range(trained))
+        if self.variant == "sf":
+            out = self._predict_sf(trainer, data, trained, used)
+        else:
+            out = self._predict_ff(data, trained, used)
+        self._memo = (key, out)
+        return out
+
+    def _walk(self, key, view: View, trained: int, used: List[int], score, base=None):
+        """``Σ_{l ∈ used} score(h_l)`` over layers ``0..trained−1`` of ``view``. Layers below the one
+        in training are frozen: their part and the current layer's input are memoized under
+        ``key`` until their weights change. ``base``: layer 0's pre-activation, when shared."""
+        frozen = 0 if self.done else min(self.layer, trained - 1)
+        vkey = (frozen, tuple(p._version for l in range(frozen) for p in self.stack.parameters_of(l)))
+        hit = self._prefix.get(key)
+        if hit is not None and hit[0] == vkey:
+            (z, zl, total), start = hit[1], frozen
+        else:
+            (z, zl), total, start = self._first_input(view, 0), 0.0, 0
+        for l in range(start, trained):
+            h = self.stack(l, z, view.adj(0), zl, base=base if l == 0 else None)
+            if l in used:
+                total = total + score(h)
+            z, zl = l2_normalize(h), None
+            if l + 1 == frozen:
+                self._prefix[key] = (vkey, (z, zl, total))
+        return total
+
+    def _predict_sf(self, trainer, data, trained: int, used: List[int]) -> Tensor:
+        view = (self._full_view(trainer) if data is trainer.data else
+                self._train_view(data.x, data.edge_index, data.y, data.train_mask, None))
+        if self.schedule == "top2loss":
+            probs, states = 0.0, self._bottom_up(view)
+            for j in used:
+                out = self.stack(j, states[j], view.adj(0))
+                emb = torch.stack([out] + states[j + 2:]).mean(0) if j + 2 <= self.L else out
+                probs = probs + torch.softmax(sf_logits(emb, view.n), dim=1)
+        else:
+            probs = self._walk((id(data), "sf"), view, trained, used,
+                               lambda h: torch.softmax(sf_logits(h, view.n), dim=1))
+        return torch.log(probs / len(used) + 1e-12)
+
+    def _predict_ff(self, data, trained: int, used: List[int]) -> Tensor:
+        scores = torch.zeros(data.num_nodes, self.C, device=data.x.device)
+        known_val = data.train_mask | data.val_mask
+        passes = ((data.train_mask, data.val_mask, data.train_mask | data.val_mask),  # val (and train) rows
+                  (known_val, ~known_val, ~known_val))  # test and unlabeled rows
+        for p, (known, evaluated, rows) in enumerate(passes):
+            if not bool(rows.any()):
+                continue
+            base = None
+            for c in range(self.C):
+                view = self._eval_view(data, c, known, evaluated)
+                if self.variant == "ff-la" and base is None and (self.done or self.layer == 0):
+                    base = self.stack.pre_activation(0, self._first_input(view, 0)[0], view.adj(0))
+                total = self._walk((id(data), p, c), view, trained, used,
+                                   lambda h: goodness(h[: view.n], self.theta), base)
+                scores[rows, c] = total[rows]
+        return scores
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"variant": self.variant, "schedule": self.schedule, "layer": self.layer,
+                "layer_epochs_done": self.layer_epochs_done, "epochs_used": self.epochs_used, "budget": self.budget,
+                "best": self.best, "bad": self.bad, "done": self.done, "best_state": self.best_state,
+                "states": self.states, "optimizers": [o.state_dict() for o in self.optimizers],
+                "label_lin": self.stack.label_lin.state_dict() if self.stack.label_lin is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if (state.get("variant"), state.get("schedule")) != (self.variant, self.schedule):
+            raise GnnkitError(f"checkpoint holds forward variant {state.get('variant')}/{state.get('schedule')}, "
+                              f"this run is {self.variant}/{self.schedule}")
+        for key in ("layer", "layer_epochs_done", "epochs_used", "budget", "best", "bad", "done", "best_state",
+                    "states"):
+            setattr(self, key, state[key])
+        for opt, s in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        if state["label_lin"] is not None:
+            self.stack.label_lin.load_state_dict(state["label_lin"])
+        self._fixed = self._memo = None
+        self._prefix = {}
+
+    # -- command line ---------------------------------------------------------------------------------
+    @classmethod
+    def add_args(cls, parser) -> None:
+        from ..plugins import add_option
+
+        add_option(parser, "--forward-variant", default="sf", choices=VARIANTS,
+                   help="forward strategy: sf (default), ff-la, ff-vn or sf-top2loss")
+        add_option(parser, "--forward-schedule", default=None, choices=SCHEDULES,
+                   help="sequential (layer by layer; default) or top2loss (sf-top2loss's)")
+        add_option(parser, "--forward-last-layer-only", action="store_true",
+                   help="forward strategy: predict from the last layer alone (default: all layers)")
+        add_option(parser, "--forward-patience", type=int, default=100,
+                   help="forward strategy: early stop after N validation checks without improvement (100)")
+        add_option(parser, "--forward-val-every", type=int, default=2,
+                   help="forward strategy: validation check every N epochs of a layer (2)")
+        add_option(parser, "--forward-layer-epochs", type=int, default=1000,
+                   help="forward strategy: at most N epochs per layer (top2loss: in all) (1000)")
+        add_option(parser, "--forward-theta", type=float, default=2.0, help="ff-* goodness threshold θ (2.0)")
+        add_option(parser, "--forward-num-negs", type=int, default=None,
+                   help="ff-*: wrong labels per training node (default all C-1)")
+        add_option(parser, "--forward-cache", default="auto", choices=CACHE,
+                   help="cached aggregation where the layer input is fixed: auto (default), on, off")
+
+    @classmethod
+    def from_args(cls, args) -> "ForwardLearning":
+        return cls(variant=args.forward_variant, schedule=args.forward_schedule,
+                   last_layer_only=args.forward_last_layer_only, patience=args.forward_patience,
+                   val_every=args.forward_val_every, layer_epochs=args.forward_layer_epochs,
+                   theta=args.forward_theta, num_negs=args.forward_num_negs, cache=args.forward_cache)

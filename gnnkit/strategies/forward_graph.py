@@ -1,0 +1,101 @@
+"""Inputs of ForwardGNN's layers: normalizations, virtual class nodes, appended labels, negatives.
+
+All functions are tensor operations over whole node or edge sets (no Python loops over nodes).
+
+* :func:`row_normalize`: the reference's feature preprocessing (PyG ``NormalizeFeatures``):
+  ``x ← x − min(x)`` (one global shift, passed in so that a batch gets the whole graph's), then
+  each row divided by ``max(1, Σ_j x_ij)``.
+* :func:`l2_normalize`: ``h_i / (‖h_i‖₂ + 1e-8)``, applied to every layer's input.
+* :func:`augment_edges`: the graph with ``C`` virtual class nodes ``n, ..., n + C − 1`` appended;
+  every node ``i`` with ``link[i]`` gets the two edges ``i → n + label[i]`` and
+  ``n + label[i] → i``; no other node touches a virtual node.
+* :func:`label_rows`: the appended label block ``[n, C]``: one-hot rows for the known nodes,
+  ``1/C`` everywhere else.
+* :func:`wrong_labels`: ``k`` distinct wrong classes per node, drawn once with a seeded generator.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..errors import GnnkitError
+
+
+def feature_shift(x: Tensor) -> float:
+    """The global minimum that :func:`row_normalize` subtracts (the whole graph's, fixed once)."""
+    return float(x.min()) if x.numel() else 0.0
+
+
+def row_normalize(x: Tensor, shift: float) -> Tensor:
+    """``(x − shift)`` with every row divided by ``max(1, row sum)``: ``[n, F] → [n, F]``."""
+    x = x.float() - shift
+    return x / x.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def l2_normalize(h: Tensor) -> Tensor:
+    """Rows scaled to unit length: ``h_i / (‖h_i‖₂ + 1e-8)``, ``[n, d] → [n, d]``."""
+    return h / (h.norm(dim=1, keepdim=True) + 1e-8)
+
+
+def virtual_node_features(num_classes: int, dim: int, seed: int) -> Tensor:
+    """``[C, dim]`` fixed features of the virtual class nodes, ``N(0, 1)`` from ``seed`` (CPU)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randn(num_classes, dim, generator=gen)
+
+
+def augment_edges(edge_index: Tensor, num_nodes: int, labels: Tensor, link: Tensor) -> Tensor:
+    """``edge_index`` ``[2, E]`` plus the virtual-node edges, ``[2, E + 2·Σ link]``.
+
+    ``labels`` ``[n]`` (class of each node's virtual node, read only where ``link``), ``link``
+    ``[n]`` bool. Virtual node of class ``c`` has id ``num_nodes + c``.
+    """
+    nodes = link.nonzero().view(-1)
+    if nodes.numel() and int(labels[nodes].min()) < 0:
+        raise GnnkitError("a node linked to a virtual class node has no label (y = -1)")
+    vn = labels[nodes] + num_nodes
+    extra = torch.stack([torch.cat([nodes, vn]), torch.cat([vn, nodes])]).to(edge_index.dtype)
+    return torch.cat([edge_index, extra], dim=1)
+
+
+def label_rows(labels: Tensor, known: Tensor, num_classes: int) -> Tensor:
+    """``[n, C]``: ``onehot(labels[i])`` where ``known[i]``, ``1/C`` in every other row."""
+    out = torch.full((labels.numel(), num_classes), 1.0 / num_classes, device=labels.device)
+    idx = known.nonzero().view(-1)
+    out[idx] = torch.nn.functional.one_hot(labels[idx].clamp(min=0), num_classes).float()
+    return out
+
+
+def wrong_labels(y: Tensor, num_classes: int, k: int, seed: int) -> Tensor:
+    """``[n, k]`` int64: for every node ``k`` distinct classes other than ``y[i]``, random order.
+
+    Nodes without a label (``y = −1``) get any ``k`` distinct classes (they are never trained on).
+    """
+    if not 1 <= k <= num_classes - 1:
+        raise GnnkitError(f"the number of negative labels must lie in [1, {num_classes - 1}], got {k}")
+    gen = torch.Generator().manual_seed(int(seed))
+    r = torch.rand(y.numel(), num_classes, generator=gen)
+    lab = y.cpu()
+    has = lab >= 0
+    r[has.nonzero().view(-1), lab[has]] = 2.0  # the true class sorts last
+    return r.argsort(dim=1)[:, :k].to(y.device)
+
+
+def induced_edges(edge_index: Tensor, n_id: Tensor, num_nodes: int) -> Tensor:
+    """Edges of ``edge_index`` between the nodes ``n_id``, renumbered ``0..len(n_id)-1``."""
+    local = torch.full((num_nodes,), -1, dtype=torch.long, device=edge_index.device)
+    local[n_id] = torch.arange(n_id.numel(), device=edge_index.device)
+    src, dst = local[edge_index[0]], local[edge_index[1]]
+    keep = (src >= 0) & (dst >= 0)
+    return torch.stack([src[keep], dst[keep]])
+
+
+def check_labels(y: Tensor, num_classes: Optional[int]) -> int:
+    """The number of classes of a single-label graph; raises on multi-label targets."""
+    if y.dim() != 1:
+        raise GnnkitError("the forward strategy handles single-label node classification only (y must be [N])")
+    c = int(num_classes) if num_classes is not None else int(y.max()) + 1
+    if c < 2:
+        raise GnnkitError(f"the forward strategy needs at least 2 classes, got {c}")
+    return c
