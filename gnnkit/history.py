@@ -79,9 +79,9 @@ def history_block(adj: Adjacency, batch: Tensor, lid: Tensor) -> Tuple[Adjacency
     ``lid`` is a ``[N]`` buffer of ``-1`` (restored on return)."""
     from gnnkit.samplers.neighbor import make_adjacency, relabel, segment_positions
 
-    crow = adj.csr.crow_indices().long()
-    start, end = crow[batch], crow[batch + 1]
-    cnt = end - start
+    crow = adj.csr.crow_indices()  # gather first, widen after: O(batch), not O(N), per call
+    start = crow[batch].long()
+    cnt = crow[batch + 1].long() - start
     pos = segment_positions(start, cnt)
     local, halo = relabel(lid, batch, adj.csr.col_indices()[pos].long())
     new_crow = torch.zeros(batch.numel() + 1, dtype=torch.long, device=batch.device)
