@@ -174,10 +174,15 @@ class Trainer:
             return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=0.9)
         raise GnnkitError(f"unknown optimizer {self.optimizer_name!r}; known: adam, adamw, sgd")
 
-    def _is_better(self, value: float) -> bool:
+    def _is_better(self, value: float, metrics: dict) -> bool:
+        """Strictly better on the monitored figure; on a tie, lower validation loss breaks it
+        (accuracy on a few hundred nodes moves in coarse steps, so ties are common)."""
         if self.best_value is None:
             return True
-        return value > self.best_value if self.higher_is_better else value < self.best_value
+        if value != self.best_value:
+            return value > self.best_value if self.higher_is_better else value < self.best_value
+        loss, best_loss = metrics.get("val_loss"), self.best_metrics.get("val_loss")
+        return loss is not None and best_loss is not None and loss < best_loss
 
     # -- fit ------------------------------------------------------------------------------------------
     def fit(self, model: torch.nn.Module, data, ckpt_path: Optional[str] = None) -> dict:
@@ -254,7 +259,7 @@ class Trainer:
         if self.monitor not in metrics:
             raise GnnkitError(f"metric {self.monitor!r} is not among the task's figures: {', '.join(metrics)}")
         value = float(metrics[self.monitor])
-        if self._is_better(value):
+        if self._is_better(value, metrics):
             self.best_value, self.best_epoch, self.best_metrics = value, self.epoch, dict(metrics)
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.raw_model.state_dict().items()})
             self.since_improve = 0
