@@ -56,7 +56,7 @@ def test_flags_precedence(tmp_path):
     assert opts["--num-nodes"] == "300" and opts["--graph-seed"] == "4"          # spec over [datasets.csbm]
     assert opts["--epochs"] == "7" and opts["--hidden"] == "8" and opts["--sampler"] == "cluster"
     nb = grid.cells[("csbm:num_nodes=300,seed=4", "neighbor")][0]
-    assert nb[nb.index("--batch-size") + 1] == "1024" and nb[nb.index("--fanouts") + 1] == "10,10"
+    assert nb[nb.index("--batch-size") + 1] == "2048" and nb[nb.index("--fanouts") + 1] == "10,10"
     assert [r.key for r in grid.runs][:3] == [f"csbm:num_nodes=300,seed=4/{m}/seed-0"
                                               for m in ("full", "cluster", "neighbor")]
     assert len(grid.runs) == 6 and grid.runs[0].dir.parent.parent.name == "csbm_num_nodes_300_seed_4"
