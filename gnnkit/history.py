@@ -10,7 +10,11 @@ features ``x_j`` at the input layer. So every layer uses the same bipartite bloc
 ``Â[S, S ‖ halo]`` (``halo = N(S) \\ S``, columns ordered batch first), and the input of layer
 ``l ≥ 1`` is ``[fresh rows of S ‖ stored rows of the halo]``. When the stored rows equal the
 current exact embeddings (same parameters), the output rows equal the full-graph model's rows
-exactly, so importance-weighted losses over ``S`` give unbiased gradients (Lemma 3.2).
+exactly, so an importance-weighted loss over ``S`` is an unbiased estimate of the full loss and
+its gradient with respect to the head is unbiased (Lemma 3.2's setting). The stored rows are
+constants, though: the lower layers' gradient misses the paths through out-of-batch neighbors,
+a bias that vanishes only as every node is kept (``tests/test_mvs.py`` measures both; the
+authors' ``ForwardWrapper_v2`` detaches its history the same way).
 
 The model consults the batch through the ``layer_input(model, i, h)`` hook of the per-layer list
 (:meth:`gnnkit.models.GNN.embed`): :class:`HistoryBlocks` appends the halo's stored rows of layer
