@@ -121,7 +121,13 @@ class Executor:
         rc = proc.returncode
         if self.stopping.is_set() or rc in (130, -signal.SIGINT):
             return None  # interrupted: no record, the next invocation reruns it
-        record = _record(run, rc, wall, usage.ru_maxrss / 1024.0)
+        try:
+            record = _record(run, rc, wall, usage.ru_maxrss / 1024.0)
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:  # unreadable output
+            record = {"dataset": run.dataset, "method": run.method, "seed": run.seed, "hash": run.hash,
+                      "argv": run.argv, "returncode": rc, "wall_seconds": round(wall, 3), "status": "failed",
+                      "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
+                      "error": f"unreadable results.json: {type(exc).__name__}: {exc}"}
         write_json(record, run.dir / "record.json")
         return record
 

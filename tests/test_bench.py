@@ -25,6 +25,9 @@ patience = 5
 [datasets.csbm.methods.cluster]
 num-parts = 4
 clusters-per-batch = 2
+
+[methods.broken]            # fails inside the run (an unknown model): recorded, the grid goes on
+model = "nope"
 """
 
 
@@ -34,7 +37,7 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def _args(out: Path, cfg: Path, datasets: str = TINY, methods: str = "full,cluster", *extra: str) -> list:
+def _args(out: Path, cfg: Path, datasets: str = TINY, methods: str = "full,cluster,broken", *extra: str) -> list:
     return ["bench", "--datasets", datasets, "--methods", methods, "--seeds", "1", "--epochs", "2",
             "--config", str(cfg), "--out", str(out), "--no-progress", *extra]
 
@@ -93,31 +96,37 @@ def test_interrupt_then_resume_redoes_only_unfinished(tmp_path, capsys):
     launched = (out / "launches.log").read_text().splitlines()
     assert len(launched) == 2                          # the second run was started, not finished
     with open(out / "results.csv") as f:               # outputs of the finished part are written
-        assert sorted(r["status"] for r in csv.DictReader(f)) == ["ok", "pending"]
+        assert sorted(r["status"] for r in csv.DictReader(f)) == ["ok", "pending", "pending"]
 
-    assert main(_args(out, cfg)) == 0                  # the same command again
+    assert main(_args(out, cfg)) == 1                  # the same command again; one run fails
     assert (first.read_bytes(), first.stat().st_mtime_ns) == before
     relaunched = (out / "launches.log").read_text().splitlines()[2:]
-    done_key = json.loads(before[0])
-    assert len(relaunched) == 1 and f"/{done_key['method']}/seed-0" not in relaunched[0]
+    done = json.loads(before[0])
+    assert done["method"] == "full" and len(relaunched) == 2
+    assert not any("/full/" in line for line in relaunched)
 
     with open(out / "results.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(r["method"] for r in rows) == ["cluster", "full"]
-    for r in rows:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["broken", "cluster", "full"]
+    for r in (rows["full"], rows["cluster"]):
         assert r["status"] == "ok" and r["epochs"] == "2" and 0 <= float(r["test"]) <= 1
         assert float(r["peak_rss_mb"]) > 50 and float(r["seconds_per_epoch"]) > 0
+    assert rows["broken"]["status"] == "failed" and "unknown model 'nope'" in rows["broken"]["error"]
     summary = (out / "summary.md").read_text()
-    table = [ln for ln in summary.splitlines() if ln.startswith(f"| {TINY} |")]
-    assert len(table) == 2 and all("1/1" in ln for ln in table) and sum("**" in ln for ln in table) >= 1
+    table = {ln.split(" | ")[1]: ln for ln in summary.splitlines() if ln.startswith(f"| {TINY} |")}
+    assert "1/1" in table["full"] and "1/1" in table["cluster"] and "0/1 (1 failed)" in table["broken"]
+    best = max(float(rows[m]["test"]) for m in ("full", "cluster"))   # ties are all bold
+    assert all(("**" in table[m]) == (float(rows[m]["test"]) == best) for m in ("full", "cluster"))
+    assert "**" not in table["broken"]
+    assert "broken/seed-0: `gnnkit: error: unknown model 'nope'" in summary
     for png in ("val_vs_time.png", "memory.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     rec = json.loads(first.read_text())
     assert rec["curve"]["seconds"] and len(rec["curve"]["val"]) == 2   # one evaluation per epoch
 
-    assert main(_args(out, cfg)) == 0                  # all finished: nothing is launched
-    assert len((out / "launches.log").read_text().splitlines()) == 3
+    assert main(_args(out, cfg)) == 1                  # all recorded: nothing is launched
+    assert len((out / "launches.log").read_text().splitlines()) == 4
 
 
 def test_absent_ogb_listed_as_skipped_with_its_path(tmp_path, capsys):
