@@ -54,16 +54,17 @@ def main() -> None:
     p.add_argument("--label-noise", type=float, default=0.3)
     p.add_argument("--csbm-seeds", type=int, default=3)
     p.add_argument("--csbm-epochs", type=int, default=20)
+    p.add_argument("--csbm-refresh", type=int, default=20, help="K for csbm (the authors' 20 on large graphs)")
     args = p.parse_args()
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; threads {torch.get_num_threads()}", flush=True)
-    if "cora" in args.datasets:
+    if "cora" in args.datasets.split(","):
         compare("Cora", load("Cora", root=args.cora_root), 16, args.cora_epochs, args.cora_seeds,
                 lambda: MVSSampler(batch_size=32, refresh=10, candidates=1.0), eval_every=2)
-    if "csbm" in args.datasets:
+    if "csbm" in args.datasets.split(","):
         data = csbm(num_nodes=args.num_nodes, num_classes=10, avg_degree=10, label_noise=args.label_noise, seed=0)
         compare("csbm", data, 64, args.csbm_epochs, args.csbm_seeds,
-                lambda: MVSSampler(batch_size=2048, refresh=20, candidates=0.1), eval_every=2)
+                lambda: MVSSampler(batch_size=2048, refresh=args.csbm_refresh, candidates=0.1), eval_every=2)
 
 
 if __name__ == "__main__":
