@@ -45,6 +45,20 @@ EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the author
 MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
 
 
+def evaluation_sets(data: EventStream) -> dict:
+    """``{split: (e_id, neg_dst)}`` for ``val``, ``val_new``, ``test``, ``test_new``: the split's
+    event ids and one negative destination per event, drawn from the stream's destinations with a
+    fixed seed per split (the same for every run and epoch)."""
+    candidates = torch.unique(data.dst).cpu()
+    sets = {}
+    for split, seed in EVAL_SEEDS.items():
+        e_id = getattr(data, MASKS[split]).nonzero().view(-1)
+        gen = torch.Generator().manual_seed(seed)
+        neg = candidates[torch.randint(candidates.numel(), (e_id.numel(),), generator=gen)]
+        sets[split] = (e_id, neg.to(data.dst.device))
+    return sets
+
+
 class TemporalLinkPrediction(Task):
     name = "temporal-link"
     metric = "ap"
@@ -120,13 +134,7 @@ class TemporalLinkPrediction(Task):
         self.data = data
         self.memory = TemporalMemory(data.num_nodes, model.memory_dim, data.msg_dim, device=trainer.device)
         self.neighbors = LastNeighbors(data.num_nodes, self.num_neighbors, device=trainer.device)
-        candidates = torch.unique(data.dst).cpu()
-        self.eval_sets = {}
-        for split, seed in EVAL_SEEDS.items():
-            e_id = getattr(data, MASKS[split]).nonzero().view(-1)
-            gen = torch.Generator().manual_seed(seed)
-            neg = candidates[torch.randint(candidates.numel(), (e_id.numel(),), generator=gen)]
-            self.eval_sets[split] = (e_id, neg.to(trainer.device))
+        self.eval_sets = evaluation_sets(data)
         self._best, self._fresh, self._eval_state = None, False, None
         return data
 

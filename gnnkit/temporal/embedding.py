@@ -31,13 +31,13 @@ def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, tr
     -> ``Σ_u softmax_u(q·k_u / √c) v_u`` ``[Q, H·c]`` (0 where a query has no link)."""
     Q, k = mask.shape
     H, c = q.shape[1:]
-    qi, ki = mask.nonzero(as_tuple=True)
-    score = q.new_full((Q, k, H), float("-inf"))
-    score[qi, ki] = (q[qi] * key).sum(-1) / math.sqrt(c)
+    flat = mask.view(-1).nonzero().view(-1)  # valid slots, row-major
+    qi = torch.div(flat, k, rounding_mode="floor")
+    s = (q.index_select(0, qi) * key).sum(-1) / math.sqrt(c)  # [P, H]
+    score = q.new_full((Q * k, H), float("-inf")).index_copy(0, flat, s).view(Q, k, H)
     attn = torch.softmax(score, 1).nan_to_num(0.0)
-    attn = F.dropout(attn, dropout, training)[qi, ki]  # [P, H]
+    attn = F.dropout(attn, dropout, training).view(Q * k, H).index_select(0, flat)
     return q.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
-
 
 class TemporalAttention(nn.Module):
     """The authors' TGN-attn layer (see the module docstring)."""
@@ -59,10 +59,10 @@ class TemporalAttention(nn.Module):
                 time_enc: nn.Module) -> Tensor:
         Q = mask.size(0)
         H, c = self.heads, self.q_dim // self.heads
-        h_q = h[q_idx]
+        h_q = h.index_select(0, q_idx)
         phi0 = time_enc(h.new_zeros(1)).expand(Q, -1)
         q = self.q(torch.cat([h_q, phi0], -1)).view(Q, H, c)
-        kv = self.kv_node(h)[nbr_idx[mask]] + self.kv_link(torch.cat([e, time_enc(dt)], -1))
+        kv = self.kv_node(h).index_select(0, nbr_idx[mask]) + self.kv_link(torch.cat([e, time_enc(dt)], -1))
         key, val = kv[:, : self.q_dim].view(-1, H, c), kv[:, self.q_dim:].view(-1, H, c)
         out = attend(q, key, val, mask, self.dropout, self.training)
         return self.merge(torch.cat([self.out(out) * mask.any(1, keepdim=True), h_q], -1))
@@ -84,9 +84,9 @@ class TransformerEmbedding(nn.Module):
     def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
                 time_enc: nn.Module) -> Tensor:
         H, c = self.heads, self.out_dim // self.heads
-        h_q = h[q_idx]
+        h_q = h.index_select(0, q_idx)
         q = self.q(h_q).view(-1, H, c)
-        kv = self.kv_node(h)[nbr_idx[mask]]
+        kv = self.kv_node(h).index_select(0, nbr_idx[mask])
         f = self.link(torch.cat([e, time_enc(dt)], -1))
         key, val = (kv[:, : self.out_dim] + f).view(-1, H, c), (kv[:, self.out_dim:] + f).view(-1, H, c)
         return attend(q, key, val, mask, self.dropout, self.training) + self.root(h_q)
