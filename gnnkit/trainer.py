@@ -13,7 +13,6 @@ in DistributedDataParallel and lets only rank 0 write; see :mod:`gnnkit.distribu
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -254,15 +253,21 @@ class Trainer:
         self.last_train_logs["steps"] = steps
         self._call("on_epoch_end", epoch, self.last_train_logs)
 
+    def mark_best(self, metrics: dict) -> None:
+        """Make the current weights the selected model (restored at the end of ``fit``), with
+        ``metrics`` as their figures. Used by the validation loop and by strategies that choose
+        the final model themselves (ForwardGNN's sequential schedule)."""
+        self.best_value, self.best_epoch, self.best_metrics = float(metrics[self.monitor]), self.epoch, dict(metrics)
+        self.best_state = {k: v.detach().cpu().clone() for k, v in self.raw_model.state_dict().items()}
+        self.since_improve = 0
+
     def _validate(self) -> None:
         metrics = self.task.evaluate(self)
         if self.monitor not in metrics:
             raise GnnkitError(f"metric {self.monitor!r} is not among the task's figures: {', '.join(metrics)}")
         value = float(metrics[self.monitor])
         if self._is_better(value, metrics):
-            self.best_value, self.best_epoch, self.best_metrics = value, self.epoch, dict(metrics)
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.raw_model.state_dict().items()})
-            self.since_improve = 0
+            self.mark_best(metrics)
         else:
             self.since_improve += 1
         self.history.append({"epoch": self.epoch, **metrics, "seconds": self.elapsed})

@@ -154,12 +154,14 @@ def _run(args, Trainer, seed_everything, Task, Sampler, Strategy, Escape) -> int
             continue
         task = Task.lookup(args.task).from_args(args)
         run_data = task.prepare_run(args, data, seed) if hasattr(task, "prepare_run") else data
+        strategy = Strategy.lookup(args.strategy).from_args(args)
+        if getattr(run_data, "num_classes", None) is not None:
+            args.model_out_dim = strategy.model_out_dim(int(run_data.num_classes), getattr(args, "hidden", 0))
         seed_everything(seed)
         model = task.build_model(args, run_data)
         sub = f"seed-{seed}"
         trainer = Trainer(
-            task=task, sampler=Sampler.lookup(args.sampler).from_args(args),
-            strategy=Strategy.lookup(args.strategy).from_args(args),
+            task=task, sampler=Sampler.lookup(args.sampler).from_args(args), strategy=strategy,
             escape=Escape.lookup(args.escape).from_args(args) if args.escape and args.escape != "none" else None,
             max_epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
             device=args.device, seed=seed, patience=args.patience, eval_every=args.eval_every,

@@ -22,6 +22,10 @@ class Strategy(Plugin):
 
     manages_stopping: bool = False
 
+    def model_out_dim(self, num_classes: int, hidden: int) -> int:
+        """Width of the model's last layer that ``gnnkit train`` builds for this strategy."""
+        return num_classes
+
     def configure(self, trainer, model) -> None:
         raise NotImplementedError  # abstract: every strategy defines it
 

@@ -80,6 +80,10 @@ class ForwardLearning(Strategy):
     """ForwardGNN as a strategy; see the module docstring. Reference defaults throughout."""
 
     name = "forward"
+
+    def model_out_dim(self, num_classes: int, hidden: int) -> int:
+        """Every layer of the reference network is ``hidden`` wide (no classifier head)."""
+        return hidden
     manages_stopping = True
 
     def __init__(self, variant: str = "sf", schedule: Optional[str] = None, last_layer_only: bool = False,
@@ -351,10 +355,7 @@ class ForwardLearning(Strategy):
         """Stop the Trainer and make the final model its best (restored and tested by the Trainer)."""
         self.done, self._fixed, self._prefix = True, None, {}
         trainer.should_stop = True
-        metrics = trainer.task.evaluate(trainer)
-        trainer.best_value, trainer.best_epoch = float(metrics[trainer.monitor]), trainer.epoch
-        trainer.best_metrics, trainer.since_improve = dict(metrics), 0
-        trainer.best_state = {k: v.detach().cpu().clone() for k, v in trainer.raw_model.state_dict().items()}
+        trainer.mark_best(trainer.task.evaluate(trainer))
 
     # -- prediction -----------------------------------------------------------------------------------
     def _trained(self) -> int:

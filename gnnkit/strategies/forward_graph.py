@@ -4,7 +4,7 @@ All functions are tensor operations over whole node or edge sets (no Python loop
 
 * :func:`row_normalize`: the reference's feature preprocessing (PyG ``NormalizeFeatures``):
   ``x ← x − min(x)`` (one global shift, passed in so that a batch gets the whole graph's), then
-  each row divided by ``max(1, Σ_j x_ij)``.
+  each row divided by ``max(1, Σ_j x_ij)``; signed features are divided by ``max(1, Σ_j |x_ij|)``.
 * :func:`l2_normalize`: ``h_i / (‖h_i‖₂ + 1e-8)``, applied to every layer's input.
 * :func:`augment_edges`: the graph with ``C`` virtual class nodes ``n, ..., n + C − 1`` appended;
   every node ``i`` with ``link[i]`` gets the two edges ``i → n + label[i]`` and
@@ -23,14 +23,24 @@ from torch import Tensor
 from ..errors import GnnkitError
 
 
-def feature_shift(x: Tensor) -> float:
-    """The global minimum that :func:`row_normalize` subtracts (the whole graph's, fixed once)."""
-    return float(x.min()) if x.numel() else 0.0
+def feature_shift(x: Tensor) -> Optional[float]:
+    """The global minimum that :func:`row_normalize` subtracts (the whole graph's, fixed once),
+    or ``None`` for features that take negative values (see :func:`row_normalize`)."""
+    lo = float(x.min()) if x.numel() else 0.0
+    return None if lo < 0 else lo
 
 
-def row_normalize(x: Tensor, shift: float) -> Tensor:
-    """``(x − shift)`` with every row divided by ``max(1, row sum)``: ``[n, F] → [n, F]``."""
-    x = x.float() - shift
+def row_normalize(x: Tensor, shift: Optional[float]) -> Tensor:
+    """``(x − shift)`` with every row divided by ``max(1, row sum)``: ``[n, F] → [n, F]``.
+
+    For signed features (``shift is None``, e.g. Gaussian features) the reference's global shift
+    would add a constant far larger than the signal to every entry and wash it out; there each row
+    is divided by ``max(1, Σ_j |x_ij|)`` instead, which equals the reference on non-negative rows.
+    """
+    x = x.float()
+    if shift is None:
+        return x / x.abs().sum(dim=1, keepdim=True).clamp(min=1.0)
+    x = x - shift
     return x / x.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 

@@ -119,5 +119,6 @@ class NodeClassification(Task):
         from gnnkit.models import build_model
 
         out = data.y.shape[1] if data.y.dim() == 2 else int(data.num_classes)
+        out = getattr(args, "model_out_dim", None) or out  # a strategy's choice (ForwardGNN: hidden)
         return build_model(args.model, data.num_features, out, hidden=args.hidden, num_layers=args.layers,
                            dropout=args.dropout, norm=args.norm, residual=args.residual)
