@@ -20,8 +20,24 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+_local_depth = 0
+
+
 def is_initialized() -> bool:
-    return dist.is_available() and dist.is_initialized()
+    """Whether collectives are live (False inside :func:`local_only`)."""
+    return _local_depth == 0 and dist.is_available() and dist.is_initialized()
+
+
+@contextlib.contextmanager
+def local_only():
+    """Work done by one rank alone (rank 0 testing an escape candidate): inside, every helper
+    here behaves as with one process, so nothing waits for ranks that are not taking part."""
+    global _local_depth
+    _local_depth += 1
+    try:
+        yield
+    finally:
+        _local_depth -= 1
 
 
 def rank() -> int:

@@ -103,7 +103,8 @@ class MILPEscape(Escape):
         payload = None
         if trainer.is_main:
             try:
-                record = self._escape(trainer, head)
+                with dist.local_only():  # the other ranks wait in the broadcast below
+                    record = self._escape(trainer, head)
             except GnnkitError as e:  # tell the other ranks, which wait in the broadcast below
                 if trainer.world_size == 1:
                     raise
