@@ -27,8 +27,9 @@ of their mean so that no node has probability 0 (which stale norms would turn in
 An epoch is ``K · ceil(ceil(n / B) / K)`` steps (at least one pass's worth of mini-batches, whole
 rounds), every epoch starts a round, and draws come from a generator seeded from ``(seed,
 epoch)``: a resumed run draws the same batches without saving history. Under several processes
-every rank draws the same ``C`` and takes its share (equal sizes), targets ``B / world`` per
-mini-batch and scales its weights by ``world`` (DistributedDataParallel averages); the stored
+every rank draws the same ``C`` and takes its share (equal sizes); μ is solved over the norms of
+all ranks (all-gathered) for the total ``B``, and the weights are scaled by ``world``
+(DistributedDataParallel averages); the stored
 norms and embeddings of a rank cover its own share. ``uniform=True`` keeps every candidate with
 ``p_i = B / m`` (uniform node sampling with the same historical embeddings, the ablation).
 """
@@ -149,10 +150,17 @@ class MVSSampler(Sampler):
                     num_nodes=n_id.numel(), refresh=True)
 
     def probabilities(self) -> Tensor:
+        """Keep probabilities of this rank's candidates. With several processes μ solves
+        ``Σ p_i = B`` over the norms of **all** ranks' candidates (all-gathered), so the batch
+        drawn across ranks is the one a single process would draw from the same norms."""
         b = self.batch_size / self.world
         if self.uniform:
             return torch.full_like(self.g, min(1.0, b / self.g.numel()))
-        return mvs_probabilities(self.g, b)
+        if self.world == 1 or not dist.is_initialized():
+            return mvs_probabilities(self.g, b)
+        g_all = dist.all_gather_rows(self.g.unsqueeze(1), self.m).view(-1)
+        share = self.g.numel()
+        return mvs_probabilities(g_all, float(self.batch_size))[self.rank * share:(self.rank + 1) * share]
 
     def sample(self, gen: torch.Generator) -> Data:
         """One mini-batch from the current candidates, norms and history."""
