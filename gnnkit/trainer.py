@@ -371,4 +371,4 @@ class Trainer:
         """The model's output for every node (or event, for temporal tasks)."""
         self._need_fit()
         self.raw_model.eval()
-        return self.strategy.predict(self, self.data)
+        return self.task.predict(self)

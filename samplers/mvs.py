@@ -197,7 +197,8 @@ class MVSSampler(Sampler):
     def add_args(cls, parser) -> None:
         from gnnkit.plugins import add_option
 
-        add_option(parser, "--batch-size", type=int, default=512, help="(expected) nodes per mini-batch (default 512)")
+        add_option(parser, "--batch-size", type=int, default=None,
+                   help="batch size of the sampler (default: neighbor/mvs 512 nodes, temporal 200 events)")
         add_option(parser, "--mvs-refresh", type=int, default=None,
                    help="K: steps per MVS round, the first on the whole candidate set (default 10 / 20 on >50k nodes)")
         add_option(parser, "--mvs-candidates", type=float, default=None,
@@ -205,4 +206,4 @@ class MVSSampler(Sampler):
 
     @classmethod
     def from_args(cls, args) -> "MVSSampler":
-        return cls(batch_size=args.batch_size, refresh=args.mvs_refresh, candidates=args.mvs_candidates)
+        return cls(batch_size=512 if args.batch_size is None else args.batch_size, refresh=args.mvs_refresh, candidates=args.mvs_candidates)

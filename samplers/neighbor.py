@@ -239,8 +239,9 @@ class NeighborSampler(Sampler):
         from gnnkit.plugins import add_option
 
         add_option(parser, "--fanouts", default="15,10", help="neighbors per hop, seeds' hop first, -1 = all (default 15,10)")
-        add_option(parser, "--batch-size", type=int, default=512, help="seed nodes per mini-batch (default 512)")
+        add_option(parser, "--batch-size", type=int, default=None,
+                   help="batch size of the sampler (default: neighbor/mvs 512 nodes, temporal 200 events)")
 
     @classmethod
     def from_args(cls, args) -> "NeighborSampler":
-        return cls(fanouts=args.fanouts, batch_size=args.batch_size)
+        return cls(fanouts=args.fanouts, batch_size=512 if args.batch_size is None else args.batch_size)

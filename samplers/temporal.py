@@ -22,8 +22,6 @@ DEFAULT_BATCH = 200
 
 class TemporalSampler(Sampler):
     name = "temporal"
-    _shared_default = None  # the default of --batch-size when another sampler declared it first
-
     def __init__(self, batch_size: int = DEFAULT_BATCH):
         if batch_size < 1:
             raise GnnkitError(f"batch size must be >= 1, got {batch_size}")
@@ -31,18 +29,14 @@ class TemporalSampler(Sampler):
 
     @classmethod
     def add_args(cls, parser) -> None:
-        action = parser._option_string_actions.get("--batch-size")  # noqa: SLF001 - argparse has no API
-        if action is not None:
-            cls._shared_default = action.default
-        add_option(parser, "--batch-size", type=int, default=DEFAULT_BATCH,
-                   help=f"events per batch of the temporal sampler (default {DEFAULT_BATCH})")
+        add_option(parser, "--batch-size", type=int, default=None,
+                   help="batch size of the sampler (default: neighbor/mvs 512 nodes, temporal "
+                        f"{DEFAULT_BATCH} events)")
 
     @classmethod
     def from_args(cls, args) -> "TemporalSampler":
         size = getattr(args, "batch_size", None)
-        if size is None or (cls._shared_default is not None and size == cls._shared_default):
-            size = DEFAULT_BATCH  # not given: another sampler's default is not ours
-        return cls(batch_size=size)
+        return cls(batch_size=DEFAULT_BATCH if size is None else size)
 
     def setup(self, trainer, data) -> None:
         super().setup(trainer, data)

@@ -43,6 +43,10 @@ class Task(Plugin):
         """The batch's loss (a scalar tensor) and outputs handed to callbacks and the sampler."""
         raise NotImplementedError  # abstract: every task defines it
 
+    def predict(self, trainer):
+        """The model's output for every node (what ``Trainer.predict`` returns)."""
+        return trainer.strategy.predict(trainer, trainer.data)
+
     def evaluate(self, trainer, splits=("train", "val", "test")) -> dict[str, float]:
         """Figures ``{"<split>_<metric>": value, ...}`` on the given splits."""
         raise NotImplementedError  # abstract: every task defines it

@@ -180,6 +180,10 @@ class TemporalLinkPrediction(Task):
             model.commit(self.memory, self.neighbors, batch, ctx)
         return (sum(aps) / len(aps), sum(aucs) / len(aucs)) if aps else (math.nan, math.nan)
 
+    def predict(self, trainer):
+        raise GnnkitError("temporal link prediction scores events as they stream in; use "
+                          "trainer.evaluate('val') / trainer.test() for AP and AUC")
+
     def evaluate(self, trainer, splits=("train", "val", "test")) -> dict:
         for s in splits:
             if s not in ("train", "val", "test"):
