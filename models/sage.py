@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import GNN
+from .gcn import transform_first
 
 
 class SAGEConv(nn.Module):
@@ -22,7 +23,7 @@ class SAGEConv(nn.Module):
 
     def forward(self, h: Tensor, adj, root: Optional[Tensor] = None) -> Tensor:
         root = h[: adj.num_rows] if root is None else root
-        if self.lin_l.out_features < self.lin_l.in_features:
+        if transform_first(adj, self.lin_l.in_features, self.lin_l.out_features):
             agg = adj @ nn.functional.linear(h, self.lin_l.weight) + self.lin_l.bias
         else:
             agg = self.lin_l(adj @ h)

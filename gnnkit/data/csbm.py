@@ -282,6 +282,7 @@ def csbm(num_nodes: int = 10_000, num_classes: int = 10, avg_degree: float = 10.
     data.train_mask, data.val_mask, data.test_mask = make_split(
         y, num_classes, split, per_class=per_class, num_val=num_val, num_test=num_test, train_frac=train_frac,
         val_frac=val_frac, split_seed=seed if split_seed is None else split_seed)
+    data.is_symmetric = True  # both directions of every edge: the adjacency needs no transpose
     data.name = (f"csbm(num_nodes={num_nodes}, num_classes={num_classes}, avg_degree={avg_degree}, "
                  f"homophily={homophily}, seed={seed})")
     return data
