@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Planetoid"
-
+from _shared import planetoid_root
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,12 +26,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=10)
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cora_kipf-"))
-    root = args.root
-    if root is None:
-        if not SHARED.is_dir():
-            sys.exit(f"skipped: {SHARED} is absent; pass --root")
-        root = str(work / "Planetoid")
-        shutil.copytree(SHARED, root)
+    root = planetoid_root(args.root, work)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     rows = []
     for model in ("gcn", "sage"):

@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Planetoid"
-
+from _shared import planetoid_root
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,12 +32,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ddp_two_machines-"))
-    root = args.root
-    if root is None:
-        if not SHARED.is_dir():
-            sys.exit(f"skipped: {SHARED} is absent; pass --root")
-        root = str(work / "Planetoid")
-        shutil.copytree(SHARED, root)
+    root = planetoid_root(args.root, work)
     train = ["-m", "gnnkit", "train", "--dataset", "Cora", "--root", root, "--model", "gcn", "--hidden", "16",
              "--epochs", "200", "--seeds", str(args.seeds), "--no-progress", "--device", "cpu"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
