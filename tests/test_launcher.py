@@ -120,6 +120,7 @@ def test_two_machines_on_one(tmp_path):
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     result = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert result["world_size"] == 2
     single = subprocess.run([sys.executable, "-m", "gnnkit", "train", *GRAPH, "--epochs", "20", "--out",
                              str(tmp_path / "single")], env=_env(), capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr

@@ -185,7 +185,7 @@ def _run(args, Trainer, seed_everything, Task, Sampler, Strategy, Escape) -> int
     test_mean, test_std = _mean_std([r["test"] for r in runs])
     summary = {"dataset": str(args.dataset), "model": getattr(args, "model", None), "task": args.task,
                "sampler": args.sampler, "strategy": args.strategy, "escape": args.escape,
-               "metric": task.metric, "val_mean": val_mean, "val_std": val_std,
+               "metric": task.metric, "world_size": dist.world_size(), "val_mean": val_mean, "val_std": val_std,
                "test_mean": test_mean, "test_std": test_std, "runs": runs}
     if main:
         _write_json(summary, os.path.join(args.out, "results.json"))
