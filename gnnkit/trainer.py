@@ -343,7 +343,8 @@ class Trainer:
             self.raw_model.load_state_dict(self.best_state)
         final = self.task.evaluate(self)
         self.result = {
-            "val": final.get(self.monitor), "test": final.get(f"test_{self.task.metric}"),
+            "val": final.get(f"val_{self.task.metric}"), "test": final.get(f"test_{self.task.metric}"),
+            "selected_on": self.monitor,
             "metrics": final, "best_epoch": self.best_epoch, "epochs": self.epoch + 1 if self.max_epochs else 0,
             "seconds": self.elapsed, "peak_rss_mb": peak_rss_mb(), "history": self.history,
         }
