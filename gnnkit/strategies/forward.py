@@ -34,11 +34,14 @@ GCN/SAGE/head layers) ``agg(z, Â)`` is computed once per layer; ``"auto"`` uses
 ``"on"`` raises where it is not, ``"off"`` never caches. Under a subgraph sampler (Cluster-GCN)
 each batch carries the virtual nodes and its training nodes' edges to them, and the layer's input
 is recomputed on the batch's subgraph by the frozen layers below.
+
+Modules beside this one: ``forward_graph`` (inputs, virtual nodes, the ``View`` of a graph),
+``forward_losses`` (layers and local losses), ``forward_predict`` (the prediction rule).
 """
 from __future__ import annotations
 
 import math
-from typing import List, NamedTuple, Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -46,37 +49,17 @@ from torch import Tensor
 from ..errors import GnnkitError
 from ..sparse import Adjacency
 from .base import Strategy
-from .forward_graph import (augment_edges, check_labels, feature_shift, induced_edges, l2_normalize, label_rows,
-                            row_normalize, virtual_node_features, wrong_labels)
-from .forward_losses import LayerStack, ff_loss, goodness, sf_logits, sf_loss
+from .forward_graph import (View, augment_edges, check_labels, feature_shift, induced_edges, l2_normalize,
+                            label_rows, row_normalize, virtual_node_features, wrong_labels)
+from .forward_losses import LayerStack, ff_loss, sf_loss
+from .forward_predict import ForwardPrediction
 
 VARIANTS = ("sf", "ff-la", "ff-vn", "sf-top2loss")
 SCHEDULES = ("sequential", "top2loss")
 CACHE = ("auto", "on", "off")
 
 
-class View(NamedTuple):
-    """A graph as the layers see it: ``n`` real nodes (virtual nodes, if any, are rows ``n..``),
-    ``x`` ``[rows, F]`` row-normalized features, one adjacency per stream (or one shared), the
-    appended label block per stream (FF-LA) and whether streams share the first stream's input."""
-    n: int
-    x: Tensor
-    adjs: List[Adjacency]
-    labels: List[Optional[Tensor]]
-    shared_input: bool = False
-
-    @property
-    def streams(self) -> int:
-        return max(len(self.adjs), len(self.labels))
-
-    def adj(self, k: int) -> Adjacency:
-        return self.adjs[k if len(self.adjs) > 1 else 0]
-
-    def label(self, k: int) -> Optional[Tensor]:
-        return self.labels[k if len(self.labels) > 1 else 0]
-
-
-class ForwardLearning(Strategy):
+class ForwardLearning(ForwardPrediction, Strategy):
     """ForwardGNN as a strategy; see the module docstring. Reference defaults throughout."""
 
     name = "forward"
@@ -356,80 +339,6 @@ class ForwardLearning(Strategy):
         self.done, self._fixed, self._prefix = True, None, {}
         trainer.should_stop = True
         trainer.mark_best(trainer.task.evaluate(trainer))
-
-    # -- prediction -----------------------------------------------------------------------------------
-    def _trained(self) -> int:
-        if self.done or self.schedule == "top2loss":
-            return self.L
-        return max(1, self.layer + (1 if self.layer_epochs_done > 0 else 0))
-
-    @torch.no_grad()
-    def predict(self, trainer, data):
-        """``[N, C]`` scores (SF: log of the mean softmax over layers; FF: summed goodness)."""
-        params = [p for l in range(self.L) for p in self.stack.parameters_of(l)]
-        key = (id(data), self._trained(), self.done, tuple(p._version for p in params))
-        if self._memo is not None and self._memo[0] == key:
-            return self._memo[1]
-        trained = self._trained()
-        used = [trained - 1] if self.last_layer_only else list(range(trained))
-        if self.variant == "sf":
-            out = self._predict_sf(trainer, data, trained, used)
-        else:
-            out = self._predict_ff(data, trained, used)
-        self._memo = (key, out)
-        return out
-
-    def _walk(self, key, view: View, trained: int, used: List[int], score, base=None):
-        """``Σ_{l ∈ used} score(h_l)`` over layers ``0..trained−1`` of ``view``. Layers below the one
-        in training are frozen: their part and the current layer's input are memoized under
-        ``key`` until their weights change. ``base``: layer 0's pre-activation, when shared."""
-        frozen = 0 if self.done else min(self.layer, trained - 1)
-        vkey = (frozen, tuple(p._version for l in range(frozen) for p in self.stack.parameters_of(l)))
-        hit = self._prefix.get(key)
-        if hit is not None and hit[0] == vkey:
-            (z, zl, total), start = hit[1], frozen
-        else:
-            (z, zl), total, start = self._first_input(view, 0), 0.0, 0
-        for l in range(start, trained):
-            h = self.stack(l, z, view.adj(0), zl, base=base if l == 0 else None)
-            if l in used:
-                total = total + score(h)
-            z, zl = l2_normalize(h), None
-            if l + 1 == frozen:
-                self._prefix[key] = (vkey, (z, zl, total))
-        return total
-
-    def _predict_sf(self, trainer, data, trained: int, used: List[int]) -> Tensor:
-        view = (self._full_view(trainer) if data is trainer.data else
-                self._train_view(data.x, data.edge_index, data.y, data.train_mask, None))
-        if self.schedule == "top2loss":
-            probs, states = 0.0, self._bottom_up(view)
-            for j in used:
-                out = self.stack(j, states[j], view.adj(0))
-                emb = torch.stack([out] + states[j + 2:]).mean(0) if j + 2 <= self.L else out
-                probs = probs + torch.softmax(sf_logits(emb, view.n), dim=1)
-        else:
-            probs = self._walk((id(data), "sf"), view, trained, used,
-                               lambda h: torch.softmax(sf_logits(h, view.n), dim=1))
-        return torch.log(probs / len(used) + 1e-12)
-
-    def _predict_ff(self, data, trained: int, used: List[int]) -> Tensor:
-        scores = torch.zeros(data.num_nodes, self.C, device=data.x.device)
-        known_val = data.train_mask | data.val_mask
-        passes = ((data.train_mask, data.val_mask, data.train_mask | data.val_mask),  # val (and train) rows
-                  (known_val, ~known_val, ~known_val))  # test and unlabeled rows
-        for p, (known, evaluated, rows) in enumerate(passes):
-            if not bool(rows.any()):
-                continue
-            base = None
-            for c in range(self.C):
-                view = self._eval_view(data, c, known, evaluated)
-                if self.variant == "ff-la" and base is None and (self.done or self.layer == 0):
-                    base = self.stack.pre_activation(0, self._first_input(view, 0)[0], view.adj(0))
-                total = self._walk((id(data), p, c), view, trained, used,
-                                   lambda h: goodness(h[: view.n], self.theta), base)
-                scores[rows, c] = total[rows]
-        return scores
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -15,12 +15,13 @@ All functions are tensor operations over whole node or edge sets (no Python loop
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
 from ..errors import GnnkitError
+from ..sparse import Adjacency
 
 
 def feature_shift(x: Tensor) -> Optional[float]:
@@ -109,3 +110,24 @@ def check_labels(y: Tensor, num_classes: Optional[int]) -> int:
     if c < 2:
         raise GnnkitError(f"the forward strategy needs at least 2 classes, got {c}")
     return c
+
+
+class View(NamedTuple):
+    """A graph as the layers see it: ``n`` real nodes (virtual nodes, if any, are rows ``n..``),
+    ``x`` ``[rows, F]`` row-normalized features, one adjacency per stream (or one shared), the
+    appended label block per stream (FF-LA) and whether streams share the first stream's input."""
+    n: int
+    x: Tensor
+    adjs: List[Adjacency]
+    labels: List[Optional[Tensor]]
+    shared_input: bool = False
+
+    @property
+    def streams(self) -> int:
+        return max(len(self.adjs), len(self.labels))
+
+    def adj(self, k: int) -> Adjacency:
+        return self.adjs[k if len(self.adjs) > 1 else 0]
+
+    def label(self, k: int) -> Optional[Tensor]:
+        return self.labels[k if len(self.labels) > 1 else 0]
