@@ -20,6 +20,7 @@ from pathlib import Path
 
 from _shared import planetoid_root
 
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default=None)
