@@ -9,7 +9,9 @@ METIS input. METIS wants an undirected graph without self-loops or repeated edge
 each edge ``(u, v)``, ``u != v``, becomes the key ``u·n + v``; the keys of the transposed edges
 are sorted and compared with the (sorted) keys, so an already symmetric graph costs one sort; an
 asymmetric one is symmetrized by sorting both key sets together. Repeated keys are dropped, and
-``xadj`` is the running sum of the per-row counts.
+``xadj`` is the running sum of the per-row counts. A coalesced undirected ``edge_index`` (keys
+increasing, no repeats, symmetric) already is the CSR: then ``adjncy`` is ``edge_index[1]``, no
+copy, and the one sort (to check symmetry) is the only cost beyond O(E) scans.
 
 Cache. The file ``<cache_dir>/metis-p<P>-<key>.pt`` holds the parts; ``key`` is a BLAKE2b hash of
 the graph as given (``num_nodes`` and the bytes of ``edge_index``, so a cache hit costs one read
@@ -100,7 +102,9 @@ def metis_graph(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
 
     Returns ``xadj`` int64 ``[num_nodes + 1]`` and ``adjncy`` int64 ``[2m]`` (CPU, contiguous,
     neighbors sorted within each row): ``v`` is a neighbor of ``u`` iff ``(u, v)`` or ``(v, u)``
-    is an edge and ``u != v``.
+    is an edge and ``u != v``. When the loop-free edges already are that CSR (keys ``u·n + v``
+    in increasing order, no repeats, symmetric: a coalesced undirected graph), ``adjncy`` is
+    ``edge_index[1]`` itself (a view, no copy) and the only sort is that of the transposed keys.
     """
     ei = edge_index.detach().to("cpu", torch.int64)
     if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
@@ -110,23 +114,33 @@ def metis_graph(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
     if not bool(keep.all()):
         src, dst = src[keep], dst[keep]
     del ei, keep
-    key = src * num_nodes + dst
-    if key.numel() > 1 and not bool((key[1:] >= key[:-1]).all()):
+    key = src * num_nodes  # the key u·n + v of every edge (in place: no temporary)
+    key += dst
+    in_order = key.numel() < 2 or bool((key[1:] >= key[:-1]).all())
+    if not in_order:
         key = torch.sort(key).values
-    key_t = torch.sort(dst * num_nodes + src).values
-    del src, dst
-    if not torch.equal(key, key_t):  # not symmetric: take the union of both directions
+    key_t = dst * num_nodes
+    key_t += src
+    key_t = torch.sort(key_t).values
+    symmetric = torch.equal(key, key_t)
+    if not symmetric:  # take the union of both directions
         key = torch.sort(torch.cat([key, key_t])).values
     del key_t
+    repeats = False
     if key.numel() > 1:
         first = torch.ones(key.numel(), dtype=torch.bool)
         torch.ne(key[1:], key[:-1], out=first[1:])
-        if not bool(first.all()):
+        repeats = not bool(first.all())
+        if repeats:
             key = key[first]
         del first
+    xadj = torch.zeros(num_nodes + 1, dtype=torch.int64)
+    if in_order and symmetric and not repeats:  # the edges are the CSR already
+        torch.cumsum(torch.bincount(src, minlength=num_nodes), 0, out=xadj[1:])
+        return xadj, dst.contiguous()
+    del src, dst
     row = torch.div(key, num_nodes, rounding_mode="floor")
     adjncy = key.sub_(row * num_nodes)  # in place: the column of every key
-    xadj = torch.zeros(num_nodes + 1, dtype=torch.int64)
     torch.cumsum(torch.bincount(row, minlength=num_nodes), 0, out=xadj[1:])
     return xadj, adjncy
 
@@ -210,7 +224,6 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
     t0 = time.perf_counter()
     check_request(num_nodes, int(edge_index.shape[1]), num_parts)
     ei = edge_index.detach().to("cpu", torch.int64)
-    check_request(num_nodes, int((ei[0] != ei[1]).sum()), num_parts)
     key = _hash_tensors(ei, extra=f"nodes={num_nodes}|" + _options_text(num_parts, seed, ufactor, recursive))
     path = None
     if use_cache:
@@ -222,6 +235,7 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
             warnings.warn(f"partition cache {path} rejected: {reason}; recomputing it", stacklevel=2)
     xadj, adjncy = metis_graph(ei, num_nodes)
     del ei
+    check_request(num_nodes, adjncy.numel(), num_parts)  # only self-loops: no edge left for METIS
     parts, cut = run_metis(xadj, adjncy, num_parts, seed=seed, ufactor=ufactor, recursive=recursive)
     del xadj, adjncy
     if path is not None:

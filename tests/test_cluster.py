@@ -67,6 +67,21 @@ def test_metis_graph_symmetrizes_and_drops_loops_and_repeats():
     xadj, adjncy = metis_graph(torch.tensor([[0, 0, 1, 2], [1, 1, 2, 2]]), 4)
     assert xadj.tolist() == [0, 1, 3, 4, 4]
     assert adjncy.tolist() == [1, 0, 2, 1]
+    # sorted, loop-free, equal in- and out-degrees, yet not symmetric: 0->1->2->0
+    xadj, adjncy = metis_graph(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+    assert xadj.tolist() == [0, 2, 4, 6] and adjncy.tolist() == [1, 2, 0, 2, 0, 1]
+
+
+def test_metis_graph_of_coalesced_graph_is_its_edges():
+    data = ring_of_cliques()
+    order = torch.argsort(data.edge_index[0] * 16 + data.edge_index[1])
+    ei = data.edge_index[:, order].contiguous()  # coalesced: the CSR in order
+    xadj, adjncy = metis_graph(ei, 16)
+    assert adjncy.data_ptr() == ei[1].data_ptr()  # no copy
+    shuffled = ei[:, torch.randperm(ei.shape[1], generator=torch.Generator().manual_seed(0))]
+    xs, adjs = metis_graph(torch.cat([shuffled, torch.tensor([[5, 5], [5, 6]])], 1), 16)  # + a loop, a repeat
+    assert torch.equal(xadj, xs) and torch.equal(adjncy, adjs)
+    assert xadj[1:].sub(xadj[:-1]).tolist() == [4, 3, 3, 4] * 4
 
 
 def test_cliques_are_clusters_and_every_node_in_exactly_one(tmp_path):
