@@ -29,8 +29,11 @@ like every other node. Evaluation always runs on the full graph; for graphs abov
 sampler sets ``trainer.inference_batch_size`` (when unset) to 2^16 rows per chunk.
 
 Several processes: every rank draws the same epoch order and takes its share of the groups with
-:func:`gnnkit.distributed.shard` (equal step counts). Rank 0 partitions first and writes the cache;
-the others then read it.
+:func:`gnnkit.distributed.shard` (equal step counts, which DistributedDataParallel needs). When
+the ``G`` groups do not divide among the ``w`` ranks, the list wraps around: the first
+``w - G mod w`` groups of the epoch's order are dealt once more, so no cluster is dropped and
+every rank takes ``ceil(G / w)`` steps (those few clusters are visited twice that epoch). Rank 0
+partitions first and writes the cache; the others then read it.
 """
 from __future__ import annotations
 
@@ -152,7 +155,10 @@ class ClusterSampler(Sampler):
         groups = torch.randperm(self.num_parts, generator=gen).split(self.clusters_per_batch)
         counts = self.train_per_cluster.cpu()
         groups = [g for g in groups if int(counts[g].sum()) > 0]
-        self.plan = list(dist.shard(groups, self.trainer.rank, self.trainer.world_size))
+        world = self.trainer.world_size
+        if world > 1 and len(groups) % world:  # wrap around: every cluster is still visited
+            groups = [groups[i % len(groups)] for i in range(-(-len(groups) // world) * world)]
+        self.plan = list(dist.shard(groups, self.trainer.rank, world))
 
     def __len__(self) -> int:
         return len(self.plan)

@@ -159,9 +159,13 @@ def test_epochs_reproducible_and_ranks_share_equally(tmp_path):
     assert all(torch.equal(x, b.n_id) for x, b in zip(first, s))
     r0 = setup_sampler(data, tmp_path, world_size=2, rank=0, num_parts=9, clusters_per_batch=2)
     r1 = setup_sampler(data, tmp_path, world_size=2, rank=1, num_parts=9, clusters_per_batch=2)
-    assert len(r0) == len(r1) == 2  # 5 groups dealt to 2 ranks: the odd one out is dropped
-    ids0, ids1 = torch.cat([b.n_id for b in r0]), torch.cat([b.n_id for b in r1])
-    assert not set(ids0.tolist()) & set(ids1.tolist())
+    # 5 groups dealt to 2 ranks: the list wraps around (the first group is dealt again), none dropped
+    assert len(r0) == len(r1) == 3
+    ids0, ids1 = [torch.cat([b.n_id for b in r]).tolist() for r in (r0, r1)]
+    assert set(ids0) | set(ids1) == set(range(data.num_nodes))
+    assert set(ids0) & set(ids1) == set(next(iter(r0)).n_id.tolist())  # the group dealt twice
+    r4 = [setup_sampler(data, tmp_path, world_size=4, rank=r, num_parts=9, clusters_per_batch=9) for r in range(4)]
+    assert all(len(r) == 1 and torch.equal(next(iter(r)).n_id, next(iter(r4[0])).n_id) for r in r4)  # 1 group, 4 ranks
 
 
 def test_cache_hit_and_rejected_caches_recomputed(tmp_path):
