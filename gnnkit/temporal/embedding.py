@@ -3,14 +3,20 @@
 Inputs (shared by both layers): ``h`` ``[n, d]`` (memory, plus node features) of the batch's
 unique nodes, ``q_idx`` ``[Q]`` the query rows, ``nbr_idx`` ``[Q, k]`` the neighbor rows, ``mask``
 ``[Q, k]`` the valid links, and for the ``P`` valid links (row-major order of ``mask``) ``e``
-``[P, F]`` and ``Δt = t_query − t_link`` ``[P]``; ``f = [e ‖ φ(Δt)]``. Output ``[Q, out_dim]``.
+``[P, F]`` and ``Δt`` ``[P]``; ``f = [e ‖ φ(Δt)]``. Output ``[Q, out_dim]``. Each layer names the
+time origin of its ``Δt`` in ``time_origin`` (the model computes it, :meth:`TGN.score`):
+``"query"``: ``Δt = t_query − t_link`` (the authors); ``"neighbor"``: ``Δt = t_last(u) − t_link``,
+the neighbor's (updated) last memory update minus the link time (PyG's example, whose
+``rel_t = last_update[edge_index[0]] − t``).
 
 * ``attention`` (the authors' ``TemporalAttention``, TGN-attn): query ``W_q [h_v ‖ φ(0)]``,
   keys and values ``W_{k,v} [h_u ‖ f_uv]`` (width ``d + d_t``), softmax over the links per head,
-  ``z = MLP([W_o attn ‖ h_v])``; a node without links gets ``attn = 0``.
+  ``z = MLP([W_o attn ‖ h_v])``; a node without links gets ``attn = 0``. Time origin: the query.
 * ``transformer`` (``TransformerConv`` as in PyG's ``examples/tgn.py``): per head ``c =
   out_dim / heads``, query ``W_q h_v``, keys ``W_k h_u + W_e f_uv``, values ``W_v h_u + W_e f_uv``,
-  ``z = attn + W_r h_v``.
+  ``z = attn + W_r h_v``. Time origin: the neighbor's last update, as in that example (the
+  link feature then says how long the neighbor has been active since the link; it does not
+  depend on the query time, so the embedding of a node is the same for all its queries).
 
 The node parts of the keys and values are computed once per unique node and gathered; the link
 parts once per valid link (padded slots cost nothing). Attention dropout as in both references.
@@ -42,6 +48,8 @@ def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, tr
 class TemporalAttention(nn.Module):
     """The authors' TGN-attn layer (see the module docstring)."""
 
+    time_origin = "query"
+
     def __init__(self, node_dim: int, msg_dim: int, time_dim: int, out_dim: int, heads: int = 2,
                  dropout: float = 0.1):
         super().__init__()
@@ -70,6 +78,8 @@ class TemporalAttention(nn.Module):
 
 class TransformerEmbedding(nn.Module):
     """``TransformerConv`` (root weight on, ``edge_dim = F + d_t``) as in PyG's TGN example."""
+
+    time_origin = "neighbor"
 
     def __init__(self, node_dim: int, msg_dim: int, time_dim: int, out_dim: int, heads: int = 2,
                  dropout: float = 0.1):

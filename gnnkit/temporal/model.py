@@ -9,7 +9,9 @@ For a batch of ``B`` chronological events ``(src, dst, t)`` with negative destin
    messages (``MemoryUpdater``, inside autograd); ``h⁰ = s`` (``+ W_x x`` with node features);
 3. embedding: one graph-attention layer with ``heads`` heads over the valid neighbor links
    (:mod:`gnnkit.temporal.embedding`: the authors' ``TemporalAttention``, or the
-   ``TransformerConv`` layer of PyG's example);
+   ``TransformerConv`` layer of PyG's example); the link time feature is ``φ(t_query − t_link)``
+   for the former and ``φ(t_last(u) − t_link)`` (neighbor ``u``'s last update from step 2) for
+   the latter, as in each reference;
 4. link logits ``MLP([z_src ‖ z_dst])`` for the positive and the negative pairs.
 
 :meth:`TGN.commit` then applies the rest of the memory protocol: the update of step 2 is kept for
@@ -78,8 +80,12 @@ class TGN(nn.Module):
         h = mem if self.node_proj is None else mem + self.node_proj(stream.x[n_id])
         Q = qn.numel()
         e = eid[mask]
-        z = self.embedding(h, inv[:Q], inv[Q:].view(Q, -1), mask, stream.msg[e],
-                           qt.unsqueeze(1).expand_as(mask)[mask] - stream.t[e], self.time_enc)
+        nbr_idx = inv[Q:].view(Q, -1)
+        if self.embedding.time_origin == "query":
+            dt = qt.unsqueeze(1).expand_as(mask)[mask] - stream.t[e]
+        else:  # the neighbor's last memory update
+            dt = last[nbr_idx[mask]] - stream.t[e]
+        z = self.embedding(h, inv[:Q], nbr_idx, mask, stream.msg[e], dt, self.time_enc)
         z_src, z_dst, z_neg = z[:b], z[b:2 * b], z[2 * b:]
         ctx = BatchContext(n_id, mem, last, torch.unique(inv[: 2 * b]))
         return self.link_logit(z_src, z_dst), self.link_logit(z_src, z_neg), ctx
