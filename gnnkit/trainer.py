@@ -51,8 +51,9 @@ def resolve_device(device: Any) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GnnkitError(f"device {device!r} was asked for but CUDA is not available")
-    if dev.type == "cuda" and dev.index is None and dist.env_world_size() > 1:
-        dev = torch.device("cuda", dist.local_rank() % torch.cuda.device_count())
+    if dev.type == "cuda" and dev.index is None:  # an explicit index: set_device and DDP need one
+        multi = dist.env_world_size() > 1
+        dev = torch.device("cuda", dist.local_rank() % torch.cuda.device_count() if multi else torch.cuda.current_device())
     return dev
 
 
