@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 row = run(m, d, args, Path(tmp))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    print(f"\n| method | device | s/epoch | test | peak RSS MB | peak CUDA MB |\n|---|---|---|---|---|---|")
+    print("\n| method | device | s/epoch | test | peak RSS MB | peak CUDA MB |\n|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['method']} | {r['device']} | failed: {r['error']} | | | |")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import resource
 import time
