@@ -50,8 +50,8 @@ from ..errors import GnnkitError
 from ..sparse import Adjacency
 from .base import Strategy
 from .forward_graph import (View, augment_edges, check_labels, feature_shift, induced_edges, l2_normalize,
-                            label_rows, row_normalize, virtual_node_features, wrong_labels)
-from .forward_losses import LayerStack, ff_loss, sf_loss
+                            l2_normalize_, label_rows, row_normalize, stack_copies, virtual_node_features, wrong_labels)
+from .forward_losses import LayerStack, ff_loss, sf_loss, sf_loss_parts
 from .forward_predict import ForwardPrediction
 
 VARIANTS = ("sf", "ff-la", "ff-vn", "sf-top2loss")
@@ -115,7 +115,7 @@ class ForwardLearning(ForwardPrediction, Strategy):
         self.best, self.best_state, self.done, self.states = None, None, False, None
         self.budget = self._next_budget(trainer)
         self._fixed = self._full = self._memo = None
-        self._prefix = {}
+        self._prefix, self._graphs = {}, {}
 
     def _next_budget(self, trainer) -> int:
         remaining = trainer.max_epochs - self.epochs_used
@@ -129,32 +129,54 @@ class ForwardLearning(ForwardPrediction, Strategy):
         return Adjacency.from_edge_index(edge_index, num_nodes, norm=getattr(net, "adj_norm", "gcn"),
                                          diag_lambda=float(getattr(net, "diag_lambda", 0.0) or 0.0))
 
-    def _train_view(self, x, edge_index, y, train, neg) -> View:
+    def _stacked_adj(self, edge_index: Tensor, n: int, copies: int, key=None) -> Adjacency:
+        """``diag(Â, …, Â)`` over ``copies`` copies; memoized under ``key`` (a whole graph's)."""
+        if key is not None and key in self._graphs:
+            return self._graphs[key]
+        adj = self._adj(stack_copies(edge_index, n, copies), copies * n)
+        if key is not None:
+            self._graphs[key] = adj
+        return adj
+
+    def _train_view(self, x, edge_index, y, train, neg, key=None) -> View:
         n = y.numel()
         xn = row_normalize(x, self.shift)
-        if self.variant == "ff-la":
-            labels = [label_rows(y, train, self.C)] + [label_rows(neg[:, i], train, self.C) for i in range(self.k)]
-            return View(n, xn, [self._adj(edge_index, n)], labels)
+        if self.variant == "ff-la":  # the true label and the k wrong ones as S = 1 + k stacked copies
+            labels = torch.cat([label_rows(y, train, self.C)] +
+                               [label_rows(neg[:, i], train, self.C) for i in range(self.k)])
+            adj, copies = self._adj(edge_index, n), 1 + self.k
+            big = self._stacked_adj(edge_index, n, copies, None if key is None else (key, copies))
+            return View(n, xn, [adj], [labels], copies=copies, stacked=big)
         xa = torch.cat([xn, self.vn])
         targets = [y] + ([neg[:, i] for i in range(self.k)] if self.variant == "ff-vn" else [])
         adjs = [self._adj(augment_edges(edge_index, n, t, train), n + self.C) for t in targets]
         return View(n, xa, adjs, [None], shared_input=True)
 
     def _eval_view(self, data, c: int, known: Tensor, evaluated: Tensor) -> View:
-        """FF pass for candidate class ``c``: ``evaluated`` nodes carry ``c``, ``known`` their label."""
+        """FF-VN pass for candidate class ``c``: ``evaluated`` nodes carry ``c``, ``known`` their label."""
         lab = torch.where(evaluated, torch.full_like(data.y, c), data.y)
-        link = known | evaluated
         n = data.num_nodes
-        xn = row_normalize(data.x, self.shift)
-        if self.variant == "ff-la":
-            return View(n, xn, [self._adj(data.edge_index, n)], [label_rows(lab, link, self.C)])
-        return View(n, torch.cat([xn, self.vn]), [self._adj(augment_edges(data.edge_index, n, lab, link), n + self.C)],
-                    [None])
+        aug = augment_edges(data.edge_index, n, lab, known | evaluated)
+        return View(n, torch.cat([row_normalize(data.x, self.shift), self.vn]), [self._adj(aug, n + self.C)], [None])
+
+    def _eval_view_la(self, data, p: int, known: Tensor, evaluated: Tensor) -> View:
+        """FF-LA's ``C`` candidate passes as one view of ``C`` stacked copies: in copy ``c`` the
+        ``evaluated`` nodes carry ``c`` and the ``known`` nodes their label. Fixed per graph and
+        pass ``p``, so built once."""
+        key = (id(data), "la", p)
+        if key not in self._graphs:
+            n, C = data.num_nodes, self.C
+            cand = torch.arange(C, device=data.y.device).repeat_interleave(n)  # [C·n]: c of copy c
+            lab = torch.where(evaluated.repeat(C), cand, data.y.repeat(C))
+            labels = label_rows(lab, (known | evaluated).repeat(C), C)
+            self._graphs[key] = View(n, row_normalize(data.x, self.shift), [self._adj(data.edge_index, n)], [labels],
+                                     copies=C, stacked=self._stacked_adj(data.edge_index, n, C, (id(data), C)))
+        return self._graphs[key]
 
     def _full_view(self, trainer) -> View:
         if self._full is None:
             d = trainer.data
-            self._full = self._train_view(d.x, d.edge_index, d.y, d.train_mask, self.neg)
+            self._full = self._train_view(d.x, d.edge_index, d.y, d.train_mask, self.neg, key=id(d))
         return self._full
 
     def _batch_view(self, trainer, batch) -> View:
@@ -170,42 +192,54 @@ class ForwardLearning(ForwardPrediction, Strategy):
 
     # -- layer inputs ---------------------------------------------------------------------------------
     def _first_input(self, view: View, k: int):
-        """``z_0`` of stream ``k``: ``[x ‖ ℓ] / ‖[x ‖ ℓ]‖`` split into ``(z, zℓ)``."""
+        """``z_0`` of stream ``k``: ``[x ‖ ℓ] / ‖[x ‖ ℓ]‖`` split into ``(z, zℓ)``; ``z`` ``[n, F]``
+        is shared by the stacked label copies, whose rows have equal norms (one-hot or ``1/C``
+        rows on the same nodes), so one scale serves every copy."""
         lab = view.label(k)
         if lab is None:
             return l2_normalize(view.x), None
-        scale = 1.0 / (torch.sqrt(view.x.pow(2).sum(1, keepdim=True) + lab.pow(2).sum(1, keepdim=True)) + 1e-8)
-        return view.x * scale, lab * scale
+        sq = lab.pow(2).sum(1, keepdim=True).view(view.copies, -1, 1)
+        if view.copies > 1 and not torch.equal(sq, sq[:1].expand_as(sq)):
+            raise GnnkitError("stacked label copies must have equal row norms (one-hot or uniform rows alike)")
+        scale = 1.0 / (torch.sqrt(view.x.pow(2).sum(1, keepdim=True) + sq[0]) + 1e-8)
+        return view.x * scale, lab * (scale.repeat(view.copies, 1) if view.copies > 1 else scale)
 
     @torch.no_grad()
     def layer_inputs(self, view: View, l: int) -> list:
-        """Inputs ``(z_l, zℓ)`` of layer ``l`` per stream (one when shared), without autograd history."""
+        """Inputs ``(z_l, zℓ)`` of layer ``l`` per stream (one when shared), without autograd history.
+
+        Memory: a cacheable frozen layer aggregates, then drops its input before the transform,
+        and ReLU and normalization run in place, so at most two ``[rows, width]`` tensors per
+        stream are alive at once (input + aggregation, then aggregation + output)."""
         ins = [self._first_input(view, k) for k in range(1 if view.shared_input else view.streams)]
-        for k in range(1, len(ins)):  # label streams whose feature part agrees share one tensor
-            if torch.equal(ins[k][0], ins[0][0]):
-                ins[k] = (ins[0][0], ins[k][1])
         for i in range(l):
-            ins = [(l2_normalize(self.stack(i, z, view.adj(k), zl)), None) for k, (z, zl) in enumerate(ins)]
+            for k in range(len(ins)):
+                (z, zl), ins[k] = ins[k], None
+                if self.cache != "off" and self.stack.cacheable(i):
+                    agg = self.stack.aggregate(i, z, view.graph(k, i))
+                    lagg = self.stack.label_aggregate(zl, view.label_graph(k)) if zl is not None else None
+                    z = zl = None
+                    h = self.stack(i, None, None, agg=agg, label_agg=lagg)
+                    agg = lagg = None
+                else:
+                    h = self.stack(i, z, view.graph(k, i), zl, label_adj=view.label_graph(k))
+                ins[k] = (l2_normalize_(h), None)
         return ins
 
     def layer_outputs(self, view: View, l: int, ins: list, aggs: Optional[list] = None) -> List[Tensor]:
         """``f_l`` of every stream, with autograd (from cached aggregations when ``aggs``)."""
-        outs, bases = [], {}  # layer-0 streams that differ only in the label block share the rest
+        outs = []
         for k in range(view.streams):
             z, zl = (None, None) if aggs is not None else (ins[0] if view.shared_input else ins[k])
             agg, lagg = aggs[k] if aggs is not None else (None, None)
-            base = None
-            if l == 0 and self.stack.label_lin is not None:
-                key = (id(agg[0]) if agg is not None else id(z), id(view.adj(k)))
-                if key not in bases:
-                    bases[key] = self.stack.pre_activation(l, z, view.adj(k), agg)
-                base = bases[key]
-            outs.append(self.stack(l, z, view.adj(k), zl, agg=agg, label_agg=lagg, base=base))
+            outs.append(self.stack(l, z, view.graph(k, l), zl, agg=agg, label_agg=lagg, label_adj=view.label_graph(k)))
         return outs
 
     def local_loss(self, view: View, outs: List[Tensor], rows: Tensor, y: Tensor, weight=None) -> Tensor:
         if self.variant == "sf":
             return sf_loss(outs[0], view.n, rows, y, weight)
+        if view.copies > 1:  # stacked copies: copy 0 carries the true label, copies 1.. the wrong ones
+            outs = list(outs[0].view(view.copies, view.n, -1).unbind(0))
         return ff_loss(outs, rows, self.theta, weight)
 
     @torch.no_grad()
@@ -213,10 +247,10 @@ class ForwardLearning(ForwardPrediction, Strategy):
         out, seen = [], {}
         for k in range(view.streams):
             z, zl = ins[0] if view.shared_input else ins[k]
-            la = self.stack.label_aggregate(zl, view.adj(k)) if zl is not None else None
-            key = (id(z), id(view.adj(k)))
+            la = self.stack.label_aggregate(zl, view.label_graph(k)) if zl is not None else None
+            key = (id(z), id(view.graph(k, l)))
             if key not in seen:  # one aggregation per distinct (input, graph)
-                seen[key] = self.stack.aggregate(l, z, view.adj(k))
+                seen[key] = self.stack.aggregate(l, z, view.graph(k, l))
             out.append((seen[key], la))
         return out
 
@@ -256,8 +290,12 @@ class ForwardLearning(ForwardPrediction, Strategy):
                 self._fixed = (l, self.layer_inputs(view, l), None)
             if self._fixed[2] is None and self._caching(True, l):
                 self._fixed = (l, None, self._aggregations(view, l, self._fixed[1]))
-            outs = self.layer_outputs(view, l, self._fixed[1], self._fixed[2])
             y = trainer.data.y[rows]
+            if self._fixed[2] is not None:  # cached: compute the rows the loss reads, and only those
+                loss = self._cached_loss(view, l, self._fixed[2], rows, y, weight)
+                self._update(l, loss)
+                return {"loss": float(loss.detach()), "layer": l}
+            outs = self.layer_outputs(view, l, self._fixed[1], None)
         else:
             self._caching(False, l)
             view = self._batch_view(trainer, batch)
@@ -266,6 +304,40 @@ class ForwardLearning(ForwardPrediction, Strategy):
         loss = self.local_loss(view, outs, rows, y, weight)
         self._update(l, loss)
         return {"loss": float(loss.detach()), "layer": l}
+
+    def _cached_loss(self, view: View, l: int, aggs: list, rows: Tensor, y: Tensor, weight) -> Tensor:
+        """Layer ``l``'s local loss from its cached aggregations, computing only the rows it reads.
+
+        From a cached aggregation a layer is row-wise (``h_i = ReLU(t(a_i))``), so SF needs the
+        outputs of the loss rows and of the ``C`` virtual rows (two separate products: logits
+        ``h_rows · h_vnᵀ``), FF-LA those of the loss rows in every stacked copy (``[S·m]``), FF-VN
+        those of the loss rows of each stream. Validation and test rows then hold no activation
+        or gradient in a training step; the loss and its gradients are those of the full pass.
+        """
+        n, S = view.n, view.copies
+        if self.variant == "sf":
+            h = self.layer_outputs(view, l, None, self._cut(aggs, {n + self.C: rows}))[0]
+            vn = torch.arange(n, n + self.C, device=rows.device)
+            return sf_loss_parts(h, self.layer_outputs(view, l, None, self._cut(aggs, {n + self.C: vn}))[0], y, weight)
+        if S > 1:
+            pick = {n: rows, S * n: (rows + n * torch.arange(S, device=rows.device)[:, None]).reshape(-1)}
+        else:
+            pick = {n + (self.C if self.vn is not None else 0): rows}
+        sub = view._replace(n=rows.numel())
+        return self.local_loss(sub, self.layer_outputs(sub, l, None, self._cut(aggs, pick)), None, y, weight)
+
+    @staticmethod
+    def _cut(aggs: list, pick: dict) -> list:
+        """``aggs`` (per stream: ``(feature aggregation tuple, label aggregation)``) at the rows
+        ``pick[number of rows]`` (a cached tensor's rows say which graph or copies it lives on)."""
+        def cut(t):
+            if t is None:
+                return None
+            if t.shape[0] not in pick:
+                raise GnnkitError(f"internal: no loss rows for a cached aggregation of {t.shape[0]} rows")
+            return t.index_select(0, pick[t.shape[0]])
+
+        return [(tuple(cut(a) for a in agg), cut(la)) for agg, la in aggs]
 
     def _step_top2loss(self, trainer, batch, full, rows, weight) -> float:
         if not full:

@@ -12,6 +12,9 @@ All functions are tensor operations over whole node or edge sets (no Python loop
 * :func:`label_rows`: the appended label block ``[n, C]``: one-hot rows for the known nodes,
   ``1/C`` everywhere else.
 * :func:`wrong_labels`: ``k`` distinct wrong classes per node, drawn once with a seeded generator.
+* :func:`stack_copies`: ``S`` disjoint copies of a graph (block-diagonal), so that ``S`` label
+  streams on one graph (FF-LA's true and wrong labels, or its ``C`` candidate labels at
+  prediction) run as one stacked ``[S·n, d]`` pass instead of ``S`` passes.
 """
 from __future__ import annotations
 
@@ -48,6 +51,11 @@ def row_normalize(x: Tensor, shift: Optional[float]) -> Tensor:
 def l2_normalize(h: Tensor) -> Tensor:
     """Rows scaled to unit length: ``h_i / (‖h_i‖₂ + 1e-8)``, ``[n, d] → [n, d]``."""
     return h / (h.norm(dim=1, keepdim=True) + 1e-8)
+
+
+def l2_normalize_(h: Tensor) -> Tensor:
+    """:func:`l2_normalize` in place (no autograd; for a fresh tensor nobody else reads)."""
+    return h.div_(h.norm(dim=1, keepdim=True).add_(1e-8))
 
 
 def virtual_node_features(num_classes: int, dim: int, seed: int) -> Tensor:
@@ -93,6 +101,17 @@ def wrong_labels(y: Tensor, num_classes: int, k: int, seed: int) -> Tensor:
     return r.argsort(dim=1)[:, :k].to(y.device)
 
 
+def stack_copies(edge_index: Tensor, num_nodes: int, copies: int) -> Tensor:
+    """``[2, S·E]``: ``edge_index`` repeated ``S = copies`` times, copy ``s`` on nodes ``s·n .. s·n + n − 1``.
+
+    Its normalized adjacency is ``diag(Â, …, Â)``: normalization is per node, and the copies
+    share no edge, so every copy is normalized exactly as the graph itself.
+    """
+    offsets = (torch.arange(copies, device=edge_index.device, dtype=edge_index.dtype) * num_nodes).repeat_interleave(
+        edge_index.shape[1])
+    return edge_index.repeat(1, copies) + offsets
+
+
 def induced_edges(edge_index: Tensor, n_id: Tensor, num_nodes: int) -> Tensor:
     """Edges of ``edge_index`` between the nodes ``n_id``, renumbered ``0..len(n_id)-1``."""
     local = torch.full((num_nodes,), -1, dtype=torch.long, device=edge_index.device)
@@ -115,12 +134,20 @@ def check_labels(y: Tensor, num_classes: Optional[int]) -> int:
 class View(NamedTuple):
     """A graph as the layers see it: ``n`` real nodes (virtual nodes, if any, are rows ``n..``),
     ``x`` ``[rows, F]`` row-normalized features, one adjacency per stream (or one shared), the
-    appended label block per stream (FF-LA) and whether streams share the first stream's input."""
+    appended label block per stream (FF-LA) and whether streams share the first stream's input.
+
+    Stacked label streams (FF-LA): ``labels[0]`` is ``[S·n, C]``, ``S = copies`` label blocks of
+    the same ``n`` nodes, and ``stacked`` the block-diagonal adjacency of ``S`` copies of the
+    graph (:func:`stack_copies`). Layer 0's feature part ``x`` ``[n, F]`` is the same in every
+    copy and is aggregated once on ``adjs[0]``; the label part and every layer above run on the
+    stacked ``[S·n, ·]`` rows with ``stacked``."""
     n: int
     x: Tensor
     adjs: List[Adjacency]
     labels: List[Optional[Tensor]]
     shared_input: bool = False
+    copies: int = 1
+    stacked: Optional[Adjacency] = None
 
     @property
     def streams(self) -> int:
@@ -131,3 +158,11 @@ class View(NamedTuple):
 
     def label(self, k: int) -> Optional[Tensor]:
         return self.labels[k if len(self.labels) > 1 else 0]
+
+    def graph(self, k: int, l: int) -> Adjacency:
+        """The adjacency layer ``l`` of stream ``k`` aggregates its (feature) input with."""
+        return self.stacked if self.stacked is not None and l > 0 else self.adj(k)
+
+    def label_graph(self, k: int) -> Adjacency:
+        """The adjacency of the appended label block (layer 0)."""
+        return self.stacked if self.stacked is not None else self.adj(k)

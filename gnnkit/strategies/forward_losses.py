@@ -109,8 +109,7 @@ class LayerStack(nn.Module):
             return self.net.head(agg[0])
         conv = self.net.layers[l]
         if _is(conv, ("GCNConv",)):
-            out = conv.lin(agg[0])
-            return out if conv.bias is None else out + conv.bias
+            return F.linear(agg[0], conv.lin.weight, conv.bias)  # (Â z) W + b in one product
         if _is(conv, ("SAGEConv",)):
             return conv.lin_l(agg[0]) + conv.lin_r(agg[1])
         return nn.Linear.forward(conv, agg[0])
@@ -120,14 +119,13 @@ class LayerStack(nn.Module):
 
     # -- one layer --------------------------------------------------------------------------------
     def forward(self, l: int, z: Optional[Tensor], adj, zl: Optional[Tensor] = None,
-                agg: Optional[tuple] = None, label_agg: Optional[Tensor] = None,
-                base: Optional[Tensor] = None) -> Tensor:
-        """``f_l`` on input ``z`` ``[n_in, d_l]`` (or its cached aggregation ``agg``, or the
-        layer's pre-activation ``base`` on it, shared by streams whose ``z`` agree), plus the
-        label block ``zl`` ``[n_in, C]`` (or its aggregation) on layer 0 → ``[n_out, width_l]``."""
-        if base is not None:
-            pre = base
-        elif agg is not None:
+                agg: Optional[tuple] = None, label_agg: Optional[Tensor] = None, label_adj=None) -> Tensor:
+        """``f_l`` on input ``z`` ``[n_in, d_l]`` (or its cached aggregation ``agg``) plus, on layer
+        0, the label block ``zl`` ``[S·n_in, C]`` (or its aggregation ``label_agg``, with
+        ``label_adj``, default ``adj``) → ``[S·n_out, width_l]``. With ``S > 1`` stacked label
+        copies (see :class:`~gnnkit.strategies.forward_graph.View`) the feature term ``Â z W``,
+        computed once, is repeated for every copy: ``[Â z W + Â ℓ_s W_ℓ]_s``."""
+        if agg is not None:
             pre = self.transform(l, agg)
         elif l == self.num_layers - 1:
             pre = self.net.head(self.net.head_input(z, adj))
@@ -137,17 +135,11 @@ class LayerStack(nn.Module):
             if label_agg is None:
                 if zl is None:
                     raise GnnkitError("label appending needs the label block of the first layer's input")
-                label_agg = self.label_aggregate(zl, adj)
-            pre = pre + self.label_lin(label_agg)
-        return torch.relu(pre)
-
-    def pre_activation(self, l: int, z: Optional[Tensor], adj, agg: Optional[tuple] = None) -> Tensor:
-        """Layer ``l``'s own pre-activation (without the label block's term)."""
-        if agg is not None:
-            return self.transform(l, agg)
-        if l == self.num_layers - 1:
-            return self.net.head(self.net.head_input(z, adj))
-        return self.net.layers[l](z, adj)
+                label_agg = self.label_aggregate(zl, adj if label_adj is None else label_adj)
+            lab = self.label_lin(label_agg)
+            copies = lab.shape[0] // pre.shape[0]
+            pre = (pre.repeat(copies, 1) if copies > 1 else pre) + lab
+        return torch.relu(pre) if torch.is_grad_enabled() else pre.relu_()  # ``pre`` is always a fresh tensor
 
 
 def reduce_loss(losses: Tensor, weight: Optional[Tensor]) -> Tensor:
@@ -160,8 +152,13 @@ def sf_logits(h: Tensor, n: int, rows: Optional[Tensor] = None) -> Tensor:
     return real @ h[n:].t()
 
 
-def sf_loss(h: Tensor, n: int, rows: Tensor, y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+def sf_loss(h: Tensor, n: int, rows: Optional[Tensor], y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
     return reduce_loss(F.cross_entropy(sf_logits(h, n, rows), y, reduction="none"), weight)
+
+
+def sf_loss_parts(h_rows: Tensor, h_vn: Tensor, y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """:func:`sf_loss` from the loss rows' outputs ``[m, d]`` and the virtual rows' ``[C, d]``."""
+    return reduce_loss(F.cross_entropy(h_rows @ h_vn.t(), y, reduction="none"), weight)
 
 
 def goodness(h: Tensor, theta: float) -> Tensor:
@@ -169,10 +166,11 @@ def goodness(h: Tensor, theta: float) -> Tensor:
     return h.pow(2).sum(dim=1) - theta
 
 
-def ff_loss(outputs: List[Tensor], rows: Tensor, theta: float, weight: Optional[Tensor] = None) -> Tensor:
-    """``outputs[0]`` the true-label stream, ``outputs[1:]`` one per wrong label."""
-    pos = goodness(outputs[0][rows], theta)
+def ff_loss(outputs: List[Tensor], rows: Optional[Tensor], theta: float, weight: Optional[Tensor] = None) -> Tensor:
+    """``outputs[0]`` the true-label stream, ``outputs[1:]`` one per wrong label (``rows=None``: all rows)."""
+    outputs = outputs if rows is None else [h[rows] for h in outputs]
+    pos = goodness(outputs[0], theta)
     loss = reduce_loss(F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none"), weight)
     negs = [reduce_loss(F.binary_cross_entropy_with_logits(g, torch.zeros_like(g), reduction="none"), weight)
-            for g in (goodness(h[rows], theta) for h in outputs[1:])]
+            for g in (goodness(h, theta) for h in outputs[1:])]
     return loss + torch.stack(negs).mean()

@@ -5,10 +5,12 @@
   and the detached outputs of the layers above, as in training.
 * ``ff-*``: one pass per candidate class ``c`` with the evaluated rows carrying ``c``; the score
   is the goodness ``Σh² − θ`` summed over the used layers; validation rows see the training
-  labels, test rows the training and validation labels.
+  labels, test rows the training and validation labels. FF-LA runs the ``C`` candidate passes
+  as one pass over ``C`` stacked copies of the graph (``[C·n, d]`` rows, block-diagonal ``Â``).
 
-Frozen layers' outputs are memoized on their parameters' version counters, so a validation
-check during sequential training recomputes only the layer in training.
+Frozen layers' outputs are memoized on their parameters' version counters, and so is the
+aggregation of the layer in training's fixed input, so a validation check during sequential
+training recomputes only that layer's transform.
 """
 from __future__ import annotations
 
@@ -45,25 +47,38 @@ class ForwardPrediction:
         self._memo = (key, out)
         return out
 
-    def _walk(self, key, view: View, trained: int, used: List[int], score, base=None):
+    def _walk(self, key, view: View, trained: int, used: List[int], score):
         """``Σ_{l ∈ used} score(h_l)`` over layers ``0..trained−1`` of ``view``. Layers below the one
-        in training are frozen: their part and the current layer's input are memoized under
-        ``key`` until their weights change. ``base``: layer 0's pre-activation, when shared."""
+        in training are frozen: the input of the first unfrozen layer, its aggregation (cacheable
+        layers; shared with the training step's cache when the view is the same) and the score so
+        far are memoized under ``key`` until the frozen layers' weights change."""
         frozen = 0 if self.done else min(self.layer, trained - 1)
         vkey = (frozen, tuple(p._version for l in range(frozen) for p in self.stack.parameters_of(l)))
         hit = self._prefix.get(key)
-        if hit is not None and hit[0] == vkey:
-            (z, zl, total), start = hit[1], frozen
+        fresh = hit is None or hit[0] != vkey
+        if not fresh:
+            (z, zl, total, aggs), start = hit[1], frozen
         else:
-            (z, zl), total, start = self._first_input(view, 0), 0.0, 0
+            (z, zl), total, start, aggs = self._first_input(view, 0), 0.0, 0, None
         for l in range(start, trained):
-            h = self.stack(l, z, view.adj(0), zl, base=base if l == 0 else None)
+            if l == frozen and fresh:
+                aggs = self._eval_aggregations(view, l, z, zl)
+                self._prefix[key] = (vkey, (None if aggs else z, None if aggs else zl, total, aggs))
+            agg, lagg = aggs[0] if l == frozen and aggs else (None, None)
+            h = self.stack(l, z, view.graph(0, l), zl, agg=agg, label_agg=lagg, label_adj=view.label_graph(0))
             if l in used:
                 total = total + score(h)
             z, zl = l2_normalize(h), None
-            if l + 1 == frozen:
-                self._prefix[key] = (vkey, (z, zl, total))
         return total
+
+    def _eval_aggregations(self, view: View, l: int, z, zl):
+        """Layer ``l``'s cached aggregation of its fixed input on ``view`` (``None`` where not cacheable)."""
+        if self.cache == "off" or not self.stack.cacheable(l):
+            return None
+        fixed = self._fixed
+        if view is self._full and fixed is not None and fixed[0] == l and fixed[2] is not None:
+            return fixed[2]  # the training step's cache: same graph, same input
+        return self._aggregations(view, l, [(z, zl)])
 
     def _predict_sf(self, trainer, data, trained: int, used: List[int]) -> Tensor:
         view = (self._full_view(trainer) if data is trainer.data else
@@ -84,15 +99,18 @@ class ForwardPrediction:
         known_val = data.train_mask | data.val_mask
         passes = ((data.train_mask, data.val_mask, data.train_mask | data.val_mask),  # val (and train) rows
                   (known_val, ~known_val, ~known_val))  # test and unlabeled rows
+        n = data.num_nodes
         for p, (known, evaluated, rows) in enumerate(passes):
             if not bool(rows.any()):
                 continue
-            base = None
+            if self.variant == "ff-la":  # the C candidates as C stacked copies: one pass
+                view = self._eval_view_la(data, p, known, evaluated)
+                total = self._walk((id(data), p), view, trained, used,
+                                   lambda h: goodness(h, self.theta).view(self.C, n).t())
+                scores[rows] = total[rows]
+                continue
             for c in range(self.C):
                 view = self._eval_view(data, c, known, evaluated)
-                if self.variant == "ff-la" and base is None and (self.done or self.layer == 0):
-                    base = self.stack.pre_activation(0, self._first_input(view, 0)[0], view.adj(0))
-                total = self._walk((id(data), p, c), view, trained, used,
-                                   lambda h: goodness(h[: view.n], self.theta), base)
+                total = self._walk((id(data), p, c), view, trained, used, lambda h: goodness(h[:n], self.theta))
                 scores[rows, c] = total[rows]
         return scores
