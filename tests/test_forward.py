@@ -162,6 +162,63 @@ def test_cached_aggregation_matches(cls, variant):
             assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("variant", ["sf", "ff-la", "ff-vn"])
+def test_cached_loss_on_loss_rows_matches_full_pass(variant):
+    """The cached step computes only the rows the loss reads: same loss and gradients as the full pass."""
+    data = binary_graph()
+    t, st, _ = _fit(variant, data=data, model=GCN(8, 16, 16, num_layers=3, dropout=0.0), epochs=6, patience=1)
+    view = st._full_view(t)
+    rows, y = data.train_mask.nonzero().view(-1), data.y[data.train_mask]
+    for l in range(3):
+        params = st.stack.parameters_of(l)
+        ins = st.layer_inputs(view, l)
+        for p in params:
+            p.grad = None
+        full = st.local_loss(view, st.layer_outputs(view, l, ins), rows, y)
+        full.backward()
+        g_full = _grads(params)
+        for p in params:
+            p.grad = None
+        cut = st._cached_loss(view, l, st._aggregations(view, l, ins), rows, y, None)
+        cut.backward()
+        assert torch.allclose(full, cut, atol=1e-6)
+        for a, b in zip(g_full, _grads(params)):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_ff_la_stacked_candidates_match_separate_passes():
+    """FF-LA's C candidate passes run as C stacked copies of the graph; each copy must give what a
+    pass of its own (one graph, the evaluated rows carrying that class) gives."""
+    from gnnkit.strategies.forward_graph import View, l2_normalize, label_rows
+    from gnnkit.strategies.forward_losses import goodness
+
+    data = six_node_graph()
+    torch.manual_seed(0)
+    t, st, _ = _fit("ff-la", data=data, model=GCN(4, 8, 8, num_layers=3, dropout=0.0), epochs=9, patience=1)
+    scores = st.predict(t, t.data)
+    d = t.data
+    xn = row_normalize(d.x, st.shift)
+    adj = st._adj(d.edge_index, 6)
+    for known, evaluated in ((d.train_mask, d.val_mask), (d.train_mask | d.val_mask, d.test_mask)):
+        for c in range(3):
+            lab = torch.where(evaluated, torch.full_like(d.y, c), d.y)
+            view = View(6, xn, [adj], [label_rows(lab, known | evaluated, 3)])
+            (z, zl), total = st._first_input(view, 0), 0.0
+            for l in range(3):
+                h = st.stack(l, z, adj, zl)
+                total, z, zl = total + goodness(h, st.theta), l2_normalize(h), None
+            assert torch.allclose(scores[evaluated, c], total[evaluated], atol=1e-5)
+    # the stacked training view: copy s of layer 0 is the layer on [x ‖ ℓ_s] alone
+    view = st._full_view(t)
+    assert view.copies == 3 and view.stacked.num_rows == 18
+    out = st.layer_outputs(view, 0, st.layer_inputs(view, 0))[0]
+    labels = view.label(0).view(3, 6, 3)
+    for s in range(3):
+        single = View(6, xn, [adj], [labels[s]])
+        z, zl = st._first_input(single, 0)
+        assert torch.allclose(out[6 * s:6 * (s + 1)], st.stack(0, z, adj, zl), atol=1e-6)
+
+
 def test_cache_refused_where_wrong():
     with pytest.raises(GnnkitError, match="top2loss"):
         _fit("sf-top2loss", cache="on", epochs=4)
