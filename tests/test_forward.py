@@ -254,7 +254,7 @@ def _subgraph_sampler():
 
 @pytest.mark.parametrize("variant", ["sf", "ff-la"])
 def test_subgraph_batches(variant):
-    t, st, r = _fit(variant, epochs=200, sampler=_subgraph_sampler())
+    t, st, r = _fit(variant, epochs=80, sampler=_subgraph_sampler())
     assert st.done and r["test"] >= 0.75, r
 
 
@@ -262,7 +262,7 @@ def test_cluster_sampler():
     from gnnkit.samplers.cluster import ClusterSampler
 
     sampler = ClusterSampler(num_parts=4, clusters_per_batch=2, cache_dir=None)
-    t, st, r = _fit("sf", epochs=200, sampler=sampler)
+    t, st, r = _fit("sf", epochs=80, sampler=sampler)
     assert st.done and r["test"] >= 0.75, r
     batch = next(iter(sampler))
     view = st._batch_view(t, batch)
