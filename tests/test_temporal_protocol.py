@@ -101,12 +101,11 @@ def test_transformer_layer_matches_pyg_example():
         pos, neg, ctx = model.score(mem, nb, s, b)
         emb, c = model.embedding, DIMS["embedding_dim"]
         conv = TransformerConv(8, c // 2, heads=2, edge_dim=s.msg_dim + DIMS["time_dim"]).eval()
-        conv.lin_query.load_state_dict(emb.q.state_dict())
-        conv.lin_skip.load_state_dict(emb.root.state_dict())
         conv.lin_edge.weight.copy_(emb.link.weight)
-        for lin, part in ((conv.lin_key, slice(0, c)), (conv.lin_value, slice(c, 2 * c))):
-            lin.weight.copy_(emb.kv_node.weight[part])
-            lin.bias.copy_(emb.kv_node.bias[part])
+        for lin, fused, part in ((conv.lin_query, emb.qr, 0), (conv.lin_skip, emb.qr, 1),
+                                 (conv.lin_key, emb.kv_node, 0), (conv.lin_value, emb.kv_node, 1)):
+            lin.weight.copy_(fused.weight[part * c: (part + 1) * c])
+            lin.bias.copy_(fused.bias[part * c: (part + 1) * c])
         centers = torch.unique(torch.cat([b.src, b.dst, b.neg_dst]))
         nbr, eid, mask = nb(centers)
         local = torch.full((12,), -1, dtype=torch.long)
@@ -119,6 +118,47 @@ def test_transformer_layer_matches_pyg_example():
         ref_neg = model.link_logit(z[local[b.src]], z[local[b.neg_dst]])
     assert mask.any(1).float().mean() > 0.5  # most queried nodes have neighbor links
     assert torch.allclose(pos, ref_pos, atol=1e-5) and torch.allclose(neg, ref_neg, atol=1e-5)
+
+
+def test_time_encoding_is_exact_for_large_times_and_its_gradients_match():
+    from gnnkit.temporal.time_encoding import TimeEncoding
+
+    torch.manual_seed(0)
+    enc = TimeEncoding(16)
+    with torch.no_grad():
+        enc.bias.uniform_(-1, 1)
+    dt = torch.rand(5, 7, dtype=torch.float64) * 1e9  # Unix-second scale: a float32 product is off by ~1 rad
+    w = torch.randn(5, 7, 16)
+    out = enc(dt)
+    assert out.shape == (5, 7, 16) and out.dtype == torch.float32 and enc(dt[:0]).shape == (0, 7, 16)
+    omega, bias = (p.detach().double().requires_grad_() for p in (enc.omega, enc.bias))
+    ref = torch.cos(dt.unsqueeze(-1) * omega + bias)
+    assert torch.allclose(out.double(), ref, atol=1e-6)
+    (out * w).sum().backward()
+    (ref * w.double()).sum().backward()
+    assert torch.allclose(enc.bias.grad.double(), bias.grad, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(enc.omega.grad.double(), omega.grad, rtol=1e-4, atol=1e-4 * float(dt.max()))
+
+
+@pytest.mark.parametrize("constant", [True, False])
+def test_gru_step_matches_grucell(constant):
+    from gnnkit.temporal.updater import GRUStep
+
+    torch.manual_seed(0)
+    cell = torch.nn.GRUCell(7 + 3, 5)
+    x, phi, h = torch.randn(6, 7), torch.randn(6, 3, requires_grad=True), torch.randn(6, 5)
+    if not constant:
+        x.requires_grad_(), h.requires_grad_()
+    w = torch.randn(6, 5)
+    params = [cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh]
+    inputs = [phi] + ([] if constant else [x, h])
+    ours = GRUStep.apply(x, phi, h, *params)
+    g1 = torch.autograd.grad((ours * w).sum(), params + inputs)
+    ref = cell(torch.cat([x, phi], 1), h)
+    g2 = torch.autograd.grad((ref * w).sum(), params + inputs)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def fit(stream, epochs=2, seed=0, **kw):

@@ -31,19 +31,25 @@ from torch import Tensor, nn
 
 from ..errors import GnnkitError
 
+EMPTY = -1e30  # score of an empty neighbor slot: exp(EMPTY - max) == 0 in float32
+
 
 def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, training: bool) -> Tensor:
     """``q`` ``[Q, H, c]``, ``key``/``val`` ``[P, H, c]`` of the valid links of ``mask`` ``[Q, k]``
-    -> ``Σ_u softmax_u(q·k_u / √c) v_u`` ``[Q, H·c]`` (0 where a query has no link)."""
+    -> ``Σ_u softmax_u(q·k_u / √c) v_u`` ``[Q, H·c]`` (0 where a query has no link).
+
+    The softmax runs on a dense ``[Q, k, H]`` score whose empty slots hold a large negative
+    number (not ``-inf``: a query without links then gets a finite, unused row, no NaN)."""
     Q, k = mask.shape
     H, c = q.shape[1:]
     flat = mask.view(-1).nonzero().view(-1)  # valid slots, row-major
     qi = torch.div(flat, k, rounding_mode="floor")
-    s = (q.index_select(0, qi) * key).sum(-1) / math.sqrt(c)  # [P, H]
-    score = q.new_full((Q * k, H), float("-inf")).index_copy(0, flat, s).view(Q, k, H)
-    attn = torch.softmax(score, 1).nan_to_num(0.0)
-    attn = F.dropout(attn, dropout, training).view(Q * k, H).index_select(0, flat)
+    s = (q.index_select(0, qi) * key).sum(-1) * (1.0 / math.sqrt(c))  # [P, H]
+    score = s.new_full((Q * k, H), EMPTY).index_copy(0, flat, s).view(Q, k, H)
+    attn = torch.softmax(score, 1).view(Q * k, H).index_select(0, flat)
+    attn = F.dropout(attn, dropout, training)  # per link, as in both references
     return q.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
+
 
 class TemporalAttention(nn.Module):
     """The authors' TGN-attn layer (see the module docstring)."""
@@ -77,7 +83,11 @@ class TemporalAttention(nn.Module):
 
 
 class TransformerEmbedding(nn.Module):
-    """``TransformerConv`` (root weight on, ``edge_dim = F + d_t``) as in PyG's TGN example."""
+    """``TransformerConv`` (root weight on, ``edge_dim = F + d_t``) as in PyG's TGN example.
+
+    Parameters: ``qr`` (query and root weights ``W_q``, ``W_r`` stacked: one product per query
+    row), ``kv_node`` (``W_k``, ``W_v`` stacked: one product per unique node), ``link`` (``W_e``,
+    no bias, shared by keys and values as in ``TransformerConv``)."""
 
     time_origin = "neighbor"
 
@@ -87,19 +97,20 @@ class TransformerEmbedding(nn.Module):
         if out_dim % heads:
             raise GnnkitError(f"embedding_dim = {out_dim} must be divisible by heads = {heads}")
         self.heads, self.dropout, self.out_dim = heads, dropout, out_dim
-        self.q, self.root = nn.Linear(node_dim, out_dim), nn.Linear(node_dim, out_dim)
+        self.qr = nn.Linear(node_dim, 2 * out_dim)
         self.kv_node = nn.Linear(node_dim, 2 * out_dim)
         self.link = nn.Linear(msg_dim + time_dim, out_dim, bias=False)
 
     def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
                 time_enc: nn.Module) -> Tensor:
-        H, c = self.heads, self.out_dim // self.heads
-        h_q = h.index_select(0, q_idx)
-        q = self.q(h_q).view(-1, H, c)
-        kv = self.kv_node(h).index_select(0, nbr_idx[mask])
-        f = self.link(torch.cat([e, time_enc(dt)], -1))
-        key, val = (kv[:, : self.out_dim] + f).view(-1, H, c), (kv[:, self.out_dim:] + f).view(-1, H, c)
-        return attend(q, key, val, mask, self.dropout, self.training) + self.root(h_q)
+        H, o = self.heads, self.out_dim
+        c = o // H
+        q, root = self.qr(h.index_select(0, q_idx)).view(-1, 2, o).unbind(1)
+        f = self.link(torch.cat([e, time_enc(dt)], -1))  # [P, o]
+        kv = self.kv_node(h).index_select(0, nbr_idx[mask]).view(-1, 2, o) + f.unsqueeze(1)
+        key, val = kv.unbind(1)
+        return attend(q.reshape(-1, H, c), key.view(-1, H, c), val.view(-1, H, c), mask, self.dropout,
+                      self.training) + root
 
 
 EMBEDDINGS = {"attention": TemporalAttention, "transformer": TransformerEmbedding}

@@ -3,8 +3,9 @@
 For a batch of ``B`` chronological events ``(src, dst, t)`` with negative destinations ``neg``
 (:meth:`TGN.score`):
 
-1. queries: the ``Q = 3B`` (node, time) pairs ``src``, ``dst``, ``neg`` at the event times, and
-   each query node's last ``k`` temporal neighbors (``LastNeighbors``, all from earlier batches);
+1. queries: the ``Q = 3B`` (node, time) pairs ``src``, ``dst``, ``neg`` at the event times (the
+   unique nodes among them when the embedding does not depend on the query time), and each query
+   node's last ``k`` temporal neighbors (``LastNeighbors``, all from earlier batches);
 2. the memory of every unique query and neighbor node is brought up to date from its pending raw
    messages (``MemoryUpdater``, inside autograd); ``h⁰ = s`` (``+ W_x x`` with node features);
 3. embedding: one graph-attention layer with ``heads`` heads over the valid neighbor links
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GnnkitError
@@ -65,30 +67,46 @@ class TGN(nn.Module):
                                        nn.Linear(embedding_dim, 1))
 
     def link_logit(self, z_src: Tensor, z_dst: Tensor) -> Tensor:
+        """``MLP([z_src ‖ z_dst])`` ``[B]`` for paired rows ``[B, o]``."""
         return self.predictor(torch.cat([z_src, z_dst], -1)).view(-1)
+
+    def pair_logits(self, z: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        """``link_logit(z[src], z[dst])`` for row indices ``src``, ``dst`` ``[B]`` into ``z`` ``[n, o]``,
+        with the first layer applied once per row: ``W [z_u ‖ z_v] = W_s z_u + W_d z_v``."""
+        first, last = self.predictor[0], self.predictor[2]
+        o = z.size(1)
+        w = first.weight.view(o, 2, o).transpose(0, 1).reshape(2 * o, o)  # [W_s; W_d]
+        zs, zd = F.linear(z, w).view(-1, 2, o).unbind(1)
+        hidden = torch.relu(zs.index_select(0, src) + zd.index_select(0, dst) + first.bias)
+        return F.linear(hidden, last.weight, last.bias).view(-1)
 
     def score(self, memory: TemporalMemory, neighbors: LastNeighbors, stream: EventStream,
               batch: EventBatch) -> tuple[Tensor, Tensor, BatchContext]:
         """Logits ``[B]`` of the positive and the negative pairs (steps 1-4 of the module doc)."""
         b = batch.num_events
-        qn = torch.cat([batch.src, batch.dst, batch.neg_dst])
-        qt = batch.t.repeat(3)
+        nodes = torch.cat([batch.src, batch.dst, batch.neg_dst])
+        if self.embedding.time_origin == "query":
+            qn, pair = nodes, None
+        else:  # the embedding does not depend on the query time: one query per unique node
+            qn, pair = torch.unique(nodes, return_inverse=True)
+        Q = qn.numel()
         nbr, eid, mask = neighbors(qn)
         nbr = torch.where(mask, nbr, qn.unsqueeze(1))
         n_id, inv = torch.unique(torch.cat([qn, nbr.view(-1)]), return_inverse=True)
         mem, last = self.updater(memory, n_id, self.time_enc)
         h = mem if self.node_proj is None else mem + self.node_proj(stream.x[n_id])
-        Q = qn.numel()
         e = eid[mask]
-        nbr_idx = inv[Q:].view(Q, -1)
-        if self.embedding.time_origin == "query":
-            dt = qt.unsqueeze(1).expand_as(mask)[mask] - stream.t[e]
+        q_idx, nbr_idx = inv[:Q], inv[Q:].view(Q, -1)
+        if pair is None:
+            dt = batch.t.repeat(3).unsqueeze(1).expand_as(mask)[mask] - stream.t[e]
         else:  # the neighbor's last memory update
             dt = last[nbr_idx[mask]] - stream.t[e]
-        z = self.embedding(h, inv[:Q], nbr_idx, mask, stream.msg[e], dt, self.time_enc)
-        z_src, z_dst, z_neg = z[:b], z[b:2 * b], z[2 * b:]
-        ctx = BatchContext(n_id, mem, last, torch.unique(inv[: 2 * b]))
-        return self.link_logit(z_src, z_dst), self.link_logit(z_src, z_neg), ctx
+        z = self.embedding(h, q_idx, nbr_idx, mask, stream.msg[e], dt, self.time_enc)
+        if pair is None:
+            pair = torch.arange(3 * b, device=z.device)
+        logits = self.pair_logits(z, pair[:b].repeat(2), pair[b:])
+        ctx = BatchContext(n_id, mem, last, torch.unique(q_idx[pair[: 2 * b]]))
+        return logits[:b], logits[b:], ctx
 
     @torch.no_grad()
     def commit(self, memory: TemporalMemory, neighbors: LastNeighbors, batch: EventBatch,
