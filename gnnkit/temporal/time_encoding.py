@@ -4,12 +4,13 @@
 from 1 to 10⁹ time units) and ``b`` at 0, as in the authors' code. Input ``Δt`` of any shape
 (float64 or float32); output ``[*Δt.shape, d]`` float32.
 
-The argument ``a = ω Δt + b`` is formed in float64 and reduced to ``[-π, π]`` (``a − 2π
-round(a / 2π)``) before the float32 cosine. So ``φ`` is ``cos(ω Δt + b)`` to float32 precision
-even for ``Δt ~ 10⁹`` (Unix seconds), where a float32 product is off by up to a radian, and the
-cosine runs on small arguments (a large argument makes ``cos`` about 5x slower on CPU).
-Gradients (:class:`_CosineEncoding`): with ``g = −sin(a) ⊙ ∂L/∂φ`` ``[M, d]`` over the ``M``
-inputs, ``∂L/∂b = Σ_m g_m`` and ``∂L/∂ω = Δtᵀ g``; ``Δt`` itself gets no gradient (it is data).
+The argument ``a = ω Δt + b`` is formed in float32 (as in both references; ``Δt`` is cast) and
+reduced to ``[-π, π]`` (``a − 2π round(a / 2π)``) before the cosine: ``cos`` is 2π-periodic, so
+the value is ``cos(a)`` up to the float32 rounding that ``a`` already carries (large for
+``Δt ~ 10⁹`` in either form), and the cosine runs on small arguments (several times faster on
+CPU than on arguments of 10⁶ and more). Gradients (:class:`_CosineEncoding`): with ``g = −sin(a)
+⊙ ∂L/∂φ`` ``[M, d]`` over the ``M`` inputs, ``∂L/∂b = Σ_m g_m`` and ``∂L/∂ω = Δtᵀ g``; ``Δt``
+itself gets no gradient (it is data).
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ TWO_PI = 2.0 * math.pi
 class _CosineEncoding(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dt: Tensor, omega: Tensor, bias: Tensor) -> Tensor:
-        t = dt.reshape(-1, 1).to(torch.float64)
-        a = torch.addmm(bias.to(torch.float64).unsqueeze(0), t, omega.to(torch.float64).unsqueeze(0))
-        a = torch.addcmul(a, torch.round(a * (1.0 / TWO_PI)), a.new_tensor(-TWO_PI)).to(omega.dtype)
-        ctx.save_for_backward(a, t.to(omega.dtype))
+        t = dt.reshape(-1, 1).to(omega.dtype)
+        a = torch.addcmul(bias, t, omega)
+        a = torch.addcmul(a, torch.round(a * (1.0 / TWO_PI)), a.new_tensor(-TWO_PI))
+        ctx.save_for_backward(a, t)
         return torch.cos(a).view(*dt.shape, omega.numel())
 
     @staticmethod

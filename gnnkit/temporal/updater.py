@@ -34,20 +34,32 @@ class GRUStep(torch.autograd.Function):
     b_hn) ⊙ r(1 − r)``, ``δz = ∂L/∂h' ⊙ (h − n) ⊙ z(1 − z)``, the input gates' gradient is
     ``G_i = [δr ‖ δz ‖ δn]`` and the hidden ones' ``G_h = [δr ‖ δz ‖ δn ⊙ r]``; ``∂L/∂W_ih = G_iᵀ [x ‖ phi]``,
     ``∂L/∂W_hh = G_hᵀ h``, biases the column sums, ``∂L/∂[x ‖ phi] = G_i W_ih``, ``∂L/∂h = G_h W_hh +
-    ∂L/∂h' ⊙ z``, each formed only when needed (the memories in ``x`` and ``h`` are constants under
-    TGN's protocol, ``phi`` is not). One node instead of autograd's ~30 small ones per batch."""
+    ∂L/∂h' ⊙ z``, each formed only when needed. One autograd node instead of ~30 small ones.
+
+    ``h_leads``: ``x[:, :d]`` is ``h`` itself (TGN's identity message ``[s_i ‖ s_j ‖ e]`` with
+    ``h = s_i``) and neither needs a gradient. Then ``W_h{r,z}`` is folded into the ``x[:, :d]``
+    columns of ``W_i{r,z}`` (one product fewer forward), and ``∂L/∂W_h{r,z} = G_{r,z}ᵀ h`` is the
+    ``[:2d, :d]`` block of ``∂L/∂W_ih`` (one product fewer backward)."""
 
     @staticmethod
-    def forward(ctx, x, phi, h, w_ih, b_ih, w_hh, b_hh):
+    def forward(ctx, x, phi, h, w_ih, b_ih, w_hh, b_hh, h_leads=False):
         xp = x if phi is None else torch.cat([x, phi], 1)
         d = h.size(1)
-        gi = torch.addmm(b_ih, xp, w_ih.t())
-        gh = torch.addmm(b_hh, h, w_hh.t())
-        rz = torch.sigmoid(gi[:, : 2 * d] + gh[:, : 2 * d])
-        hn = gh[:, 2 * d:]
+        fold = h_leads and not (ctx.needs_input_grad[0] or ctx.needs_input_grad[2])
+        if fold:
+            w = w_ih.clone()
+            w[: 2 * d, :d] += w_hh[: 2 * d]
+            gi = torch.addmm(b_ih, xp, w.t())
+            hn = torch.addmm(b_hh[2 * d:], h, w_hh[2 * d:].t())
+            rz = torch.sigmoid(gi[:, : 2 * d] + b_hh[: 2 * d])
+        else:
+            gi = torch.addmm(b_ih, xp, w_ih.t())
+            gh = torch.addmm(b_hh, h, w_hh.t())
+            rz = torch.sigmoid(gi[:, : 2 * d] + gh[:, : 2 * d])
+            hn = gh[:, 2 * d:]
         n = torch.tanh(torch.addcmul(gi[:, 2 * d:], rz[:, :d], hn))
         ctx.save_for_backward(xp, h, w_ih, w_hh, rz, n, hn)
-        ctx.split, ctx.has_phi = x.size(1), phi is not None
+        ctx.split, ctx.has_phi, ctx.fold = x.size(1), phi is not None, fold
         return torch.lerp(n, h, rz[:, d:])
 
     @staticmethod
@@ -57,13 +69,24 @@ class GRUStep(torch.autograd.Function):
         r, z = rz[:, :d], rz[:, d:]
         dn = (g - g * z).mul_(1 - n * n)
         drz = torch.cat([dn * hn, g * (h - n)], 1).mul_(rz * (1 - rz))
-        gi, gh = torch.cat([drz, dn], 1), torch.cat([drz, dn * r], 1)
+        gi, dhn = torch.cat([drz, dn], 1), dn * r
         need = ctx.needs_input_grad
-        dx = gi.mm(w_ih[:, :a]) if need[0] else None
-        dphi = gi.mm(w_ih[:, a:]) if ctx.has_phi and need[1] else None
-        dh = torch.addcmul(gh.mm(w_hh), g, z) if need[2] else None
-        return (dx, dphi, dh, gi.t().mm(xp) if need[3] else None, gi.sum(0) if need[4] else None,
-                gh.t().mm(h) if need[5] else None, gh.sum(0) if need[6] else None)
+        dx = dphi = dh = dw_ih = dw_hh = None
+        if need[0] or need[2]:
+            gh = torch.cat([drz, dhn], 1)
+            dx = gi.mm(w_ih[:, :a]) if need[0] else None
+            dh = torch.addcmul(gh.mm(w_hh), g, z) if need[2] else None
+        if ctx.has_phi and need[1]:
+            dphi = gi.mm(w_ih[:, a:])
+        if need[3] or need[5]:
+            dw_ih = gi.t().mm(xp)
+        if need[5]:
+            if ctx.fold:
+                dw_hh = torch.cat([dw_ih[: 2 * d, :d], dhn.t().mm(h)], 0)
+            else:
+                dw_hh = torch.cat([drz, dhn], 1).t().mm(h)
+        db_hh = torch.cat([drz.sum(0), dhn.sum(0)]) if need[6] else None
+        return (dx, dphi, dh, dw_ih if need[3] else None, gi.sum(0) if need[4] else None, dw_hh, db_hh, None)
 
 
 class MemoryUpdater(nn.Module):
@@ -92,9 +115,10 @@ class MemoryUpdater(nn.Module):
         return self.message_mlp(torch.cat([const, phi], -1)), None
 
     def gru(self, x: Tensor, phi, h: Tensor) -> Tensor:
-        """``GRUCell([x ‖ phi], h)`` (``phi`` may be ``None``) in one autograd node (:class:`GRUStep`)."""
+        """``GRUCell([x ‖ phi], h)`` (``phi`` may be ``None``) in one autograd node (:class:`GRUStep`);
+        with the identity message ``x[:, :d]`` is ``h`` (for ``mean`` too: the mean of ``s_i``)."""
         c = self.cell
-        return GRUStep.apply(x, phi, h, c.weight_ih, c.bias_ih, c.weight_hh, c.bias_hh)
+        return GRUStep.apply(x, phi, h, c.weight_ih, c.bias_ih, c.weight_hh, c.bias_hh, self.message_mlp is None)
 
     def forward(self, mem: TemporalMemory, n_id: Tensor, time_enc: nn.Module) -> tuple[Tensor, Tensor]:
         """Updated ``memory`` ``[n, d]`` and ``last_update`` ``[n]`` of the unique nodes ``n_id``;
