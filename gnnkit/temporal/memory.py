@@ -70,16 +70,15 @@ class TemporalMemory:
         and ``(src, t, e)`` for ``dst``. Replaces the pending messages of those nodes."""
         node = torch.stack([src, dst], 1).view(-1)  # event order, both endpoints
         other = torch.stack([dst, src], 1).view(-1)
-        tt = t.repeat_interleave(2)
-        ee = msg.repeat_interleave(2, dim=0)
         node, order = torch.sort(node, stable=True)
+        event = torch.div(order, 2, rounding_mode="floor")  # entry i belongs to event i // 2
         uniq, counts = torch.unique_consecutive(node, return_counts=True)
         m = node.numel()
         self._reserve(m)
         lo = self.size
-        self.log_other[lo: lo + m] = other[order]
-        self.log_t[lo: lo + m] = tt[order]
-        self.log_msg[lo: lo + m] = ee[order]
+        torch.index_select(other, 0, order, out=self.log_other[lo: lo + m])
+        torch.index_select(t.to(self.log_t.dtype), 0, event, out=self.log_t[lo: lo + m])
+        torch.index_select(msg.to(self.log_msg.dtype), 0, event, out=self.log_msg[lo: lo + m])
         self.ptr[uniq] = lo + torch.cumsum(counts, 0) - counts
         self.cnt[uniq] = counts
         self.size = lo + m
@@ -98,8 +97,8 @@ class TemporalMemory:
 
     def write(self, n_id: Tensor, memory: Tensor, last_update: Tensor) -> None:
         """Keep an update: ``s[n_id] = memory`` (detached: the graph ends at the optimizer step)."""
-        self.memory[n_id] = memory.detach()
-        self.last_update[n_id] = last_update
+        self.memory.index_copy_(0, n_id, memory.detach())
+        self.last_update.index_copy_(0, n_id, last_update)
 
     # -- backups and checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict:

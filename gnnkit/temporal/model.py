@@ -100,8 +100,8 @@ class TGN(nn.Module):
         if pair is None:
             dt = batch.t.repeat(3).unsqueeze(1).expand_as(mask)[mask] - stream.t[e]
         else:  # the neighbor's last memory update
-            dt = last[nbr_idx[mask]] - stream.t[e]
-        z = self.embedding(h, q_idx, nbr_idx, mask, stream.msg[e], dt, self.time_enc)
+            dt = last.index_select(0, nbr_idx[mask]) - stream.t.index_select(0, e)
+        z = self.embedding(h, q_idx, nbr_idx, mask, stream.msg.index_select(0, e), dt, self.time_enc)
         if pair is None:
             pair = torch.arange(3 * b, device=z.device)
         logits = self.pair_logits(z, pair[:b].repeat(2), pair[b:])
@@ -114,8 +114,8 @@ class TGN(nn.Module):
         """Keep the positives' memory update, store the batch's raw messages, insert its links."""
         if ctx is not None:
             p = ctx.pos_index
-            nodes = ctx.n_id[p]
-            memory.write(nodes, ctx.memory[p], ctx.last_update[p])
+            nodes = ctx.n_id.index_select(0, p)
+            memory.write(nodes, ctx.memory.index_select(0, p), ctx.last_update.index_select(0, p))
             memory.clear(nodes)
         memory.store(batch.src, batch.dst, batch.t, batch.msg)
         neighbors.insert(batch.src, batch.dst, batch.e_id)

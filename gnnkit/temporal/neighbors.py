@@ -50,8 +50,8 @@ class LastNeighbors:
 
     def __call__(self, n_id: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(nbr, eid, mask)`` ``[n, k]`` for the nodes ``n_id`` ``[n]``; ``mask`` marks filled slots."""
-        eid = self.eid[n_id]
-        return self.nbr[n_id], eid, eid >= 0
+        eid = self.eid.index_select(0, n_id)
+        return self.nbr.index_select(0, n_id), eid, eid >= 0
 
     def state_dict(self) -> dict:
         return {"nbr": self.nbr, "eid": self.eid, "count": self.count}

@@ -108,8 +108,10 @@ class MemoryUpdater(nn.Module):
         """Messages for log positions ``pos`` of the nodes ``local``, as the constant part
         ``[s_i ‖ s_j ‖ e]`` ``[M, 2d + F]`` and ``φ(Δt)`` ``[M, d_t]`` (identity), or as one
         ``[M, 2d + F + d_t]`` tensor and ``None`` (MLP)."""
-        const = torch.cat([s[local], mem.memory[mem.log_other[pos]], mem.log_msg[pos]], dim=-1)
-        phi = time_enc(mem.log_t[pos] - last[local])
+        other = mem.log_other.index_select(0, pos)
+        const = torch.cat([s.index_select(0, local), mem.memory.index_select(0, other),
+                           mem.log_msg.index_select(0, pos)], dim=-1)
+        phi = time_enc(mem.log_t.index_select(0, pos) - last.index_select(0, local))
         if self.message_mlp is None:
             return const, phi
         return self.message_mlp(torch.cat([const, phi], -1)), None
@@ -123,21 +125,21 @@ class MemoryUpdater(nn.Module):
     def forward(self, mem: TemporalMemory, n_id: Tensor, time_enc: nn.Module) -> tuple[Tensor, Tensor]:
         """Updated ``memory`` ``[n, d]`` and ``last_update`` ``[n]`` of the unique nodes ``n_id``;
         the state itself is not changed (see :meth:`TemporalMemory.write`)."""
-        s, last = mem.memory[n_id], mem.last_update[n_id]
-        cnt = mem.cnt[n_id]
+        s, last = mem.memory.index_select(0, n_id), mem.last_update.index_select(0, n_id)
+        cnt = mem.cnt.index_select(0, n_id)
         has = (cnt > 0).nonzero().view(-1)
         if has.numel() == 0:
             return s, last
         if self.aggregator == "last":
             # a node's pending entries are contiguous and chronological: the latest is the last one
-            pos = mem.ptr[n_id[has]] + cnt[has] - 1
+            pos = mem.ptr.index_select(0, n_id.index_select(0, has)) + cnt.index_select(0, has) - 1
             x, phi = self.messages(mem, s, last, has, pos, time_enc)
-            t_new = mem.log_t[pos]
+            t_new = mem.log_t.index_select(0, pos)
         else:
             local, pos = mem.pending(n_id)
             x, phi = self.messages(mem, s, last, local, pos, time_enc)
             x = scatter(x, local, dim=0, dim_size=n_id.numel(), reduce="mean")[has]
             phi = None if phi is None else scatter(phi, local, dim=0, dim_size=n_id.numel(), reduce="mean")[has]
             t_new = scatter(mem.log_t[pos], local, dim=0, dim_size=n_id.numel(), reduce="max")[has]
-        new = self.gru(x, phi, s[has])
+        new = self.gru(x, phi, s.index_select(0, has))
         return s.index_copy(0, has, new), last.index_copy(0, has, t_new)
