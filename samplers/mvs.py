@@ -14,9 +14,12 @@ and, ``C`` being uniform, ``E_C`` of that is the full-batch mean over the traini
 forward uses the exact 1-hop block ``Â[S, S ‖ halo]`` of the full graph with the halo's stored
 embeddings (:class:`~gnnkit.history.HistoryBlocks`): with fresh history the loss and the head's
 gradient are unbiased (Lemma 3.2); the lower layers' gradient misses the paths through the halo
-(see :mod:`gnnkit.history`), and stale history biases everything. Staleness grows with ``K`` and
-the learning rate: on csbm with Adam at 0.01, ``K = 20`` drifts after ~50 steps where ``K = 2``
-stays at the full-batch accuracy (BENCHMARKS.md).
+(see :mod:`gnnkit.history`), and stale history biases everything. The halo's rows are computed at
+a round's first step, so their error grows with how far the parameters move in the next ``K - 1``
+steps, about ``K · lr`` per weight under Adam. On csbm (100k nodes, noisy labels) ``K = 20`` at
+Adam 0.01 (the paper's rate) drifts and collapses, while ``K = 20`` at 1e-3 (the authors' code),
+``K = 2`` at 0.01, or ``K = 20`` at 0.01 with the halo recomputed every step stay stable near the
+full-batch accuracy (BENCHMARKS.md): lower ``K`` or the learning rate when the curves sag.
 
 Gradient norms. ``g_i`` is the norm of node ``i``'s per-example gradient of the head's weight and
 bias, ``‖∂ℓ_i/∂z_i‖ · sqrt(‖h_i‖² + 1)`` (:func:`head_gradient_norms`), with ``z_i`` the logits and
@@ -200,7 +203,8 @@ class MVSSampler(Sampler):
         add_option(parser, "--batch-size", type=int, default=None,
                    help="batch size of the sampler (default: neighbor/mvs 512 nodes, temporal 200 events)")
         add_option(parser, "--mvs-refresh", type=int, default=None,
-                   help="K: steps per MVS round, the first on the whole candidate set (default 10 / 20 on >50k nodes)")
+                   help="K: steps per MVS round, the first on the whole candidate set (default 10 / 20 on >50k nodes); "
+                        "history staleness grows with K x lr")
         add_option(parser, "--mvs-candidates", type=float, default=None,
                    help="γ: fraction of training nodes drawn as candidates each round (default 1 / 0.1 beyond 50k)")
 
