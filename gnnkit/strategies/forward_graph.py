@@ -166,3 +166,89 @@ class View(NamedTuple):
     def label_graph(self, k: int) -> Adjacency:
         """The adjacency of the appended label block (layer 0)."""
         return self.stacked if self.stacked is not None else self.adj(k)
+
+
+class ForwardViews:
+    """How the strategy (:class:`~gnnkit.strategies.forward.ForwardLearning`, which mixes this in)
+    builds its :class:`View` of a graph and the first layer's input; needs its ``stack``,
+    ``variant``, ``C``, ``k``, ``vn``, ``neg``, ``shift`` and the memo ``_graphs``."""
+
+    # -- graphs ---------------------------------------------------------------------------------------
+    def _adj(self, edge_index: Tensor, num_nodes: int) -> Adjacency:
+        net = self.stack.net  # read now: a sampler may set the model's normalization at its setup
+        return Adjacency.from_edge_index(edge_index, num_nodes, norm=getattr(net, "adj_norm", "gcn"),
+                                         diag_lambda=float(getattr(net, "diag_lambda", 0.0) or 0.0))
+
+    def _stacked_adj(self, edge_index: Tensor, n: int, copies: int, key=None) -> Adjacency:
+        """``diag(Â, …, Â)`` over ``copies`` copies; memoized under ``key`` (a whole graph's)."""
+        if key is not None and key in self._graphs:
+            return self._graphs[key]
+        adj = self._adj(stack_copies(edge_index, n, copies), copies * n)
+        if key is not None:
+            self._graphs[key] = adj
+        return adj
+
+    def _train_view(self, x, edge_index, y, train, neg, key=None) -> View:
+        n = y.numel()
+        xn = row_normalize(x, self.shift)
+        if self.variant == "ff-la":  # the true label and the k wrong ones as S = 1 + k stacked copies
+            labels = torch.cat([label_rows(y, train, self.C)] +
+                               [label_rows(neg[:, i], train, self.C) for i in range(self.k)])
+            adj, copies = self._adj(edge_index, n), 1 + self.k
+            big = self._stacked_adj(edge_index, n, copies, None if key is None else (key, copies))
+            return View(n, xn, [adj], [labels], copies=copies, stacked=big)
+        xa = torch.cat([xn, self.vn])
+        targets = [y] + ([neg[:, i] for i in range(self.k)] if self.variant == "ff-vn" else [])
+        adjs = [self._adj(augment_edges(edge_index, n, t, train), n + self.C) for t in targets]
+        return View(n, xa, adjs, [None], shared_input=True)
+
+    def _eval_view(self, data, c: int, known: Tensor, evaluated: Tensor) -> View:
+        """FF-VN pass for candidate class ``c``: ``evaluated`` nodes carry ``c``, ``known`` their label."""
+        lab = torch.where(evaluated, torch.full_like(data.y, c), data.y)
+        n = data.num_nodes
+        aug = augment_edges(data.edge_index, n, lab, known | evaluated)
+        return View(n, torch.cat([row_normalize(data.x, self.shift), self.vn]), [self._adj(aug, n + self.C)], [None])
+
+    def _eval_view_la(self, data, p: int, known: Tensor, evaluated: Tensor) -> View:
+        """FF-LA's ``C`` candidate passes as one view of ``C`` stacked copies: in copy ``c`` the
+        ``evaluated`` nodes carry ``c`` and the ``known`` nodes their label. Fixed per graph and
+        pass ``p``, so built once."""
+        key = (id(data), "la", p)
+        if key not in self._graphs:
+            n, C = data.num_nodes, self.C
+            cand = torch.arange(C, device=data.y.device).repeat_interleave(n)  # [C·n]: c of copy c
+            lab = torch.where(evaluated.repeat(C), cand, data.y.repeat(C))
+            labels = label_rows(lab, (known | evaluated).repeat(C), C)
+            self._graphs[key] = View(n, row_normalize(data.x, self.shift), [self._adj(data.edge_index, n)], [labels],
+                                     copies=C, stacked=self._stacked_adj(data.edge_index, n, C, (id(data), C)))
+        return self._graphs[key]
+
+    def _full_view(self, trainer) -> View:
+        if self._full is None:
+            d = trainer.data
+            self._full = self._train_view(d.x, d.edge_index, d.y, d.train_mask, self.neg, key=id(d))
+        return self._full
+
+    def _batch_view(self, trainer, batch) -> View:
+        if isinstance(batch.adj, (list, tuple)) or batch.adj.num_rows != batch.x.shape[0]:
+            raise GnnkitError("the forward strategy needs batches that are whole subgraphs (full, cluster), "
+                              "not per-layer sampled blocks")
+        d, n_id = trainer.data, batch.n_id
+        ei = getattr(batch, "edge_index", None)
+        if ei is None:
+            ei = induced_edges(d.edge_index, n_id, d.num_nodes)
+        neg = self.neg[n_id] if self.neg is not None else None
+        return self._train_view(batch.x, ei, d.y[n_id], d.train_mask[n_id], neg)
+
+    def _first_input(self, view: View, k: int):
+        """``z_0`` of stream ``k``: ``[x ‖ ℓ] / ‖[x ‖ ℓ]‖`` split into ``(z, zℓ)``; ``z`` ``[n, F]``
+        is shared by the stacked label copies, whose rows have equal norms (one-hot or ``1/C``
+        rows on the same nodes), so one scale serves every copy."""
+        lab = view.label(k)
+        if lab is None:
+            return l2_normalize(view.x), None
+        sq = lab.pow(2).sum(1, keepdim=True).view(view.copies, -1, 1)
+        if view.copies > 1 and not torch.equal(sq, sq[:1].expand_as(sq)):
+            raise GnnkitError("stacked label copies must have equal row norms (one-hot or uniform rows alike)")
+        scale = 1.0 / (torch.sqrt(view.x.pow(2).sum(1, keepdim=True) + sq[0]) + 1e-8)
+        return view.x * scale, lab * (scale.repeat(view.copies, 1) if view.copies > 1 else scale)
