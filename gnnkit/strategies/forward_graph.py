@@ -179,23 +179,27 @@ class ForwardViews:
         return Adjacency.from_edge_index(edge_index, num_nodes, norm=getattr(net, "adj_norm", "gcn"),
                                          diag_lambda=float(getattr(net, "diag_lambda", 0.0) or 0.0))
 
-    def _stacked_adj(self, edge_index: Tensor, n: int, copies: int, key=None) -> Adjacency:
-        """``diag(Â, …, Â)`` over ``copies`` copies; memoized under ``key`` (a whole graph's)."""
-        if key is not None and key in self._graphs:
-            return self._graphs[key]
-        adj = self._adj(stack_copies(edge_index, n, copies), copies * n)
-        if key is not None:
-            self._graphs[key] = adj
-        return adj
+    def _memo_graph(self, owner, key, build):
+        """``build()`` memoized per graph object ``owner`` (compared by identity, not by ``id``)."""
+        hit = self._graphs.get((id(owner), key))
+        if hit is None or hit[0] is not owner:
+            hit = (owner, build())
+            self._graphs[(id(owner), key)] = hit
+        return hit[1]
 
-    def _train_view(self, x, edge_index, y, train, neg, key=None) -> View:
+    def _stacked_adj(self, edge_index: Tensor, n: int, copies: int, owner=None) -> Adjacency:
+        """``diag(Â, …, Â)`` over ``copies`` copies; memoized for a whole graph ``owner``."""
+        build = lambda: self._adj(stack_copies(edge_index, n, copies), copies * n)  # noqa: E731
+        return build() if owner is None else self._memo_graph(owner, ("stacked", copies), build)
+
+    def _train_view(self, x, edge_index, y, train, neg, owner=None) -> View:
         n = y.numel()
         xn = row_normalize(x, self.shift)
         if self.variant == "ff-la":  # the true label and the k wrong ones as S = 1 + k stacked copies
             labels = torch.cat([label_rows(y, train, self.C)] +
                                [label_rows(neg[:, i], train, self.C) for i in range(self.k)])
             adj, copies = self._adj(edge_index, n), 1 + self.k
-            big = self._stacked_adj(edge_index, n, copies, None if key is None else (key, copies))
+            big = self._stacked_adj(edge_index, n, copies, owner)
             return View(n, xn, [adj], [labels], copies=copies, stacked=big)
         xa = torch.cat([xn, self.vn])
         targets = [y] + ([neg[:, i] for i in range(self.k)] if self.variant == "ff-vn" else [])
@@ -213,20 +217,20 @@ class ForwardViews:
         """FF-LA's ``C`` candidate passes as one view of ``C`` stacked copies: in copy ``c`` the
         ``evaluated`` nodes carry ``c`` and the ``known`` nodes their label. Fixed per graph and
         pass ``p``, so built once."""
-        key = (id(data), "la", p)
-        if key not in self._graphs:
+        def build() -> View:
             n, C = data.num_nodes, self.C
             cand = torch.arange(C, device=data.y.device).repeat_interleave(n)  # [C·n]: c of copy c
             lab = torch.where(evaluated.repeat(C), cand, data.y.repeat(C))
             labels = label_rows(lab, (known | evaluated).repeat(C), C)
-            self._graphs[key] = View(n, row_normalize(data.x, self.shift), [self._adj(data.edge_index, n)], [labels],
-                                     copies=C, stacked=self._stacked_adj(data.edge_index, n, C, (id(data), C)))
-        return self._graphs[key]
+            return View(n, row_normalize(data.x, self.shift), [self._adj(data.edge_index, n)], [labels],
+                        copies=C, stacked=self._stacked_adj(data.edge_index, n, C, data))
+
+        return self._memo_graph(data, ("la", p), build)
 
     def _full_view(self, trainer) -> View:
         if self._full is None:
             d = trainer.data
-            self._full = self._train_view(d.x, d.edge_index, d.y, d.train_mask, self.neg, key=id(d))
+            self._full = self._train_view(d.x, d.edge_index, d.y, d.train_mask, self.neg, owner=d)
         return self._full
 
     def _batch_view(self, trainer, batch) -> View:
