@@ -117,6 +117,7 @@ def stage_memory(a, sampler_name: str) -> dict:
 
     d = load_graph(a.workdir)
     d.num_classes = 47
+    torch.manual_seed(0)  # the same initial weights in both memory stages and across runs
     model = build_model("gcn", d.num_features, 47, hidden=a.hidden, num_layers=3, dropout=0.2)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak resident set to the current one
