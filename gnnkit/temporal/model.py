@@ -9,8 +9,8 @@ For a batch of ``B`` chronological events ``(src, dst, t)`` with negative destin
 2. the memory of every unique query and neighbor node is brought up to date from its pending raw
    messages (``MemoryUpdater``, inside autograd); ``h⁰ = s`` (``+ W_x x`` with node features);
 3. embedding: one graph-attention layer with ``heads`` heads over the valid neighbor links
-   (:mod:`gnnkit.temporal.embedding`: the authors' ``TemporalAttention``, or the
-   ``TransformerConv`` layer of PyG's example); the link time feature is ``φ(t_query − t_link)``
+   (:mod:`gnnkit.temporal.embedding`: the ``TransformerConv`` layer of PyG's example, the
+   default, or the authors' ``TemporalAttention``); the link time feature is ``φ(t_query − t_link)``
    for the former and ``φ(t_last(u) − t_link)`` (neighbor ``u``'s last update from step 2) for
    the latter, as in each reference;
 4. link logits ``MLP([z_src ‖ z_dst])`` for the positive and the negative pairs.
@@ -51,7 +51,7 @@ class BatchContext:
 class TGN(nn.Module):
     def __init__(self, msg_dim: int, *, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  node_dim: int = 0, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
-                 message: str = "identity", embedding: str = "attention"):
+                 message: str = "identity", embedding: str = "transformer"):
         super().__init__()
         if embedding not in EMBEDDINGS:
             raise GnnkitError(f"unknown embedding {embedding!r}; known: {', '.join(EMBEDDINGS)}")
