@@ -141,3 +141,18 @@ def test_cli_options():
     MVSSampler.add_args(p)
     s = MVSSampler.from_args(p.parse_args(["--batch-size", "64", "--mvs-refresh", "5", "--mvs-candidates", "0.5"]))
     assert (s.batch_size, s.refresh, s.candidates) == (64, 5, 0.5)
+
+
+def test_stale_history_warning_names_k_and_lr(caplog):
+    data = random_graph()
+    for refresh, lr, warned in ((20, 0.01, True), (10, 0.01, False), (20, 1e-3, False)):
+        caplog.clear()
+        torch.manual_seed(0)
+        model = build_model("gcn", data.num_features, 3, hidden=8, num_layers=2, dropout=0.0)
+        with caplog.at_level("WARNING", logger="gnnkit"):
+            Trainer(sampler=MVSSampler(batch_size=16, refresh=refresh), max_epochs=0, lr=lr, progress=False,
+                    device="cpu").fit(model, data)
+        hits = [r.getMessage() for r in caplog.records if "stale" in r.getMessage()]
+        assert bool(hits) == warned, (refresh, lr, hits)
+        if warned:
+            assert "K=20" in hits[0] and "lr=0.01" in hits[0]
