@@ -15,7 +15,7 @@ samplers; MVS first refreshes its candidates, history and norms at ``θ`` throug
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator
 
 import torch
 from torch import Tensor

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 GRAPH = ["--dataset", "csbm", "--num-nodes", "3000", "--num-features", "16", "--num-classes", "4",

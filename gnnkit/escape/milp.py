@@ -44,7 +44,6 @@ import json
 import logging
 import math
 import os
-from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -1,8 +1,6 @@
 """Backpropagation: one optimizer over all parameters, one update per batch."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..errors import GnnkitError
