@@ -81,12 +81,16 @@ def _grads(params):
     return [p.grad.clone() for p in params]
 
 
-@pytest.mark.parametrize("variant", ["sf", "ff-la", "ff-vn"])
-def test_no_gradient_crosses_layers(variant):
+def _trained_view(variant):
+    """A 3-layer strategy after a short fit, its full-graph view, the training rows and labels."""
     data = binary_graph()
     t, st, _ = _fit(variant, data=data, model=GCN(8, 16, 16, num_layers=3, dropout=0.0), epochs=6, patience=1)
-    view = st._full_view(t)
-    rows, y = data.train_mask.nonzero().view(-1), data.y[data.train_mask]
+    return st, st._full_view(t), data.train_mask.nonzero().view(-1), data.y[data.train_mask]
+
+
+@pytest.mark.parametrize("variant", ["sf", "ff-la", "ff-vn"])
+def test_no_gradient_crosses_layers(variant):
+    st, view, rows, y = _trained_view(variant)
     ins1 = st.layer_inputs(view, 1)
     for z, zl in ins1:  # layer inputs carry no autograd history
         assert z.grad_fn is None and not z.requires_grad and zl is None
@@ -165,10 +169,7 @@ def test_cached_aggregation_matches(cls, variant):
 @pytest.mark.parametrize("variant", ["sf", "ff-la", "ff-vn"])
 def test_cached_loss_on_loss_rows_matches_full_pass(variant):
     """The cached step computes only the rows the loss reads: same loss and gradients as the full pass."""
-    data = binary_graph()
-    t, st, _ = _fit(variant, data=data, model=GCN(8, 16, 16, num_layers=3, dropout=0.0), epochs=6, patience=1)
-    view = st._full_view(t)
-    rows, y = data.train_mask.nonzero().view(-1), data.y[data.train_mask]
+    st, view, rows, y = _trained_view(variant)
     for l in range(3):
         params = st.stack.parameters_of(l)
         ins = st.layer_inputs(view, l)

@@ -88,7 +88,7 @@ def test_temporal_data_and_dispatch(tmp_path):
 def test_college_msg_loads(shared_data):
     path = shared_data / "temporal" / "CollegeMsg" / "CollegeMsg.txt"
     if not path.is_file():
-        pytest.skip(f"{path} not found")
+        pytest.skip(f"CollegeMsg event file not found at {path} (set GNNKIT_SHARED_DATA)")
     s = load_events(str(path))
     nodes = torch.unique(torch.cat([s.src, s.dst]))
     assert s.num_events == 59835 and nodes.numel() == 1899 and s.msg_dim == 0
