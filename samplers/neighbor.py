@@ -42,6 +42,9 @@ from torch_geometric.data import Data
 from gnnkit import distributed as dist
 from gnnkit.errors import GnnkitError
 from gnnkit.sparse import Adjacency
+from gnnkit.sparse.segments import concat_ranges as segment_positions, floyd_offsets
+from gnnkit.sparse.subgraph import relabel
+from gnnkit.stores import in_neighbor_csr
 
 from .base import Sampler
 
@@ -54,53 +57,6 @@ def make_adjacency(crow: Tensor, col: Tensor, val: Tensor, shape: Tuple[int, int
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         csr = torch.sparse_csr_tensor(crow, col, val, shape, check_invariants=False)
     return Adjacency(csr)
-
-
-def in_neighbor_csr(edge_index: Tensor, num_nodes: int, symmetric: bool = False) -> Tuple[Tensor, Tensor]:
-    """``(crow [N + 1], col [E])`` int64: row ``i`` lists the sources ``j`` of edges ``j -> i``."""
-    dst, src = (edge_index[0], edge_index[1]) if symmetric else (edge_index[1], edge_index[0])
-    if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
-        dst, perm = torch.sort(dst, stable=True)
-        src = src[perm]
-    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=dst.device)
-    torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=crow[1:])
-    return crow, src.long()
-
-
-def segment_positions(start: Tensor, count: Tensor) -> Tensor:
-    """``cat([start[r] + arange(count[r]) for r])`` without a loop: ``[count.sum()]``."""
-    total = int(count.sum())
-    first = torch.cumsum(count, 0) - count
-    within = torch.arange(total, device=start.device) - torch.repeat_interleave(first, count, output_size=total)
-    return torch.repeat_interleave(start, count, output_size=total) + within
-
-
-def relabel(lid: Tensor, front: Tensor, cols: Tensor) -> Tuple[Tensor, Tensor]:
-    """Local ids of the global ids ``cols``: ``front`` keeps ``0..len(front)-1`` and the ids not
-    in it, in ascending order, follow. Returns ``(local [len(cols)], new [n_new])``. ``lid`` is a
-    ``[N]`` buffer of ``-1`` that comes back restored."""
-    lid[front] = torch.arange(front.numel(), device=front.device)
-    unseen = cols[lid[cols] < 0]
-    new = torch.unique(unseen)
-    lid[new] = torch.arange(front.numel(), front.numel() + new.numel(), device=front.device)
-    local = lid[cols]
-    lid[front] = -1
-    lid[new] = -1
-    return local, new
-
-
-def floyd_offsets(deg: Tensor, k: int, gen: torch.Generator) -> Tensor:
-    """``[n, k]`` distinct offsets in ``[0, deg_r)`` per row, a uniform ``k``-subset (Floyd)."""
-    n = deg.numel()
-    out = torch.empty(n, k, dtype=torch.long, device=deg.device)
-    for t in range(k):
-        j = deg - k + t  # draw in [0, j]; on a collision take j itself
-        r = (torch.rand(n, generator=gen, device=deg.device, dtype=torch.float64) * (j + 1)).long()
-        r = torch.minimum(r, j)
-        if t:
-            r = torch.where((out[:, :t] == r[:, None]).any(1), j, r)
-        out[:, t] = r
-    return out
 
 
 def sample_block(crow: Tensor, col: Tensor, deg: Tensor, targets: Tensor, k: int, norm: str,
