@@ -12,7 +12,8 @@ MODELS = {"gcn": GCN, "sage": GraphSAGE, "mlp": MLP}
 
 
 def build_model(name: str, in_dim: int, out_dim: int, **kwargs) -> GNN:
-    """A model by name (``gcn``, ``sage``, ``mlp``) with the given widths and options."""
+    """A model by name (``gcn``, ``sage``, ``mlp``) with the given widths and options
+    (``hidden``, ``num_layers``, ``dropout``, ``norm``, ``residual``, ``adj_norm``, ``diag_lambda``)."""
     try:
         cls = MODELS[name]
     except KeyError:

@@ -7,19 +7,27 @@ and an :class:`~gnnkit.sparse.Adjacency` ``[n_out, n_in]`` to ``[n_out, d_{l+1}]
 for the whole graph layer by layer, in row chunks, holding at most one layer's activations for all
 nodes at a time. ``adj`` is one adjacency for all layers or a list with one per layer (sampled
 bipartite blocks). ``adj_norm`` names the normalization the model expects (see
-:class:`~gnnkit.sparse.Adjacency`), so samplers build the right one.
+:class:`~gnnkit.sparse.Adjacency`), so samplers and evaluation build the right one: each family has
+its own (``GCN``: ``"gcn"``, ``GraphSAGE``: ``"mean"``, ``MLP``: ``"sum"``), and the constructor's
+``adj_norm=``/``diag_lambda=`` choose another when the model is built (Cluster-GCN's diagonal
+enhancement: ``adj_norm="diag", diag_lambda=λ``); it never changes afterwards.
+``head_input_cacheable``: whether ``head_input`` has no parameters (so ``head(head_input(h, adj))``
+may reuse a cached ``head_input``); a layer that splits into a parameter-free ``aggregate(h, adj)``
+and ``transform(agg)`` (``transform(aggregate(h, adj)) == layer(h, adj)``) says so by having them.
 
 Between layers: optional normalization (``"batch"``/``"layer"``), ReLU, dropout, and an optional
 residual connection (added when the widths agree).
 """
 from __future__ import annotations
 
+import abc
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
+from gnnkit.sparse import NORMS
 
 AdjArg = Union["Adjacency", Sequence["Adjacency"], None]  # noqa: F821
 
@@ -34,7 +42,7 @@ def _norm_layer(kind: Optional[str], dim: int) -> nn.Module:
     raise GnnkitError(f"unknown normalization layer {kind!r}; known: none, batch, layer")
 
 
-class GNN(nn.Module):
+class GNN(nn.Module, abc.ABC):
     """``num_layers`` graph layers, the last of which is folded into the linear head.
 
     The classic 2-layer GCN ``Â σ(Â X W₁) W₂ + b`` is ``layers = [conv(F -> hidden)]`` and a head
@@ -50,10 +58,21 @@ class GNN(nn.Module):
     """
 
     adj_norm: str = "gcn"
+    diag_lambda: float = 0.0
+    head_input_cacheable: bool = False
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, *, num_layers: int = 2, dropout: float = 0.5,
-                 norm: Optional[str] = None, residual: bool = False):
+                 norm: Optional[str] = None, residual: bool = False, adj_norm: Optional[str] = None,
+                 diag_lambda: float = 0.0):
         super().__init__()
+        adj_norm = adj_norm or type(self).adj_norm
+        if adj_norm not in NORMS:
+            raise GnnkitError(f"unknown adj_norm {adj_norm!r}; known: {', '.join(NORMS)}")
+        if not diag_lambda >= 0:
+            raise GnnkitError(f"diag_lambda must be >= 0, got {diag_lambda}")
+        if diag_lambda and adj_norm != "diag":
+            raise GnnkitError(f"diag_lambda={diag_lambda} needs adj_norm='diag', got {adj_norm!r}")
+        self.adj_norm, self.diag_lambda = adj_norm, float(diag_lambda)
         if num_layers < 1:
             raise GnnkitError(f"num_layers must be at least 1, got {num_layers}")
         if min(in_dim, hidden, out_dim) < 1:
@@ -68,8 +87,9 @@ class GNN(nn.Module):
         self.head = nn.Linear(self.head_in_dim(dims[-1]), out_dim)
 
     # -- defined by each family --------------------------------------------------------------------
+    @abc.abstractmethod
     def make_layer(self, in_dim: int, out_dim: int) -> nn.Module:
-        raise NotImplementedError  # abstract: each model family defines it
+        """One graph layer ``[n_in, in_dim] -> [n_out, out_dim]`` of this family."""
 
     def head_in_dim(self, dim: int) -> int:
         return dim

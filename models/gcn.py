@@ -30,6 +30,14 @@ class GCNConv(nn.Module):
             out = self.lin(adj @ h)
         return out if self.bias is None else out + self.bias
 
+    def aggregate(self, h: Tensor, adj) -> tuple:
+        """The parameter-free part of the layer: ``(Â h,)`` (``[n_out, d_in]``)."""
+        return (adj @ h,)
+
+    def transform(self, agg: tuple) -> Tensor:
+        """The rest: ``(Â h) W + b`` in one product, ``[n_out, d_out]``."""
+        return nn.functional.linear(agg[0], self.lin.weight, self.bias)
+
 
 def transform_first(adj, d_in: int, d_out: int) -> bool:
     """Whether ``Â (h W)`` costs fewer flops than ``(Â h) W`` for ``adj`` ``[n_out, n_in]``:
@@ -43,6 +51,7 @@ class GCN(GNN):
     """Graph convolutional network; ``num_layers`` graph layers, the last folded into ``head``."""
 
     adj_norm = "gcn"
+    head_input_cacheable = True
 
     def make_layer(self, in_dim: int, out_dim: int) -> nn.Module:
         return GCNConv(in_dim, out_dim)

@@ -29,11 +29,20 @@ class SAGEConv(nn.Module):
             agg = self.lin_l(adj @ h)
         return agg + self.lin_r(root)
 
+    def aggregate(self, h: Tensor, adj) -> tuple:
+        """The parameter-free part of the layer: ``(mean_j h_j, h_i)`` of the output rows."""
+        return (adj @ h, h[: adj.num_rows])
+
+    def transform(self, agg: tuple) -> Tensor:
+        """The rest: ``W_l · agg[0] + b + W_r · agg[1]``, ``[n_out, d_out]``."""
+        return self.lin_l(agg[0]) + self.lin_r(agg[1])
+
 
 class GraphSAGE(GNN):
     """GraphSAGE (mean); the head maps ``[mean_j h_j ‖ h_i]`` to classes (the last SAGE layer)."""
 
     adj_norm = "mean"
+    head_input_cacheable = True
 
     def make_layer(self, in_dim: int, out_dim: int) -> nn.Module:
         return SAGEConv(in_dim, out_dim)
