@@ -1,0 +1,427 @@
+"""Hostile and malformed inputs through the command line (issue 19): one parametrized catalog.
+
+Every case runs ``gnnkit`` on a crafted input in a fresh temporary folder and asserts: exit status 2,
+exactly one line on stderr (``gnnkit: error: ...``), no traceback, the problem named (a substring),
+nothing written (no ``results.json``, no ``.tmp`` file, no new file outside PyG's ``processed/``),
+and for code-execution payloads that the marker file the payload would create does not exist.
+Cases that could crash the interpreter or exhaust memory run in a subprocess under a memory limit;
+the others call :func:`gnnkit.cli.main` in-process (fast). Fixtures are built here, in tmp folders.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import resource
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import pytest
+
+from gnnkit.cli import main
+
+from conftest import shared_data_dir
+
+TINY = ["--dataset", "csbm", "--num-nodes", "60", "--num-classes", "2", "--num-features", "4",
+        "--avg-degree", "3", "--epochs", "1", "--no-progress"]
+TRAIN = ["train", *TINY]
+MEM_LIMIT = 3 << 30  # subprocess cases: 3 GiB of address space beyond what is mapped at start
+
+
+# ------------------------------------------------------------------------------------ payloads
+class Payload:
+    """Unpickling this creates ``marker`` (``open(marker, "w")``): proof that a pickle ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def payload_array(marker: Path) -> np.ndarray:
+    arr = np.empty(1, dtype=object)
+    arr[0] = Payload(marker)
+    return arr
+
+
+# ------------------------------------------------------------------------------------ fixtures
+def graph_arrays(n: int = 12, f: int = 3, classes: int = 2) -> Dict[str, np.ndarray]:
+    """A valid gnn-benchmark ``.npz`` layout: a ring of ``n`` nodes (both directions), dense features."""
+    rows = np.repeat(np.arange(n), 2)
+    cols = np.stack([(np.arange(n) + 1) % n, (np.arange(n) - 1) % n], 1).reshape(-1)
+    indptr = np.arange(0, 2 * n + 1, 2)
+    return {"adj_data": np.ones(2 * n, np.float32), "adj_indices": cols.astype(np.int32),
+            "adj_indptr": indptr.astype(np.int32), "adj_shape": np.array([n, n]),
+            "attr_matrix": np.random.default_rng(0).standard_normal((n, f)).astype(np.float32),
+            "labels": (np.arange(n) % classes).astype(np.int64), "_rows": rows}
+
+
+def write_npz(path: Path, drop=(), **over) -> Path:
+    arrays = {k: v for k, v in graph_arrays().items() if not k.startswith("_") and k not in drop}
+    arrays.update(over)
+    np.savez(path, **arrays)
+    return path
+
+
+def npz_case(**over) -> Callable[[Path], Dict[str, str]]:
+    def setup(tmp: Path) -> Dict[str, str]:
+        values = {k: (v(tmp) if callable(v) else v) for k, v in over.items()}
+        return {"npz": str(write_npz(tmp / "g.npz", **values))}
+    return setup
+
+
+def events_case(text: str, name: str = "events.txt") -> Callable[[Path], Dict[str, str]]:
+    def setup(tmp: Path) -> Dict[str, str]:
+        (tmp / name).write_text(text)
+        return {"ev": str(tmp / name)}
+    return setup
+
+
+def planetoid_case(edit: Callable[[Path], None]) -> Callable[[Path], Dict[str, str]]:
+    """A copy of the shared Cora raw files under ``tmp/root``, then ``edit(raw_dir)``."""
+    def setup(tmp: Path) -> Dict[str, str]:
+        src = shared_data_dir() / "Planetoid" / "Cora" / "raw"
+        if not src.is_dir():
+            pytest.skip(f"Planetoid Cora raw files not found under {src}")
+        raw = tmp / "root" / "Cora" / "raw"
+        shutil.copytree(src, raw)
+        edit(raw)
+        return {"root": str(tmp / "root")}
+    return setup
+
+
+def _pickle_payload(name: str):
+    def edit(raw: Path):
+        with open(raw / name, "wb") as f:
+            pickle.dump(Payload(raw.parents[2] / "MARKER"), f)
+    return edit
+
+
+def _processed_payload(raw: Path):
+    import torch
+
+    proc = raw.parent / "processed"
+    proc.mkdir()
+    for name in ("data.pt", "pre_transform.pt", "pre_filter.pt"):
+        torch.save(Payload(raw.parents[2] / "MARKER"), proc / name)
+
+
+def _swap(a: str, b: str):
+    def edit(raw: Path):
+        pa, pb = raw / f"ind.cora.{a}", raw / f"ind.cora.{b}"
+        tmp = pa.with_suffix(".swap")
+        pa.rename(tmp), pb.rename(pa), tmp.rename(pb)
+    return edit
+
+
+def _truncate(name: str):
+    def edit(raw: Path):
+        p = raw / f"ind.cora.{name}"
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    return edit
+
+
+def _file(name: str, text: str = "x"):
+    def setup(tmp: Path) -> Dict[str, str]:
+        (tmp / name).write_text(text)
+        return {name: str(tmp / name)}
+    return setup
+
+
+def _symlink_loop(tmp: Path) -> Dict[str, str]:
+    os.symlink(tmp / "loop_b", tmp / "loop_a")
+    os.symlink(tmp / "loop_a", tmp / "loop_b")
+    return {"loop": str(tmp / "loop_a")}
+
+
+def _readonly(tmp: Path) -> Dict[str, str]:
+    if os.geteuid() == 0:  # root writes anywhere; /sys refuses even root (a read-only kernel fs)
+        if not Path("/sys").is_dir() or os.access("/sys/kernel", os.F_OK) is False:
+            pytest.skip("no read-only folder available to root")
+        return {"ro": "/sys/gnnkit-test-out"}
+    ro = tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    return {"ro": str(ro / "out")}
+
+
+def _earlier_run(extra: List[str]):
+    """An earlier finished run in ``tmp/out`` (``TRAIN`` + ``extra``), made in-process."""
+    def setup(tmp: Path) -> Dict[str, str]:
+        assert main([*TRAIN, "--out", str(tmp / "out"), *extra]) == 0
+        return {}
+    return setup
+
+
+# ------------------------------------------------------------------------------------ the catalog
+@dataclass
+class Case:
+    id: str
+    group: str        # exec | crash | wrong | traceback | refused
+    argv: List[str]   # "{tmp}", "{npz}", ... filled from setup's dict
+    expect: str       # substring of the one stderr line
+    setup: Optional[Callable[[Path], Dict[str, str]]] = None
+    proc: bool = False  # run in a subprocess under a memory limit
+    marker: bool = False
+
+
+def _cases() -> List[Case]:
+    info_npz, train_npz = ["info", "{npz}"], ["train", "--dataset", "{npz}", "--epochs", "1", "--no-progress"]
+    tl = ["train", "--task", "temporal-link", "--dataset", "{ev}", "--epochs", "1", "--no-progress",
+          "--memory-dim", "4", "--time-dim", "4", "--embedding-dim", "4"]
+    m = lambda tmp: payload_array(tmp / "MARKER")  # noqa: E731
+    c = [
+        # -- code runs from a data file ---------------------------------------------------------
+        Case("npz-pickle-class-names-info", "exec", info_npz, "class_names", npz_case(class_names=m), marker=True),
+        Case("npz-pickle-class-names-train", "exec", train_npz, "class_names", npz_case(class_names=m), marker=True),
+        Case("npz-pickle-labels", "exec", info_npz, "labels", npz_case(labels=m), marker=True),
+        Case("npz-pickle-adj-matrix", "exec", info_npz, "adj", npz_case(drop=("adj_data", "adj_indices",
+             "adj_indptr", "adj_shape"), adj_matrix=m), marker=True),
+        Case("npz-pickle-attr-matrix", "exec", info_npz, "attr_matrix", npz_case(attr_matrix=m), marker=True),
+        Case("npz-pickle-adj-data", "exec", info_npz, "adj_data", npz_case(adj_data=m), marker=True),
+        Case("npz-pickle-idx-to-node", "exec", info_npz, "idx_to_node", npz_case(idx_to_node=m), marker=True),
+        Case("planetoid-pickle-x-info", "exec", ["info", "Cora", "--root", "{root}"], "ind.cora.x",
+             planetoid_case(_pickle_payload("ind.cora.x")), marker=True),
+        Case("planetoid-pickle-x-train", "exec", ["train", "--dataset", "Cora", "--root", "{root}", "--epochs", "1"],
+             "ind.cora.x", planetoid_case(_pickle_payload("ind.cora.x")), marker=True),
+        Case("planetoid-pickle-graph", "exec", ["info", "Cora", "--root", "{root}"], "ind.cora.graph",
+             planetoid_case(_pickle_payload("ind.cora.graph")), marker=True),
+        Case("planetoid-pickle-ally", "exec", ["info", "Cora", "--root", "{root}"], "ind.cora.ally",
+             planetoid_case(_pickle_payload("ind.cora.ally")), marker=True),
+        Case("planetoid-processed-cache", "exec", ["info", "Cora", "--root", "{root}"], "processed",
+             planetoid_case(_processed_payload), marker=True),
+        # -- crashes and runaway memory ---------------------------------------------------------
+        Case("npz-indptr-not-monotone", "crash", info_npz, "indptr",
+             npz_case(adj_indptr=np.array([0, 4, 2, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24], np.int32)), proc=True),
+        Case("npz-indptr-past-end", "crash", info_npz, "indptr",
+             npz_case(adj_indptr=np.array([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 99], np.int32)), proc=True),
+        Case("npz-index-out-of-range", "crash", info_npz, "adj_indices",
+             npz_case(adj_indices=np.full(24, 500, np.int32)), proc=True),
+        Case("npz-negative-index", "crash", info_npz, "adj_indices",
+             npz_case(adj_indices=np.full(24, -3, np.int32)), proc=True),
+        Case("npz-label-1e9", "crash", info_npz, "label", npz_case(labels=np.r_[np.zeros(11), 10**9].astype(np.int64)),
+             proc=True),
+        Case("npz-label-1e9-train", "crash", train_npz, "label",
+             npz_case(labels=np.r_[np.zeros(11), 10**9].astype(np.int64)), proc=True),
+        Case("npz-shape-1e12", "crash", info_npz, "", npz_case(adj_shape=np.array([10**12, 10**12])), proc=True),
+        Case("npz-attr-shape-huge", "crash", info_npz, "attr",
+             npz_case(drop=("attr_matrix",), attr_data=np.ones(1, np.float32), attr_indices=np.zeros(1, np.int32),
+                      attr_indptr=np.r_[0, np.ones(12)].astype(np.int32), attr_shape=np.array([12, 10**11])),
+             proc=True),
+        Case("events-node-1e12", "crash", tl, "", events_case("0 1 1\n1 1000000000000 2\n2 3 3\n"), proc=True),
+        Case("csbm-num-nodes-1e12", "crash", ["train", "--num-nodes", "1e12", "--epochs", "1"], "num-nodes", proc=True),
+        Case("csbm-num-nodes-10-12", "crash", ["train", "--num-nodes", "1000000000000", "--epochs", "1"], "",
+             proc=True),
+        Case("csbm-num-features-1e9", "crash", ["train", "--num-nodes", "100", "--num-features", "1e9"], "features",
+             proc=True),
+        Case("hidden-1e9", "crash", [*TRAIN, "--hidden", "1e9"], "hidden", proc=True),
+        Case("hidden-10-9", "crash", [*TRAIN, "--hidden", "1000000000"], "hidden", proc=True),
+        Case("info-num-nodes-1e12", "crash", ["info", "csbm", "--num-nodes", "1000000000000"], "", proc=True),
+        Case("partition-num-parts-huge", "crash", ["partition", "csbm", "--num-nodes", "60", "--num-parts",
+             "1000000000"], "num-parts"),
+        # -- silently wrong ---------------------------------------------------------------------
+        Case("npz-float-labels", "wrong", info_npz, "labels",
+             npz_case(labels=(np.arange(12) % 2 + 0.7).astype(np.float64))),
+        Case("npz-attr-3d", "wrong", info_npz, "attr_matrix",
+             npz_case(attr_matrix=np.ones((12, 3, 2), np.float32))),
+        Case("npz-labels-wrong-length", "wrong", info_npz, "labels", npz_case(labels=np.zeros(5, np.int64))),
+        Case("npz-attr-wrong-rows", "wrong", info_npz, "", npz_case(attr_matrix=np.ones((7, 3), np.float32))),
+        Case("npz-nan-features", "wrong", info_npz, "", npz_case(attr_matrix=np.full((12, 3), np.nan, np.float32))),
+        Case("split-fractions-over-1", "wrong", [*TRAIN, "--split", "random:0.9,0.5"], "split"),
+        Case("split-garbage", "wrong", [*TRAIN, "--split", "random:a,b"], "split"),
+        Case("split-negative", "wrong", [*TRAIN, "--split", "random:-0.1,0.5"], "split"),
+        Case("out-reused-without-resume", "wrong", [*TRAIN, "--out", "{tmp}/out"], "--overwrite", _earlier_run([])),
+        Case("resume-other-dataset-out", "wrong", [*TRAIN, "--graph-seed", "1", "--resume", "--out", "{tmp}/out"],
+             "differ", _earlier_run([])),
+        Case("resume-other-hidden-out", "wrong", [*TRAIN, "--hidden", "8", "--resume", "--out", "{tmp}/out"],
+             "hidden", _earlier_run([])),
+        Case("checkpoint-dir-reused", "wrong", [*TRAIN, "--out", "{tmp}/o2", "--checkpoint-dir", "{tmp}/ck"],
+             "--checkpoint-dir", _earlier_run(["--checkpoint-dir", "{tmp}/ck"])),
+        Case("resume-other-sampler", "wrong", [*TRAIN, "--sampler", "neighbor", "--resume", "--out", "{tmp}/o2",
+             "--checkpoint-dir", "{tmp}/ck"], "sampler", _earlier_run(["--checkpoint-dir", "{tmp}/ck"])),
+        Case("resume-other-optimizer", "wrong", [*TRAIN, "--optimizer", "sgd", "--resume", "--out", "{tmp}/o2",
+             "--checkpoint-dir", "{tmp}/ck"], "optimizer", _earlier_run(["--checkpoint-dir", "{tmp}/ck"])),
+        Case("resume-other-graph", "wrong", [*TRAIN, "--graph-seed", "3", "--resume", "--out", "{tmp}/o2",
+             "--checkpoint-dir", "{tmp}/ck"], "fingerprint", _earlier_run(["--checkpoint-dir", "{tmp}/ck"])),
+        # -- tracebacks where one line belongs --------------------------------------------------
+        Case("device-foo", "traceback", [*TRAIN, "--device", "foo"], "--device"),
+        Case("device-cuda-absent", "traceback", [*TRAIN, "--device", "cuda:99"], "cuda"),
+        Case("ufactor-negative", "traceback", ["partition", "csbm", "--num-nodes", "60", "--num-parts", "2",
+             "--ufactor", "-5"], "--ufactor"),
+        Case("inference-batch-size-negative", "traceback", [*TRAIN, "--inference-batch-size", "-1"],
+             "--inference-batch-size"),
+        Case("nproc-negative", "traceback", [*TRAIN, "--nproc", "-1"], "--nproc"),
+        Case("nproc-zero", "traceback", [*TRAIN, "--nproc", "0"], "--nproc"),
+        Case("epochs-zero", "traceback", [*TRAIN[:-3], "--epochs", "0"], "--epochs"),
+        Case("lr-negative", "traceback", [*TRAIN, "--lr", "-1"], "--lr"),
+        Case("lr-nan", "traceback", [*TRAIN, "--lr", "nan"], "--lr"),
+        Case("weight-decay-negative", "traceback", [*TRAIN, "--weight-decay", "-1"], "--weight-decay"),
+        Case("hidden-zero", "traceback", [*TRAIN, "--hidden", "0"], "--hidden"),
+        Case("layers-zero", "traceback", [*TRAIN, "--layers", "0"], "--layers"),
+        Case("dropout-over-1", "traceback", [*TRAIN, "--dropout", "1.5"], "--dropout"),
+        Case("eval-every-zero", "traceback", [*TRAIN, "--eval-every", "0"], "--eval-every"),
+        Case("patience-zero", "traceback", [*TRAIN, "--patience", "0"], "--patience"),
+        Case("batch-size-zero", "traceback", [*TRAIN, "--sampler", "neighbor", "--batch-size", "0"], "batch"),
+        Case("fanouts-garbage", "traceback", [*TRAIN, "--sampler", "neighbor", "--fanouts", "a,b"], "fanouts"),
+        Case("num-parts-zero", "traceback", [*TRAIN, "--sampler", "cluster", "--num-parts", "0"], "num"),
+        Case("optimizer-unknown", "traceback", [*TRAIN, "--optimizer", "foo"], "optimizer"),
+        Case("model-unknown", "traceback", [*TRAIN, "--model", "foo"], "model"),
+        Case("metric-unknown", "traceback", [*TRAIN, "--metric", "foo"], "metric"),
+        Case("out-is-file", "traceback", [*TRAIN, "--out", "{f}"], "--out", _file("f")),
+        Case("out-under-file", "traceback", [*TRAIN, "--out", "{f}/sub"], "--out", _file("f")),
+        Case("out-read-only", "traceback", [*TRAIN, "--out", "{ro}"], "--out", _readonly),
+        Case("checkpoint-dir-is-file", "traceback", [*TRAIN, "--out", "{tmp}/o", "--checkpoint-dir", "{f}"],
+             "--checkpoint-dir", _file("f")),
+        Case("checkpoint-dir-under-file", "traceback", [*TRAIN, "--out", "{tmp}/o", "--checkpoint-dir", "{f}/ck"],
+             "--checkpoint-dir", _file("f")),
+        Case("log-dir-is-file", "traceback", [*TRAIN, "--out", "{tmp}/o", "--log-dir", "{f}"], "--log-dir",
+             _file("f")),
+        Case("log-dir-under-file", "traceback", [*TRAIN, "--out", "{tmp}/o", "--log-dir", "{f}/logs"], "--log-dir",
+             _file("f")),
+        Case("log-dir-read-only", "traceback", [*TRAIN, "--out", "{tmp}/o", "--log-dir", "{ro}"], "--log-dir",
+             _readonly),
+        Case("root-symlink-loop", "traceback", ["train", "--dataset", "Cora", "--root", "{loop}"], "loop",
+             _symlink_loop),
+        Case("info-root-symlink-loop", "traceback", ["info", "Cora", "--root", "{loop}"], "loop", _symlink_loop),
+        Case("planetoid-swapped-x-graph", "traceback", ["info", "Cora", "--root", "{root}"], "ind.cora",
+             planetoid_case(_swap("x", "graph"))),
+        Case("planetoid-swapped-y-ty", "traceback", ["info", "Cora", "--root", "{root}"], "ind.cora",
+             planetoid_case(_swap("y", "ty"))),
+        Case("planetoid-truncated-graph", "traceback", ["info", "Cora", "--root", "{root}"], "ind.cora.graph",
+             planetoid_case(_truncate("graph"))),
+        Case("planetoid-truncated-allx", "traceback", ["info", "Cora", "--root", "{root}"], "ind.cora.allx",
+             planetoid_case(_truncate("allx"))),
+        Case("planetoid-test-index-garbage", "traceback", ["info", "Cora", "--root", "{root}"], "test.index",
+             planetoid_case(lambda raw: (raw / "ind.cora.test.index").write_text("a\nb\n"))),
+        Case("npz-not-a-zip", "traceback", info_npz, "", lambda tmp: {"npz": _file("g.npz", "hello")(tmp)["g.npz"]}),
+        Case("npz-truncated", "traceback", info_npz, "", lambda tmp: _truncated_npz(tmp)),
+        Case("npz-is-directory", "traceback", info_npz, "", lambda tmp: {"npz": str(_mkdir(tmp / "d.npz"))}),
+        Case("npz-no-adjacency", "traceback", info_npz, "adjacency",
+             npz_case(drop=("adj_data", "adj_indices", "adj_indptr", "adj_shape"))),
+        Case("npz-adj-not-square", "traceback", info_npz, "square", npz_case(adj_shape=np.array([12, 13]))),
+        Case("npz-shape-negative", "traceback", info_npz, "", npz_case(adj_shape=np.array([-12, -12]))),
+        Case("events-missing-file", "traceback", ["train", "--task", "temporal-link", "--dataset", "{tmp}/nope.txt",
+             "--epochs", "1"], "nope.txt"),
+        Case("events-garbage", "traceback", tl, "events.txt", events_case("a b c\nd e f\n")),
+        Case("events-empty", "traceback", tl, "events.txt", events_case("")),
+        Case("events-negative-id", "traceback", tl, "", events_case("0 1 1\n-4 2 2\n2 3 3\n")),
+        Case("events-nan-time", "traceback", tl, "", events_case("0 1 1\n1 2 nan\n2 3 3\n")),
+        Case("events-too-few-columns", "traceback", tl, "", events_case("0 1\n1 2\n")),
+        Case("task-temporal-on-csbm", "traceback", ["train", "--task", "temporal-link", "--epochs", "1"], "dataset"),
+        Case("dataset-unknown", "traceback", ["train", "--dataset", "NoSuchGraph", "--epochs", "1"], "NoSuchGraph"),
+        Case("seeds-zero", "traceback", [*TRAIN, "--seeds", "0"], "--seeds"),
+        Case("bench-jobs-zero", "traceback", ["bench", "--datasets", "csbm", "--jobs", "0", "--out", "{tmp}/b"],
+             "--jobs"),
+        Case("bench-bad-config", "traceback", ["bench", "--datasets", "csbm", "--config", "{f}", "--out", "{tmp}/b"],
+             "TOML", _file("f", "[[[")),
+        Case("bench-out-is-file", "traceback", ["bench", "--datasets", "csbm", "--methods", "full", "--seeds", "1",
+             "--out", "{f}"], "--out", _file("f")),
+    ]
+    return c
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+def _truncated_npz(tmp: Path) -> Dict[str, str]:
+    p = write_npz(tmp / "g.npz")
+    p.write_bytes(p.read_bytes()[:200])
+    return {"npz": str(p)}
+
+
+CASES = _cases()
+GROUPS = {"exec", "crash", "wrong", "traceback"}
+
+
+def test_catalog_covers_every_group():
+    assert len(CASES) >= 60 and {c.group for c in CASES} == GROUPS
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+# ------------------------------------------------------------------------------------ running
+def _limit_memory():  # pragma: no cover - runs in the child
+    resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT + (1 << 30), MEM_LIMIT + (1 << 30)))
+
+
+def run_cli(argv: List[str], cwd: Path, proc: bool, capfd=None) -> tuple:
+    """(exit status, stderr text) of ``gnnkit ARGV`` run in ``cwd``."""
+    if proc:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+        out = subprocess.run([sys.executable, "-m", "gnnkit", *argv], cwd=cwd, capture_output=True, text=True,
+                             timeout=300, preexec_fn=_limit_memory, env=env)
+        return out.returncode, out.stderr
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        try:
+            rc = main(argv)
+        except SystemExit as exc:
+            rc = exc.code
+    finally:
+        os.chdir(old)
+    return rc, capfd.readouterr().err
+
+
+def _snapshot(root: Path) -> Dict[str, tuple]:
+    out = {}
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            st = p.stat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_refused_in_one_line(case: Case, tmp_path: Path, capfd, caplog):
+    values = {"tmp": str(tmp_path)}
+    if case.setup is not None:
+        values.update(case.setup(tmp_path))
+    argv = [a.format(**values) for a in case.argv]
+    capfd.readouterr()
+    before = _snapshot(tmp_path)
+    rc, err = run_cli(argv, tmp_path, case.proc, capfd)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, f"exit {rc}, stderr: {err[-2000:]}"
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("gnnkit: error: "), err[-2000:]
+    assert case.expect.lower() in lines[0].lower(), lines[0]
+    if case.marker:
+        assert not list(tmp_path.rglob("MARKER")), "the payload ran"
+    after = _snapshot(tmp_path)
+    changed = [p for p, v in after.items() if before.get(p) != v and "processed" not in Path(p).parts]
+    assert not changed, f"written: {changed}"
+
+
+# ------------------------------------------------------------------------------------ exit 0 cases
+def test_info_describes_a_valid_four_node_graph(tmp_path, capfd):
+    arrays = {"adj_data": np.ones(4, np.float32), "adj_indices": np.array([1, 0, 3, 2], np.int32),
+              "adj_indptr": np.array([0, 1, 2, 3, 4], np.int32), "adj_shape": np.array([4, 4]),
+              "attr_matrix": np.eye(4, dtype=np.float32), "labels": np.array([0, 0, 1, 1])}
+    np.savez(tmp_path / "four.npz", **arrays)
+    assert main(["info", str(tmp_path / "four.npz"), "--json"]) == 0
+    info = json.loads(capfd.readouterr().out)
+    assert info["nodes"] == 4 and info["classes"] == 2
+
+
+def test_val_frac_zero_writes_valid_json(tmp_path):
+    out = tmp_path / "out"
+    assert main([*TRAIN, "--val-frac", "0", "--out", str(out)]) == 0
+    text = (out / "results.json").read_text()
+    results = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in results.json"))
+    assert results["val_mean"] is None and results["runs"][0]["val"] is None
+
+
+def test_split_option_reaches_the_node_task(tmp_path):
+    """``--split random:TRAIN,VAL`` is the node task's (csbm's own split was renamed): the masks change."""
+    out = tmp_path / "out"
+    assert main([*TRAIN, "--split", "random:0.2,0.3", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["split"] == "random:0.2,0.3"
