@@ -1,8 +1,8 @@
-"""ForwardGNN's view of a gnnkit model as ``L`` local layers, and the layers' local losses.
+"""ForwardGNN's view of a gnnkit model as ``L`` local layers ``f_0 .. f_{L−1}``.
 
 A gnnkit GNN (:class:`gnnkit.models.GNN`) with ``num_layers = L`` has ``L − 1`` convolutions in
 ``layers`` and the last graph layer folded into ``head(head_input(h, adj))``. ForwardGNN trains
-every graph layer on its own, so :class:`LayerStack` exposes them as ``f_0 .. f_{L−1}``::
+every graph layer on its own, so :class:`LayerStack` exposes them as::
 
     f_l(z) = ReLU(layers[l](z, Â))            l < L − 1   (width: model.hidden)
     f_{L−1}(z) = ReLU(head(head_input(z, Â)))             (width: model.out_dim)
@@ -17,36 +17,31 @@ aggregation the model family uses (``head_input``: ``Âℓ`` for GCN, ``[mean �
 for MLP). For GCN, ``Â [z ‖ ℓ] [W; W_ℓ] = Â z W + Â ℓ W_ℓ``: exactly a first layer of width
 ``F + C``; likewise for SAGE's two weight matrices.
 
-Cached aggregation: a layer splits into a parameter-free aggregation ``a = agg_l(z, Â)`` and a
-transform ``t_l(a)`` for GCN (``a = Âz``, ``t = a W + b``), SAGE (``a = (Âz, z)``, ``t = a₀ W_l +
-b + a₁ W_r``) and every family's head (``a = head_input(z, Â)``, ``t = head(a)``). When ``z`` and
-``Â`` are fixed over epochs, ``a`` is computed once. Other layer types are not split
+Cached aggregation: a layer that splits into a parameter-free aggregation ``a = agg_l(z, Â)`` and
+a transform ``t_l(a)`` says so through the model's contract: a convolution that defines
+``aggregate(h, adj) -> tuple`` and ``transform(agg) -> Tensor``, and for the last layer a model
+whose ``head_input_cacheable`` is true (``a = head_input(z, Â)``, ``t = head(a)``). When ``z`` and
+``Â`` are fixed over epochs, ``a`` is computed once. Other layers are not split
 (:meth:`LayerStack.cacheable` is False) and run whole.
-
-Losses (``rows`` ``[m]``: the rows that carry the loss; ``weight`` ``[m]`` optional, the loss is
-then ``Σ w_i ℓ_i``):
-
-* SF: logits ``[m, C] = h[rows] · h[n:n+C]ᵀ`` (the ``C`` virtual nodes are the last rows),
-  cross-entropy with the rows' labels;
-* FF: goodness ``g_i = Σ_j h_ij² − θ``; ``BCE(g_pos, 1) + mean_k BCE(g_neg_k, 0)``.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import GnnkitError
+from ...errors import GnnkitError
 
-
-def _is(obj, names: Sequence[str]) -> bool:
-    return type(obj).__name__ in names and type(obj).__module__.startswith("gnnkit.models")
+#: the model attribute that declares ``head_input`` parameter-free (the head's layer may be cached)
+HEAD_FLAG = "head_input_cacheable"
 
 
 class LayerStack(nn.Module):
-    """``model``'s graph layers as local layers ``0..L−1`` plus the label weights (FF-LA)."""
+    """``model``'s graph layers as local layers ``0..L−1`` plus the label weights (FF-LA).
+
+    The model is held, not registered as a submodule: the stack never assigns to it; its own
+    parameters are the label weights alone."""
 
     def __init__(self, model: nn.Module, label_dim: int = 0):
         super().__init__()
@@ -70,8 +65,12 @@ class LayerStack(nn.Module):
     def net(self) -> nn.Module:
         return self.model[0]
 
+    def is_head(self, l: int) -> bool:
+        return l == self.num_layers - 1
+
     def parameters_of(self, l: int) -> List[nn.Parameter]:
-        mod = self.net.layers[l] if l < self.num_layers - 1 else self.net.head
+        """Layer ``l``'s parameters (layer 0: with the label weights)."""
+        mod = self.net.head if self.is_head(l) else self.net.layers[l]
         params = list(mod.parameters())
         if l == 0 and self.label_lin is not None:
             params += list(self.label_lin.parameters())
@@ -87,32 +86,24 @@ class LayerStack(nn.Module):
 
     # -- cached aggregation -----------------------------------------------------------------------
     def cacheable(self, l: int) -> bool:
-        """Whether layer ``l`` splits into a parameter-free aggregation and a transform."""
-        if l == self.num_layers - 1:
-            return _is(self.net, ("GCN", "GraphSAGE", "MLP"))
-        return _is(self.net.layers[l], ("GCNConv", "SAGEConv", "_Linear"))
+        """Whether layer ``l`` splits into a parameter-free aggregation and a transform (as the
+        model declares: see the module docstring)."""
+        if self.is_head(l):
+            return bool(getattr(self.net, HEAD_FLAG, False))
+        conv = self.net.layers[l]
+        return callable(getattr(conv, "aggregate", None)) and callable(getattr(conv, "transform", None))
 
     def aggregate(self, l: int, z: Tensor, adj) -> tuple:
         """The parameter-free part ``agg_l(z, Â)`` of layer ``l`` (only where :meth:`cacheable`)."""
-        if l == self.num_layers - 1:
+        if self.is_head(l):
             return (self.net.head_input(z, adj),)
-        conv = self.net.layers[l]
-        n = adj.num_rows if adj is not None else z.shape[0]
-        if _is(conv, ("GCNConv",)):
-            return (adj @ z,)
-        if _is(conv, ("SAGEConv",)):
-            return (adj @ z, z[:n])
-        return (z[:n],)  # MLP: no aggregation
+        return self.net.layers[l].aggregate(z, adj)
 
     def transform(self, l: int, agg: tuple) -> Tensor:
-        if l == self.num_layers - 1:
+        """``t_l(agg)``, the layer's parameters applied to its aggregation (before the ReLU)."""
+        if self.is_head(l):
             return self.net.head(agg[0])
-        conv = self.net.layers[l]
-        if _is(conv, ("GCNConv",)):
-            return F.linear(agg[0], conv.lin.weight, conv.bias)  # (Â z) W + b in one product
-        if _is(conv, ("SAGEConv",)):
-            return conv.lin_l(agg[0]) + conv.lin_r(agg[1])
-        return nn.Linear.forward(conv, agg[0])
+        return self.net.layers[l].transform(agg)
 
     def label_aggregate(self, zl: Tensor, adj) -> Tensor:
         return self.net.head_input(zl, adj)
@@ -123,11 +114,11 @@ class LayerStack(nn.Module):
         """``f_l`` on input ``z`` ``[n_in, d_l]`` (or its cached aggregation ``agg``) plus, on layer
         0, the label block ``zl`` ``[S·n_in, C]`` (or its aggregation ``label_agg``, with
         ``label_adj``, default ``adj``) → ``[S·n_out, width_l]``. With ``S > 1`` stacked label
-        copies (see :class:`~gnnkit.strategies.forward_graph.View`) the feature term ``Â z W``,
+        copies (see :class:`~gnnkit.strategies.forward.graphs.View`) the feature term ``Â z W``,
         computed once, is repeated for every copy: ``[Â z W + Â ℓ_s W_ℓ]_s``."""
         if agg is not None:
             pre = self.transform(l, agg)
-        elif l == self.num_layers - 1:
+        elif self.is_head(l):
             pre = self.net.head(self.net.head_input(z, adj))
         else:
             pre = self.net.layers[l](z, adj)
@@ -140,37 +131,3 @@ class LayerStack(nn.Module):
             copies = lab.shape[0] // pre.shape[0]
             pre = (pre.repeat(copies, 1) if copies > 1 else pre) + lab
         return torch.relu(pre) if torch.is_grad_enabled() else pre.relu_()  # ``pre`` is always a fresh tensor
-
-
-def reduce_loss(losses: Tensor, weight: Optional[Tensor]) -> Tensor:
-    return losses.mean() if weight is None else (losses * weight).sum()
-
-
-def sf_logits(h: Tensor, n: int, rows: Optional[Tensor] = None) -> Tensor:
-    """``[m, C]`` dot products of the real rows ``h[rows]`` with the virtual rows ``h[n:]``."""
-    real = h[:n] if rows is None else h[rows]
-    return real @ h[n:].t()
-
-
-def sf_loss(h: Tensor, n: int, rows: Optional[Tensor], y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-    return reduce_loss(F.cross_entropy(sf_logits(h, n, rows), y, reduction="none"), weight)
-
-
-def sf_loss_parts(h_rows: Tensor, h_vn: Tensor, y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-    """:func:`sf_loss` from the loss rows' outputs ``[m, d]`` and the virtual rows' ``[C, d]``."""
-    return reduce_loss(F.cross_entropy(h_rows @ h_vn.t(), y, reduction="none"), weight)
-
-
-def goodness(h: Tensor, theta: float) -> Tensor:
-    """``[n]``: ``Σ_j h_ij² − θ``."""
-    return h.pow(2).sum(dim=1) - theta
-
-
-def ff_loss(outputs: List[Tensor], rows: Optional[Tensor], theta: float, weight: Optional[Tensor] = None) -> Tensor:
-    """``outputs[0]`` the true-label stream, ``outputs[1:]`` one per wrong label (``rows=None``: all rows)."""
-    outputs = outputs if rows is None else [h[rows] for h in outputs]
-    pos = goodness(outputs[0], theta)
-    loss = reduce_loss(F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none"), weight)
-    negs = [reduce_loss(F.binary_cross_entropy_with_logits(g, torch.zeros_like(g), reduction="none"), weight)
-            for g in (goodness(h, theta) for h in outputs[1:])]
-    return loss + torch.stack(negs).mean()

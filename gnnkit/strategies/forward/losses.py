@@ -1,0 +1,54 @@
+"""ForwardGNN's local losses, one per layer (no gradient crosses layers).
+
+``rows`` ``[m]``: the rows that carry the loss; ``weight`` ``[m]`` optional, the loss is then
+``Σ w_i ℓ_i`` instead of the mean.
+
+* SF: logits ``[m, C] = h[rows] · h[n:n+C]ᵀ`` (the ``C`` virtual class nodes are the last rows of
+  ``h``, temperature 1), cross-entropy with the rows' labels.
+* FF: goodness ``g_i = Σ_j h_ij² − θ``; ``BCE(g_pos, 1) + mean_k BCE(g_neg_k, 0)`` with ``g_pos``
+  from the true-label stream and ``g_neg_k`` from the ``k``-th wrong-label stream.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def reduce_loss(losses: Tensor, weight: Optional[Tensor]) -> Tensor:
+    """``mean(losses)``, or ``Σ w_i losses_i`` with ``weight`` ``[m]``."""
+    return losses.mean() if weight is None else (losses * weight).sum()
+
+
+def sf_logits(h: Tensor, n: int, rows: Optional[Tensor] = None) -> Tensor:
+    """``[m, C]`` dot products of the real rows ``h[rows]`` (default ``h[:n]``) with the virtual rows ``h[n:]``."""
+    real = h[:n] if rows is None else h[rows]
+    return real @ h[n:].t()
+
+
+def sf_loss(h: Tensor, n: int, rows: Optional[Tensor], y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """Cross-entropy of :func:`sf_logits` ``[m, C]`` against ``y`` ``[m]``."""
+    return reduce_loss(F.cross_entropy(sf_logits(h, n, rows), y, reduction="none"), weight)
+
+
+def sf_loss_parts(h_rows: Tensor, h_vn: Tensor, y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """:func:`sf_loss` from the loss rows' outputs ``[m, d]`` and the virtual rows' ``[C, d]``."""
+    return reduce_loss(F.cross_entropy(h_rows @ h_vn.t(), y, reduction="none"), weight)
+
+
+def goodness(h: Tensor, theta: float) -> Tensor:
+    """``[n]``: ``Σ_j h_ij² − θ``."""
+    return h.pow(2).sum(dim=1) - theta
+
+
+def ff_loss(outputs: List[Tensor], rows: Optional[Tensor], theta: float, weight: Optional[Tensor] = None) -> Tensor:
+    """``outputs[0]`` ``[n, d]`` the true-label stream, ``outputs[1:]`` one per wrong label
+    (``rows=None``: all rows)."""
+    outputs = outputs if rows is None else [h[rows] for h in outputs]
+    pos = goodness(outputs[0], theta)
+    loss = reduce_loss(F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos), reduction="none"), weight)
+    negs = [reduce_loss(F.binary_cross_entropy_with_logits(g, torch.zeros_like(g), reduction="none"), weight)
+            for g in (goodness(h, theta) for h in outputs[1:])]
+    return loss + torch.stack(negs).mean()
