@@ -28,7 +28,7 @@ from gnnkit.data import load
 from gnnkit.data.split import random_split
 from gnnkit.models import build_model
 from gnnkit.strategies.forward import ForwardLearning
-from gnnkit.strategies.forward_graph import feature_shift, row_normalize
+from gnnkit.strategies.forward.inputs import feature_shift, row_normalize
 from gnnkit.trainer import Trainer, seed_everything
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
