@@ -72,7 +72,18 @@ def test_npz_planetoid_split_too_small_says_so(tmp_path):
     with pytest.raises(GnnkitError, match=r"needs 1500 labeled nodes outside the training set .* only 0 remain"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GraphWarning)
-            load(path)
+            load(path, split="planetoid")  # asked for explicitly: refused
+
+
+def test_small_graph_gets_a_default_split_that_fits(tmp_path):
+    # issue 19: a well-formed small graph failed with "planetoid split needs 1500 labeled nodes"
+    path = tmp_path / "tiny.npz"
+    _write_dotted(path, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GraphWarning)
+        data = load(path)
+    assert [int(data[k].sum()) for k in ("train_mask", "val_mask", "test_mask")] == [3, 1, 1]
+    assert data.split_info.startswith("random 0.6/0.2/rest of the 5 labeled nodes (default")
 
 
 def test_npz_without_adjacency(tmp_path):

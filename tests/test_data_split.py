@@ -38,7 +38,7 @@ def test_random_split_fractions_and_seed():
 @pytest.mark.parametrize("call, message", [
     (lambda y: random_split(y, 0.8, 0.3), r"sum to at most 1, got train_frac=0.8, val_frac=0.3"),
     (lambda y: planetoid_split(y, 3, num_val=500), r"needs 1500 labeled nodes outside the training set"),
-    (lambda y: make_split(y, 3, "stratified"), r"unknown split 'stratified'; known: planetoid, random"),
+    (lambda y: make_split(y, 3, "stratified"), r"unknown split 'stratified'; known: auto, planetoid, random"),
 ])
 def test_bad_split_requests(call, message):
     with pytest.raises(GnnkitError, match=message):

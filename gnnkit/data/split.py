@@ -15,7 +15,7 @@ from torch import Tensor
 from gnnkit.errors import GnnkitError
 
 Masks = Tuple[Tensor, Tensor, Tensor]
-SPLITS = ("planetoid", "random")
+SPLITS = ("auto", "planetoid", "random")
 
 
 def _masks_from(n: int, *index_sets: Tensor) -> Masks:
@@ -75,11 +75,39 @@ def random_split(y: Tensor, train_frac: float = 0.6, val_frac: float = 0.2, seed
     return _masks_from(y.numel(), order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:])
 
 
+def fits_planetoid(y: Tensor, num_classes: int, per_class: int = 20, num_val: int = 500,
+                   num_test: int = 1000) -> bool:
+    """Whether :func:`planetoid_split` has enough labeled nodes: ``num_val + num_test`` beyond the
+    ``min(count_c, per_class)`` training nodes of every class."""
+    labeled = y[y >= 0]
+    counts = torch.bincount(labeled, minlength=num_classes) if labeled.numel() else torch.zeros(1, dtype=torch.long)
+    return int(labeled.numel() - counts.clamp(max=per_class).sum()) >= num_val + num_test
+
+
+def describe_split(split: str, y: Tensor, num_classes: int, **options) -> str:
+    """The split :func:`make_split` draws for ``split`` (``"auto"`` resolved), in words."""
+    if split == "auto":
+        keys = ("per_class", "num_val", "num_test")
+        fits = fits_planetoid(y, num_classes, **{k: options[k] for k in keys if k in options})
+        split = "planetoid" if fits else "random"
+        if not fits:
+            return (f"random {options.get('train_frac', 0.6):g}/{options.get('val_frac', 0.2):g}/rest of the "
+                    f"{int((y >= 0).sum())} labeled nodes (default: too few for a planetoid split)")
+    if split == "planetoid":
+        return (f"planetoid: {options.get('per_class', 20)} per class / {options.get('num_val', 500)} / "
+                f"{options.get('num_test', 1000)}")
+    return f"random {options.get('train_frac', 0.6):g}/{options.get('val_frac', 0.2):g}/rest"
+
+
 def make_split(y: Tensor, num_classes: int, split: str = "planetoid", *, per_class: int = 20,
                num_val: int = 500, num_test: int = 1000, train_frac: float = 0.6, val_frac: float = 0.2,
                split_seed: Optional[int] = 0) -> Masks:
-    """The split named ``split`` (``"planetoid"`` or ``"random"``) with its options."""
+    """The split named ``split`` with its options: ``"planetoid"``, ``"random"``, or ``"auto"``:
+    planetoid when the graph has enough labeled nodes for it (:func:`fits_planetoid`), else random
+    ``train_frac``/``val_frac``/rest, so that a graph of any size gets a split that fits it."""
     seed = 0 if split_seed is None else split_seed
+    if split == "auto":
+        split = "planetoid" if fits_planetoid(y, num_classes, per_class, num_val, num_test) else "random"
     if split == "planetoid":
         return planetoid_split(y, num_classes, per_class, num_val, num_test, seed)
     if split == "random":
@@ -88,6 +116,8 @@ def make_split(y: Tensor, num_classes: int, split: str = "planetoid", *, per_cla
 
 
 def attach_split(data, split: str = "planetoid", **options):
-    """Set ``train_mask``/``val_mask``/``test_mask`` of ``data`` from :func:`make_split`; returns ``data``."""
+    """Set ``train_mask``/``val_mask``/``test_mask`` of ``data`` from :func:`make_split` and
+    ``data.split_info`` (the split in words, for run headers); returns ``data``."""
     data.train_mask, data.val_mask, data.test_mask = make_split(data.y, data.num_classes, split, **options)
+    data.split_info = describe_split(split, data.y, data.num_classes, **options)
     return data

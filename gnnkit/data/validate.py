@@ -145,6 +145,44 @@ def _check_masks(data: Data, n: int) -> None:
                                            f"(first node {_first(both)})")
 
 
+def _int_array(a, what: str):
+    import numpy as np
+
+    a = np.asarray(a)
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise GraphValidationError(f"{what} must be a 1-d integer array, got {a.dtype} {a.shape}")
+    return a
+
+
+def check_csr(indptr, indices, data, shape, what: str) -> None:
+    """Check the parts of a CSR matrix before scipy sees them (scipy trusts them: a non-monotone
+    ``indptr`` reads out of bounds). ``indptr`` int ``[R + 1]`` starting at 0, non-decreasing,
+    ending at ``len(indices)``; ``indices`` int ``[nnz]`` in ``[0, C)``; ``data`` ``[nnz]`` (or
+    None); ``shape = (R, C)`` non-negative ints. Raises :class:`GraphValidationError` naming ``what``."""
+    import numpy as np
+
+    shape = np.asarray(shape)
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or bool((shape < 0).any()):
+        raise GraphValidationError(f"{what}: shape must be two non-negative integers, got {shape.tolist()}")
+    rows, cols = (int(s) for s in shape)
+    indptr, indices = _int_array(indptr, f"{what} indptr"), _int_array(indices, f"{what} indices")
+    if indptr.size != rows + 1:
+        raise GraphValidationError(f"{what}: indptr has {indptr.size} entries, a {rows}-row matrix needs {rows + 1}")
+    if int(indptr[0]) != 0 or int(indptr[-1]) != indices.size:
+        raise GraphValidationError(f"{what}: indptr must run from 0 to nnz={indices.size}, "
+                                   f"got {int(indptr[0])} .. {int(indptr[-1])}")
+    down = np.diff(indptr.astype(np.int64)) < 0
+    if bool(down.any()):
+        raise GraphValidationError(f"{what}: indptr decreases at row {int(down.argmax())} (it must be non-decreasing)")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= cols):
+        bad = int(((indices < 0) | (indices >= cols)).argmax())
+        raise GraphValidationError(f"{what}: column index {int(indices[bad])} at entry {bad} is outside [0, {cols})")
+    if data is not None and np.asarray(data).shape != (indices.size,):
+        raise GraphValidationError(f"{what}: data has shape {np.asarray(data).shape}, expected ({indices.size},)")
+    if data is not None and np.asarray(data).dtype.kind not in "biuf":
+        raise GraphValidationError(f"{what}: data must be numeric, got dtype {np.asarray(data).dtype}")
+
+
 def num_nodes_of(data: Data) -> int:
     """``N``: the rows of ``x`` when present, else ``data.num_nodes`` (never guessed from edges)."""
     x = getattr(data, "x", None)

@@ -1,0 +1,157 @@
+"""Reading pickles from data files without running their code.
+
+A pickle names the callables that rebuild its objects (``GLOBAL module name`` opcodes), and
+:func:`pickle.load` imports and calls whatever it names: ``os.system`` in a crafted file runs a
+command. Data formats that carry pickles (Planetoid's raw files, numpy's object arrays inside
+``.npz``, ``torch.save`` caches) are therefore read here only:
+
+- :class:`SafeUnpickler` admits the globals of plain data and nothing else: Python's containers and
+  scalars (``list``, ``dict``, ``tuple``, ``set``, ``int``, ``float``, ``str``, ``bytes``...),
+  ``collections.defaultdict``/``OrderedDict``, numpy arrays, dtypes and scalars, and scipy's CSR,
+  CSC and COO matrices (under the module names Python 2 and older numpy/scipy pickled them with).
+  Any other global refuses the whole file with a :class:`~gnnkit.errors.GnnkitError`.
+- :func:`safe_torch_load` loads ``torch.save`` files with ``weights_only=True`` only (PyG's
+  ``Data`` classes and numpy's array reconstruction registered as safe globals) and never retries
+  unsafely: a file that does not load that way is refused.
+"""
+from __future__ import annotations
+
+import builtins
+import collections
+import io
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
+
+import numpy as np
+
+from gnnkit.errors import GnnkitError
+
+
+def _allowed() -> Dict[Tuple[str, str], Any]:
+    import scipy.sparse as sp
+
+    table: Dict[Tuple[str, str], Any] = {}
+    for mod in ("builtins", "__builtin__"):
+        for name in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
+                     "bytearray", "bool", "object", "long", "unicode", "slice"):
+            table[mod, name] = getattr(builtins, {"long": "int", "unicode": "str"}.get(name, name))
+    for mod in ("copy_reg", "copyreg"):
+        table[mod, "_reconstructor"] = _reconstructor
+    table["collections", "defaultdict"] = collections.defaultdict
+    table["collections", "OrderedDict"] = collections.OrderedDict
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[mod, "_reconstruct"] = multiarray._reconstruct
+        table[mod, "scalar"] = multiarray.scalar
+    for mod in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
+        table[mod, "ndarray"] = np.ndarray
+        table[mod, "dtype"] = np.dtype
+    for kind in ("csr", "csc", "coo"):
+        matrix, array = getattr(sp, f"{kind}_matrix"), getattr(sp, f"{kind}_array")
+        for mod in ("scipy.sparse", f"scipy.sparse.{kind}", f"scipy.sparse._{kind}"):
+            table[mod, f"{kind}_matrix"] = matrix
+            table[mod, f"{kind}_array"] = array
+    return table
+
+
+def _reconstructor(cls, base, state):
+    """``copyreg._reconstructor`` restricted to admitted classes (``cls`` came through find_class)."""
+    import copyreg
+
+    if not isinstance(cls, type) or not isinstance(base, type):
+        raise pickle.UnpicklingError("copyreg._reconstructor called with a non-class")
+    return copyreg._reconstructor(cls, base, state)  # noqa: SLF001 - the stdlib helper itself
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler whose ``find_class`` admits only plain data types (see the module docstring)."""
+
+    _table: Dict[Tuple[str, str], Any] = {}
+
+    def find_class(self, module: str, name: str):  # noqa: D102 - pickle's hook
+        if not SafeUnpickler._table:
+            SafeUnpickler._table = _allowed()
+        found = SafeUnpickler._table.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}: data files may hold only arrays, "
+                                         f"sparse matrices and plain containers")
+        return found
+
+    def persistent_load(self, pid):  # noqa: D102 - pickle's hook
+        raise pickle.UnpicklingError("refused persistent id: data files may hold only plain data")
+
+
+# everything a malformed (not only hostile) pickle can raise while being read
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+                  KeyError, UnicodeError, OverflowError, MemoryError, RecursionError, ImportError,
+                  SystemError, NotImplementedError, AssertionError)
+
+
+def safe_loads(data: bytes, what: str, *, encoding: str = "latin1") -> Any:
+    """Unpickle ``data`` with :class:`SafeUnpickler`; ``what`` names the source in errors
+    (``encoding="latin1"`` reads Python-2 pickles of numpy arrays, as numpy itself does)."""
+    try:
+        return SafeUnpickler(io.BytesIO(data), encoding=encoding).load()
+    except _PICKLE_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, MemoryError):
+            reason = "it asks for more memory than the machine has"
+        raise GnnkitError(f"{what}: cannot read the pickle safely ({reason})") from None
+
+
+def safe_load_file(path, what: str = "", *, max_bytes: int = 1 << 34) -> Any:
+    """:func:`safe_loads` on the bytes of ``path`` (refused when larger than ``max_bytes``)."""
+    path = Path(path)
+    what = what or str(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise GnnkitError(f"{what}: {size} bytes, larger than the {max_bytes}-byte limit for a pickle")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GnnkitError(f"{what}: cannot read ({exc.strerror or exc})") from None
+    return safe_loads(data, what)
+
+
+def register_safe_globals() -> None:
+    """Let ``torch.load(weights_only=True)`` rebuild PyG ``Data`` objects and numpy arrays (OGB's
+    link splits pickle them as ``numpy.core.multiarray._reconstruct``)."""
+    import torch
+    from torch_geometric.data import Data
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    torch.serialization.add_safe_globals([
+        Data, DataEdgeAttr, DataTensorAttr, GlobalStorage, BaseStorage, NodeStorage, EdgeStorage,
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
+        np.ndarray, np.dtype, type(np.dtype(np.float32)), type(np.dtype(np.float64)),
+        type(np.dtype(np.int64)), type(np.dtype(np.int32)), type(np.dtype(np.bool_))])
+
+
+def safe_torch_load(path, what: str = "") -> Any:
+    """``torch.load(path, weights_only=True, map_location="cpu")`` with the safe globals of
+    :func:`register_safe_globals`; anything that does not load that way raises a GnnkitError
+    (it is never retried with ``weights_only=False``)."""
+    import torch
+
+    what = what or str(path)
+    register_safe_globals()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is the file's fault
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GnnkitError(f"{what}: refused, it does not load with weights_only=True ({reason[:200]})") from None
+
+
+def forcing_weights_only(load: Callable) -> Callable:
+    """``load`` (``torch.load``) with ``weights_only=True`` forced, for third-party code (ogb) that
+    calls it without the argument (where ``$TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` would turn it off)."""
+
+    def wrapped(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return load(*args, **kwargs)
+
+    return wrapped
