@@ -26,7 +26,7 @@ from a sampler's no-grad refresh).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -72,38 +72,6 @@ class HistoryStore:
             raise GnnkitError(f"history layer {layer}: some requested nodes were never written")
         return self.emb[layer][ids_here].to(device, non_blocking=True)
 
-    def clear(self) -> None:
-        self.emb.clear()
-        self.filled.clear()
-
-
-def history_block(adj: Adjacency, batch: Tensor, lid: Tensor) -> Tuple[Adjacency, Tensor]:
-    """``(Â[batch, batch ‖ halo], halo)``: the rows of the full normalized ``adj`` for ``batch``
-    with their columns relabeled (batch nodes ``0..n-1`` in order, then the halo ascending).
-    ``lid`` is a ``[N]`` buffer of ``-1`` (restored on return)."""
-    from gnnkit.samplers.neighbor import make_adjacency, relabel, segment_positions
-
-    crow = adj.csr.crow_indices()  # gather first, widen after: O(batch), not O(N), per call
-    start = crow[batch].long()
-    cnt = crow[batch + 1].long() - start
-    pos = segment_positions(start, cnt)
-    local, halo = relabel(lid, batch, adj.csr.col_indices()[pos].long())
-    new_crow = torch.zeros(batch.numel() + 1, dtype=torch.long, device=batch.device)
-    torch.cumsum(cnt, 0, out=new_crow[1:])
-    block = make_adjacency(new_crow, local, adj.csr.values()[pos], (batch.numel(), batch.numel() + halo.numel()))
-    return block, halo
-
-
-def exact_blocks(adj: Adjacency, seeds: Tensor, num_layers: int, lid: Tensor):
-    """``(n_id, blocks)``: the exact ``num_layers``-hop neighborhood of ``seeds`` as per-layer
-    blocks of the full normalized ``adj`` (layer order, seeds first in ``n_id``), by
-    :func:`history_block` hop after hop."""
-    n_id, blocks = seeds, []
-    for _ in range(num_layers):
-        block, new = history_block(adj, n_id, lid)
-        blocks.append(block)
-        n_id = torch.cat([n_id, new])
-    return n_id, blocks[::-1]
 
 
 def pushes_exact(model: nn.Module) -> bool:

@@ -20,7 +20,8 @@ wrong hit) and of the options (parts, seed, ``ufactor``, recursive bisection or 
 ``os.replace``) and verified on load: the stored key, the length (``num_nodes``), the range
 (``0 <= part < P``) and a hash of the stored parts. A file that fails any check, or cannot be
 read, is reported with :func:`warnings.warn` and recomputed, never used. ``cache_dir`` defaults to
-``<data root>/partitions``.
+``<data root>/partitions`` when a data root is given (an argument, or ``$GNNKIT_DATA``), else to
+``$XDG_CACHE_HOME/gnnkit/partitions`` (``~/.cache/gnnkit/partitions``): never inside the package.
 
 Bad requests (``num_parts < 1``, ``num_parts > num_nodes``, a graph without edges) raise
 :class:`~gnnkit.errors.GnnkitError` before METIS is called.
@@ -39,22 +40,21 @@ import torch
 from torch import Tensor
 
 from .errors import GnnkitError
+from .fileio import atomic_torch_save
+from .sparse.subgraph import induced_edges
 
 FORMAT = "gnnkit-metis-1"
 DEFAULT_UFACTOR = 30  # METIS's own default for k-way: the largest part may hold 1.030 × n / P nodes
 
 
 def default_cache_dir(root: Optional[str] = None) -> str:
-    """``<root>/partitions``; ``root`` defaults to the data root (``gnnkit.data.default_root()``,
-    else ``$GNNKIT_DATA``, else ``./data``)."""
-    if root is None:
-        try:
-            from gnnkit.data import default_root
-        except ImportError:
-            root = os.environ.get("GNNKIT_DATA") or "data"
-        else:
-            root = default_root()
-    return os.path.join(os.fspath(root), "partitions")
+    """``<root>/partitions`` for a data root ``root`` (default ``$GNNKIT_DATA`` when set); without
+    one, ``$XDG_CACHE_HOME/gnnkit/partitions`` (``~/.cache/gnnkit/partitions`` when unset)."""
+    root = root or os.environ.get("GNNKIT_DATA")
+    if root:
+        return os.path.join(os.path.expanduser(os.fspath(root)), "partitions")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "gnnkit", "partitions")
 
 
 @dataclass
@@ -207,11 +207,8 @@ def _load_verified(path: str, key: str, num_nodes: int, num_parts: int) -> Tuple
 
 
 def _save(path: str, key: str, parts: Tensor, edge_cut: int) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save({"format": FORMAT, "key": key, "parts": parts, "edge_cut": edge_cut,
-                "digest": _parts_digest(parts, edge_cut)}, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(path, {"format": FORMAT, "key": key, "parts": parts, "edge_cut": edge_cut,
+                             "digest": _parts_digest(parts, edge_cut)})
 
 
 def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed: int = 0,
@@ -246,10 +243,8 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
 def induced_subgraph(edge_index: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
     """The edges with both ends in ``mask`` ``[N]`` (bool), relabeled to ``0..k-1`` in node order.
 
-    Returns ``(edge_index [2, E'], nodes [k])`` with ``nodes`` the global ids of the kept nodes.
+    Returns ``(edge_index [2, E'], nodes [k])`` with ``nodes`` the global ids of the kept nodes
+    (:func:`gnnkit.sparse.subgraph.induced_edges` on them).
     """
     nodes = mask.nonzero().view(-1)
-    new_id = torch.full((mask.numel(),), -1, dtype=torch.int64, device=mask.device)
-    new_id[nodes] = torch.arange(nodes.numel(), device=mask.device)
-    keep = mask[edge_index[0]] & mask[edge_index[1]]
-    return new_id[edge_index[:, keep]], nodes
+    return induced_edges(edge_index, nodes, mask.numel()), nodes

@@ -1,51 +1,87 @@
-"""Sampler: yields the batches of one epoch.
+"""Sampler: yields the batches of one epoch (:class:`~samplers.batch.Batch`).
 
-A batch is a PyG :class:`~torch_geometric.data.Data` holding
+Protocol. ``setup(ctx, model)`` runs once at fit start with the read-only
+:class:`~gnnkit.context.RunContext` (its ``graph`` and ``features`` stores are the only way a
+sampler reads the graph: structure through ``ctx.graph``, features, labels and masks through
+``ctx.features.get(name, ids)``) and the model (read only: its layer count, its normalization,
+and MVS's exact no-grad passes). ``set_epoch(epoch)`` comes before each epoch, so a resumed run
+draws the same batches; ``__iter__`` yields this rank's share of the epoch (equal step counts on
+every rank) and ``__len__`` counts it. A sampler that sets ``wants_feedback = True`` gets
+``feedback(batch, outputs)`` after every step with the step's outputs (``logits``, ``embedding``,
+``loss``). Seed selection, shuffling, sharding and epoch seeding live in :mod:`samplers.loader`.
 
-* ``x`` ``[n_in, F]``: input features of the batch's nodes;
-* ``adj``: an :class:`~gnnkit.sparse.Adjacency` ``[n_out, n_in]``, or a list of them, one per
-  layer (bipartite: layer ``l`` maps ``adj[l].num_cols`` rows to the first ``adj[l].num_rows``);
-* ``y`` ``[n_out]`` labels of the output rows, ``n_id`` ``[n_in]`` global ids (``None`` for the
-  whole graph);
-* ``loss_index`` ``[m]``: output rows that carry the loss, and optionally ``loss_weight`` ``[m]``:
-  when given the loss is ``Σ_i w_i ℓ_i`` (weights already normalized, e.g. importance weights),
-  otherwise the mean of ``ℓ_i``.
-
-``setup(trainer, data)`` runs once at fit start with the whole (validated, on-device) graph and the
-model (``trainer.model``); ``set_epoch(epoch)`` before each epoch, so that a resumed run draws the
-same batches. A sampler that sets ``wants_feedback = True`` gets ``feedback(batch, outputs)`` after
-every step with the step's outputs (``logits``, ``embedding``, ``loss``).
-
-Under ``torch.distributed`` the sampler reads ``trainer.rank``/``trainer.world_size`` and yields
-only its rank's share, with the same number of steps on every rank.
+``sample_from_nodes(seeds)`` gives the batch whose loss rows are the nodes ``seeds``;
+``sample_from_edges(edge_label_index, edge_label)`` the batch that scores the given edges (link
+prediction). A sampler that cannot do one raises a :class:`~gnnkit.errors.GnnkitError` naming it.
+A sampler never writes to the model, the context or the trainer.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Iterator
+import abc
+from typing import ClassVar, Iterator, Optional
 
+from torch import Tensor
+
+from gnnkit.errors import GnnkitError
 from gnnkit.plugins import Plugin
 
+from .batch import Batch
 
-class Sampler(Plugin):
+
+def _legacy_context(trainer, data):
+    """The run context of a Trainer that still calls ``setup(trainer, data)`` (until the loop passes a
+    :class:`~gnnkit.context.RunContext` itself)."""
+    from gnnkit.context import RunContext
+    from gnnkit.stores import from_data
+
+    model = trainer.raw_model
+    graph, features = from_data(data) if hasattr(data, "edge_index") else (None, None)
+    ctx = RunContext(device=trainer.device, seed=int(trainer.seed), graph=graph, features=features, data=data,
+                     adj_norm=getattr(model, "adj_norm", "gcn"), diag_lambda=float(getattr(model, "diag_lambda", 0.0)),
+                     lr=trainer.lr, weight_decay=trainer.weight_decay, optimizer=trainer.optimizer_name,
+                     max_epochs=trainer.max_epochs, inference_batch_size=trainer.inference_batch_size)
+    return ctx, model
+
+
+class Sampler(Plugin, abc.ABC):
     axis = "sampler"
     package = "gnnkit.samplers"
     _registry: ClassVar[dict[str, type]] = {}
 
     wants_feedback: bool = False
+    epoch: int = 0
 
-    def setup(self, trainer, data) -> None:
-        self.trainer = trainer
-        self.data = data
-        self.epoch = 0
+    def setup(self, ctx, model) -> None:
+        """Keep the context and the model (read only); subclasses call this first."""
+        if hasattr(ctx, "raw_model"):  # a Trainer of the old protocol: setup(trainer, data)
+            ctx, model = _legacy_context(ctx, model)
+        self.ctx, self.model, self.epoch = ctx, model, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator:
-        raise NotImplementedError  # abstract: every sampler defines it
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[Batch]:
+        """This rank's batches of epoch ``self.epoch``."""
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError  # abstract: every sampler defines it
+        """The number of batches ``__iter__`` yields (the same on every rank)."""
 
-    def feedback(self, batch, outputs: dict) -> None:
+    def feedback(self, batch: Batch, outputs: dict) -> None:
         """Per-step outputs for samplers that set ``wants_feedback`` (MVS: gradient norms)."""
+
+    def sample_from_nodes(self, seeds: Tensor) -> Batch:
+        """The batch whose loss rows are the nodes ``seeds`` ``[B]``."""
+        raise GnnkitError(f"the {self.name} sampler cannot build a batch from given seed nodes")
+
+    def sample_from_edges(self, edge_label_index: Tensor, edge_label: Optional[Tensor] = None) -> Batch:
+        """The batch that scores the edges ``edge_label_index`` ``[2, E]`` (labels ``[E]``)."""
+        raise GnnkitError(f"the {self.name} sampler does not sample from edges yet (link prediction): "
+                          "use the full or neighbor sampler")
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state.get("epoch", self.epoch))

@@ -14,52 +14,47 @@ their ranges and *every* edge among them, the between-cluster edges included (th
 batch's ranges are read from the CSR and entries whose column falls outside the chosen clusters
 are dropped). Its adjacency is re-normalized with degrees counted inside the batch, in the model's
 normalization (``adj_norm``: ``D^-1/2 (A+I) D^-1/2`` for GCN), or with the diagonal enhancement
-``Ã + λ·diag(Ã)``, ``Ã = (D+I)^-1 (A+I)`` when ``diag_lambda = λ`` is given (then the model's
-``adj_norm``/``diag_lambda`` are set to match, so full-graph evaluation uses the same operator).
+``Ã + λ·diag(Ã)``, ``Ã = (D+I)^-1 (A+I)`` when ``diag_lambda = λ`` is given. The model must
+have been built with that operator (``build_model(..., adj_norm="diag", diag_lambda=λ)``), so
+full-graph evaluation uses it too: setup checks ``ctx.adj_norm``/``ctx.diag_lambda`` and raises
+otherwise.
 
-A batch is a PyG ``Data`` with ``x`` ``[n_b, F]``, ``y`` ``[n_b]``, ``adj`` ``[n_b, n_b]``,
-``n_id`` ``[n_b]`` (global ids), ``train_mask``/``val_mask``/``test_mask`` ``[n_b]`` restricted to
-the batch and ``loss_index`` the batch rows that are training nodes (the loss is their mean).
+A batch (:class:`~samplers.batch.Batch`) has ``x`` ``[n_b, F]``, ``y`` ``[n_b]``, ``adj``
+``[n_b, n_b]``, ``n_id`` ``[n_b]`` (global ids), ``loss_index`` the batch rows that are training
+nodes (the loss is their mean) and ``extra`` ``train_mask``/``val_mask``/``test_mask`` ``[n_b]``
+restricted to the batch; all node data come through ``ctx.features.get``.
 
 Scope. ``partition_scope="whole"`` partitions the whole graph (PyG/DGL's choice).
 ``partition_scope="train"`` is the paper's inductive setting: only the training nodes and the
 edges among them are partitioned and batched; validation and test nodes never enter a batch and
 are scored by the full-graph, layer-by-layer inference (``model.inference``) at evaluation time,
-like every other node. Evaluation always runs on the full graph; for graphs above 2^17 nodes the
-sampler sets ``trainer.inference_batch_size`` (when unset) to 2^16 rows per chunk.
+like every other node. Evaluation always runs on the full graph (in the loop's row chunks).
 
 Several processes: every rank draws the same epoch order and takes its share of the groups with
-:func:`gnnkit.distributed.shard` (equal step counts, which DistributedDataParallel needs). When
+:func:`samplers.loader.shard` (equal step counts, which DistributedDataParallel needs). When
 the ``G`` groups do not divide among the ``w`` ranks, the list wraps around: the first
 ``w - G mod w`` groups of the epoch's order are dealt once more, so no cluster is dropped and
 every rank takes ``ceil(G / w)`` steps (those few clusters are visited twice that epoch). Rank 0
-partitions first and writes the cache; the others then read it.
+partitions first and writes the cache; the others then read it (``ctx.main_first``).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 
-from gnnkit import distributed as dist
 from gnnkit.errors import GnnkitError
-from gnnkit.partition import DEFAULT_UFACTOR, Partition, check_num_parts, check_request, induced_subgraph, partition_graph
+from gnnkit.partition import DEFAULT_UFACTOR, Partition, check_num_parts, check_request, partition_graph
 from gnnkit.sparse import Adjacency
+from gnnkit.sparse.segments import concat_ranges
 
 from .base import Sampler
+from .batch import Batch
+from .loader import epoch_generator, seed_nodes, shard
 
 SCOPES = ("whole", "train")
-_LARGE_GRAPH = 1 << 17
-_INFERENCE_ROWS = 1 << 16
-
-
-def concat_ranges(starts: Tensor, lengths: Tensor) -> Tensor:
-    """``cat([arange(s, s + l) for s, l in zip(starts, lengths)])`` without a Python loop."""
-    total = int(lengths.sum())
-    shift = starts - (torch.cumsum(lengths, 0) - lengths)  # start minus output offset of each range
-    return torch.arange(total, device=starts.device) + torch.repeat_interleave(shift, lengths, output_size=total)
 
 
 class ClusterSampler(Sampler):
@@ -95,23 +90,22 @@ class ClusterSampler(Sampler):
         self.epoch, self.plan = 0, []
 
     # -- setup: partition, permutation, permuted CSR ------------------------------------------------
-    def setup(self, trainer, data) -> None:
-        super().setup(trainer, data)
+    def setup(self, ctx, model) -> None:
+        super().setup(ctx, model)
+        self.check_operator(ctx)
+        graph = ctx.graph
         if self.partition_scope == "train":
-            edge_index, nodes = induced_subgraph(data.edge_index, data.train_mask)
+            nodes = seed_nodes(ctx.features, who="cluster")
+            edge_index = graph.induced_subgraph(nodes)
         else:
-            edge_index, nodes = data.edge_index, None
-        n = data.num_nodes if nodes is None else nodes.numel()
+            edge_index, nodes = graph.edge_index(), None
+        n = graph.num_nodes if nodes is None else nodes.numel()
         check_request(n, int(edge_index.shape[1]), self.num_parts)
-        many = trainer.world_size > 1
-        if many and not trainer.is_main:
-            dist.barrier()  # rank 0 computes and caches first
-        self.partition = partition_graph(edge_index, n, self.num_parts, seed=self.metis_seed, ufactor=self.ufactor,
-                                         cache_dir=self.cache_dir)
-        if many and trainer.is_main:
-            dist.barrier()
+        with getattr(ctx, "main_first", contextlib.nullcontext)():  # rank 0 computes and caches first
+            self.partition = partition_graph(edge_index, n, self.num_parts, seed=self.metis_seed,
+                                             ufactor=self.ufactor, cache_dir=self.cache_dir)
         del edge_index
-        device = data.edge_index.device
+        device = graph.device
         parts = self.partition.parts.to(device)
         order = torch.argsort(parts, stable=True)
         self.nodes = order if nodes is None else nodes[order]  # global id of every position, [n]
@@ -119,22 +113,33 @@ class ClusterSampler(Sampler):
         self.ptr = torch.zeros(self.num_parts + 1, dtype=torch.int64, device=device)
         torch.cumsum(torch.bincount(parts, minlength=self.num_parts), 0, out=self.ptr[1:])
         del parts, order
-        self._build_csr(data, n)
+        self._build_csr(graph, n)
         self.train_per_cluster = torch.zeros(self.num_parts, dtype=torch.int64, device=device).index_add_(
-            0, self.cluster_of, data.train_mask[self.nodes].long())
-        self.norm = "diag" if self.diag_lambda is not None else getattr(trainer.raw_model, "adj_norm", "gcn")
-        if self.diag_lambda is not None:  # evaluate with the operator the model is trained with
-            trainer.raw_model.adj_norm, trainer.raw_model.diag_lambda = "diag", float(self.diag_lambda)
-        if trainer.inference_batch_size is None and data.num_nodes > _LARGE_GRAPH:
-            trainer.inference_batch_size = _INFERENCE_ROWS
+            0, self.cluster_of, ctx.features.get("train_mask", self.nodes).long())
+        self.norm = ctx.adj_norm
         self.set_epoch(0)
 
-    def _build_csr(self, data, n: int) -> None:
+    def check_operator(self, ctx) -> None:
+        """The model's operator (``ctx.adj_norm``/``ctx.diag_lambda``, fixed when it was built) must
+        be the one this sampler normalizes batches with."""
+        if self.diag_lambda is None:
+            if ctx.adj_norm == "diag":
+                raise GnnkitError(f"the model uses the diagonal enhancement (λ={ctx.diag_lambda}) but the cluster "
+                                  "sampler was given no diag_lambda; pass the same λ to both")
+            return
+        if ctx.adj_norm != "diag" or float(ctx.diag_lambda) != float(self.diag_lambda):
+            raise GnnkitError(f"the cluster sampler's diag_lambda={self.diag_lambda} needs a model built with "
+                              f"adj_norm='diag', diag_lambda={self.diag_lambda}; the model has adj_norm="
+                              f"{ctx.adj_norm!r}, diag_lambda={ctx.diag_lambda} (build_model(..., adj_norm='diag', "
+                              "diag_lambda=λ))")
+
+    def _build_csr(self, graph, n: int) -> None:
         """``crow`` ``[n + 1]``, ``col`` ``[nnz]``: in-edges of every position, in position ids."""
-        device = data.edge_index.device
-        pos_of = torch.full((data.num_nodes,), -1, dtype=torch.int64, device=device)
+        edge_index = graph.edge_index()
+        device = edge_index.device
+        pos_of = torch.full((graph.num_nodes,), -1, dtype=torch.int64, device=device)
         pos_of[self.nodes] = torch.arange(n, device=device)
-        dst, src = pos_of[data.edge_index[1]], pos_of[data.edge_index[0]]
+        dst, src = pos_of[edge_index[1]], pos_of[edge_index[0]]
         del pos_of
         if self.partition_scope == "train":
             keep = (dst >= 0) & (src >= 0)
@@ -150,15 +155,11 @@ class ClusterSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch ``epoch``'s groups of clusters (the same on every rank and on resume)."""
         self.epoch = epoch
-        seed = int(getattr(self.trainer, "seed", 0))
-        gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+        gen = epoch_generator(self.ctx.seed, epoch)
         groups = torch.randperm(self.num_parts, generator=gen).split(self.clusters_per_batch)
         counts = self.train_per_cluster.cpu()
         groups = [g for g in groups if int(counts[g].sum()) > 0]
-        world = self.trainer.world_size
-        if world > 1 and len(groups) % world:  # wrap around: every cluster is still visited
-            groups = [groups[i % len(groups)] for i in range(-(-len(groups) // world) * world)]
-        self.plan = list(dist.shard(groups, self.trainer.rank, world))
+        self.plan = list(shard(self.ctx, groups, wrap=True))  # wrap: every cluster is still visited
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -167,7 +168,7 @@ class ClusterSampler(Sampler):
         for clusters in self.plan:
             yield self.batch(clusters)
 
-    def batch(self, clusters: Tensor) -> Data:
+    def batch(self, clusters: Tensor) -> Batch:
         """The batch of the given clusters (ids in ``[0, P)``): nodes, every edge among them."""
         device = self.ptr.device
         clusters = torch.sort(clusters.to(device)).values  # ascending positions: rows come in order
@@ -191,12 +192,13 @@ class ClusterSampler(Sampler):
         src = local[keep] + col[keep] - self.ptr[c[keep]]
         edge_index = torch.stack([src, row[keep]])
         adj = Adjacency.from_edge_index(edge_index, nb, norm=self.norm, diag_lambda=self.diag_lambda or 0.0,
-                                        symmetric=bool(getattr(self.data, "is_symmetric", False)))
+                                        symmetric=self.ctx.graph.is_symmetric)
         n_id = self.nodes[pos]
-        d = self.data
-        train = d.train_mask[n_id]
-        return Data(x=d.x[n_id], y=d.y[n_id], adj=adj, n_id=n_id, loss_index=train.nonzero().view(-1),
-                    train_mask=train, val_mask=d.val_mask[n_id], test_mask=d.test_mask[n_id], num_nodes=nb)
+        get = self.ctx.features.get
+        train = get("train_mask", n_id)
+        masks = {"train_mask": train, "val_mask": get("val_mask", n_id), "test_mask": get("test_mask", n_id)}
+        return Batch(x=get("x", n_id), y=get("y", n_id), adj=adj, n_id=n_id, loss_index=train.nonzero().view(-1),
+                     num_nodes=nb, extra=masks)
 
     # -- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -230,9 +232,8 @@ class ClusterSampler(Sampler):
 
     @classmethod
     def from_args(cls, args) -> "ClusterSampler":
-        root = getattr(args, "root", None)
         from gnnkit.partition import default_cache_dir
 
         return cls(num_parts=args.num_parts, clusters_per_batch=args.clusters_per_batch, diag_lambda=args.diag_lambda,
                    partition_scope=args.partition_scope, metis_seed=getattr(args, "metis_seed", 0),
-                   cache_dir=default_cache_dir(root) if root else None)
+                   cache_dir=default_cache_dir(getattr(args, "root", None)))

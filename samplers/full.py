@@ -1,37 +1,52 @@
 """Full batch: the whole graph is one batch, every epoch.
 
-The batch is the graph itself with ``adj`` the whole graph's normalized adjacency (built once) and
-``loss_index`` the training nodes. Under several processes each rank takes a disjoint share of the
-training nodes with weights ``1 / n_train`` (the loss is a sum), so that the gradients summed over
-ranks equal the single-process gradient (DistributedDataParallel averages, so the weight is
-multiplied by the world size).
+The batch is the graph itself: ``x`` all features, ``adj`` the whole graph's normalized adjacency in
+the model's operator (``ctx.graph.adjacency``, built once), ``n_id = None`` and ``loss_index`` the
+training nodes. Under several processes each rank takes a disjoint share of the training nodes with
+weights ``w / n_train`` (the loss is a sum; DistributedDataParallel averages over the ``w`` ranks),
+so the gradients averaged over ranks equal the single-process gradient.
 """
 from __future__ import annotations
 
-import torch
-from torch_geometric.data import Data
+from typing import Optional
 
-from gnnkit.errors import GnnkitError
+import torch
+from torch import Tensor
 
 from .base import Sampler
+from .batch import Batch
+from .loader import seed_nodes, shard
 
 
 class FullBatchSampler(Sampler):
     name = "full"
 
-    def setup(self, trainer, data) -> None:
-        super().setup(trainer, data)
-        train = data.train_mask.nonzero().view(-1)
-        if train.numel() == 0:
-            raise GnnkitError("the graph has no training nodes (train_mask is all False)")
-        w = trainer.world_size
-        if w > 1:
-            mine = train[trainer.rank::w]
-            weight = torch.full((mine.numel(),), float(w) / train.numel(), device=train.device)
+    def setup(self, ctx, model) -> None:
+        super().setup(ctx, model)
+        self.batch = self.sample_from_nodes(seed_nodes(self.ctx.features, who="full"), share=True)
+
+    def _whole(self, loss_index: Tensor, weight: Optional[Tensor], y: Tensor, **kw) -> Batch:
+        ctx = self.ctx
+        return Batch(x=ctx.features.get("x"), y=y, adj=ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda),
+                     n_id=None, loss_index=loss_index, loss_weight=weight, num_nodes=ctx.graph.num_nodes, **kw)
+
+    def sample_from_nodes(self, seeds: Tensor, share: bool = False) -> Batch:
+        """The whole graph with the loss on ``seeds`` (``share``: this rank's share, weighted)."""
+        w = self.ctx.world_size
+        if share and w > 1:
+            mine = shard(self.ctx, seeds, equal=False)
+            weight = torch.full((mine.numel(),), float(w) / seeds.numel(), device=seeds.device)
         else:
-            mine, weight = train, None
-        self.batch = Data(x=data.x, y=data.y, adj=trainer.full_adjacency(data), n_id=None,
-                          loss_index=mine, loss_weight=weight, num_nodes=data.num_nodes)
+            mine, weight = seeds, None
+        return self._whole(mine, weight, self.ctx.features.get("y"))
+
+    def sample_from_edges(self, edge_label_index: Tensor, edge_label: Optional[Tensor] = None) -> Batch:
+        """The whole graph scoring the ``E`` edges ``edge_label_index`` (global ids = rows, as
+        ``n_id`` is ``None``); ``y = edge_label`` (all ones when ``None``), loss over every edge."""
+        e = edge_label_index.shape[1]
+        label = torch.ones(e, device=edge_label_index.device) if edge_label is None else edge_label
+        return self._whole(torch.arange(e, device=edge_label_index.device), None, label,
+                           edge_label_index=edge_label_index, edge_label=label)
 
     def __iter__(self):
         yield self.batch

@@ -44,14 +44,15 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 
-from gnnkit import distributed as dist
 from gnnkit.errors import GnnkitError
-from gnnkit.history import HistoryBlocks, HistoryStore, exact_blocks, exact_pass, history_block
+from gnnkit.history import HistoryBlocks, HistoryStore, exact_pass
+from gnnkit.sparse.blocks import exact_blocks, row_block
 
 from .base import Sampler
-from .neighbor import epoch_generator
+from .batch import Batch
+from .loader import seed_nodes, shard
+from .neighbor import legacy_generator
 
 FLOOR = 1e-6
 STALE_DRIFT = 0.1  # K · lr above which a warning is logged: 0.1 (K 10, Cora) held, 0.2 (K 20, csbm) drifted
@@ -115,31 +116,27 @@ class MVSSampler(Sampler):
         self.batch_size, self.refresh, self.candidates = int(batch_size), refresh, candidates
         self.uniform, self.history_device = uniform, history_device
 
-    def setup(self, trainer, data) -> None:
-        super().setup(trainer, data)
-        model = trainer.raw_model
+    def setup(self, ctx, model) -> None:
+        super().setup(ctx, model)
         self.num_layers = getattr(model, "num_layers", None)
         if self.num_layers is None or not hasattr(model, "apply_layer"):
             raise GnnkitError("the mvs sampler needs a gnnkit model (layers, apply_layer, head_input, head)")
-        self.train = data.train_mask.nonzero().view(-1)
+        self.train = seed_nodes(ctx.features, who="mvs")
         n = self.train.numel()
-        if n == 0:
-            raise GnnkitError("the graph has no training nodes (train_mask is all False)")
-        self.K = self.refresh or (10 if data.num_nodes <= 50_000 else 20)
-        drift = self.K * trainer.lr
-        if trainer.optimizer_name.lower() in ("adam", "adamw") and drift > STALE_DRIFT:
+        self.K = self.refresh or (10 if ctx.graph.num_nodes <= 50_000 else 20)
+        drift = self.K * ctx.lr
+        if ctx.optimizer.lower() in ("adam", "adamw") and drift > STALE_DRIFT:
             log.warning("mvs: refresh every K=%d steps at Adam lr=%g moves each weight up to ~%.2f between "
                         "history refreshes; stale embeddings may make training drift (see the sampler's "
-                        "docstring): lower --mvs-refresh or --lr if validation sags", self.K, trainer.lr, drift)
+                        "docstring): lower --mvs-refresh or --lr if validation sags", self.K, ctx.lr, drift)
         gamma = self.candidates if self.candidates is not None else (1.0 if n <= 50_000 else 0.1)
-        self.world, self.rank = trainer.world_size, trainer.rank
+        self.world, self.rank = ctx.world_size, ctx.rank
         self.m = max(1, round(gamma * n)) // self.world * self.world
         if self.m == 0:
             raise GnnkitError(f"{n} training nodes at γ={gamma} give no candidates for {self.world} ranks")
-        self.adj = trainer.full_adjacency(data)
-        self.store = HistoryStore(data.num_nodes, self.history_device or data.x.device)
-        self.lid = torch.full((data.num_nodes,), -1, dtype=torch.long, device=self.train.device)
-        self.seed = trainer.seed
+        self.adj = ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
+        self.store = HistoryStore(ctx.graph.num_nodes, self.history_device or ctx.device)
+        self.lid = torch.full((ctx.graph.num_nodes,), -1, dtype=torch.long, device=self.train.device)
         self.cand = self.g = None
 
     def __len__(self) -> int:
@@ -147,18 +144,28 @@ class MVSSampler(Sampler):
         return self.K * -(-steps // self.K)
 
     # -- one round ------------------------------------------------------------------------------
-    def refresh_candidates(self, gen: torch.Generator) -> Data:
+    def _exact_batch(self, seeds: Tensor, weight: Optional[Tensor], store: Optional[HistoryStore]) -> Batch:
+        """The exact ``L``-hop batch of ``seeds`` (every neighbor, the full graph's weights); with
+        ``store``, a no-grad pass at the current parameters refreshes the history and the norms."""
+        n_id, blocks = exact_blocks(self.adj, seeds, self.num_layers, self.lid)
+        x, y = self.ctx.features.get("x", n_id), self.ctx.features.get("y", seeds)
+        if store is not None:
+            logits, emb = exact_pass(self.model, x, blocks, n_id, store)
+            self.cand, self.g = seeds, head_gradient_norms(logits, y, emb)
+        return Batch(x=x, y=y, adj=blocks, n_id=n_id, batch_size=seeds.numel(),
+                     loss_index=torch.arange(seeds.numel(), device=seeds.device), loss_weight=weight,
+                     num_nodes=n_id.numel(), extra={"refresh": store is not None})
+
+    def refresh_candidates(self, gen: torch.Generator) -> Batch:
         """Draw ``C``, refresh history and norms at the current parameters; the large batch."""
         perm = torch.randperm(self.train.numel(), generator=gen, device=self.train.device)[:self.m]
-        cand = dist.shard(self.train[perm], self.rank, self.world)
-        n_id, blocks = exact_blocks(self.adj, cand, self.num_layers, self.lid)
-        x = self.data.x[n_id]
-        logits, emb = exact_pass(self.trainer.raw_model, x, blocks, n_id, self.store)
-        self.cand, self.g = cand, head_gradient_norms(logits, self.data.y[cand], emb)
+        cand = shard(self.ctx, self.train[perm])
         weight = torch.full((cand.numel(),), self.world / self.m, device=cand.device)
-        return Data(x=x, y=self.data.y[cand], adj=blocks, n_id=n_id, batch_size=cand.numel(),
-                    loss_index=torch.arange(cand.numel(), device=cand.device), loss_weight=weight,
-                    num_nodes=n_id.numel(), refresh=True)
+        return self._exact_batch(cand, weight, self.store)
+
+    def sample_from_nodes(self, seeds: Tensor) -> Batch:
+        """The exact ``L``-hop batch of ``seeds`` ``[B]`` (mean loss; history and norms untouched)."""
+        return self._exact_batch(seeds, None, None)
 
     def probabilities(self) -> Tensor:
         """Keep probabilities of this rank's candidates. With several processes μ solves
@@ -167,13 +174,13 @@ class MVSSampler(Sampler):
         b = self.batch_size / self.world
         if self.uniform:
             return torch.full_like(self.g, min(1.0, b / self.g.numel()))
-        if self.world == 1 or not dist.is_initialized():
+        if self.world == 1 or self.ctx.world_size == 1:  # the second: rank 0 working alone
             return mvs_probabilities(self.g, b)
-        g_all = dist.all_gather_rows(self.g.unsqueeze(1), self.m).view(-1)
+        g_all = self.ctx.gather_rows(self.g.unsqueeze(1), self.m).view(-1)
         share = self.g.numel()
         return mvs_probabilities(g_all, float(self.batch_size))[self.rank * share:(self.rank + 1) * share]
 
-    def sample(self, gen: torch.Generator) -> Data:
+    def sample(self, gen: torch.Generator) -> Batch:
         """One mini-batch from the current candidates, norms and history."""
         if self.cand is None:
             raise GnnkitError("the mvs sampler has no candidates yet: call refresh_candidates first")
@@ -183,24 +190,25 @@ class MVSSampler(Sampler):
             keep[p.argmax()] = True
         pos = keep.nonzero().view(-1)
         batch = self.cand[pos]
-        block, halo = history_block(self.adj, batch, self.lid)
+        block, halo = row_block(self.adj, batch, self.lid)
         n_id = torch.cat([batch, halo])
         adj = HistoryBlocks(block, self.num_layers, batch, halo, self.store)
-        return Data(x=self.data.x[n_id], y=self.data.y[batch], adj=adj, n_id=n_id, batch_size=batch.numel(),
-                    loss_index=torch.arange(batch.numel(), device=batch.device),
-                    loss_weight=self.world / (self.m * p[pos]), cand_pos=pos, num_nodes=n_id.numel(), refresh=False)
+        return Batch(x=self.ctx.features.get("x", n_id), y=self.ctx.features.get("y", batch), adj=adj, n_id=n_id,
+                     batch_size=batch.numel(), loss_index=torch.arange(batch.numel(), device=batch.device),
+                     loss_weight=self.world / (self.m * p[pos]), num_nodes=n_id.numel(),
+                     extra={"cand_pos": pos, "refresh": False})
 
     def __iter__(self):
-        gen = epoch_generator(self.seed, self.epoch, self.train.device)
+        gen = legacy_generator(self.ctx.seed, self.epoch, self.train.device)
         for t in range(len(self)):
             yield self.refresh_candidates(gen) if t % self.K == 0 else self.sample(gen)
 
     def feedback(self, batch, outputs: dict) -> None:
         """Overwrite the stored norms of the batch's nodes with the step's own (pre-update) ones."""
-        if batch.refresh or self.uniform:
+        if batch.extra["refresh"] or self.uniform:
             return
         idx = batch.loss_index
-        self.g[batch.cand_pos] = head_gradient_norms(outputs["logits"][idx], batch.y[idx],
+        self.g[batch.extra["cand_pos"]] = head_gradient_norms(outputs["logits"][idx], batch.y[idx],
                                                      outputs["embedding"][idx]).to(self.g.dtype)
 
     # -- command line ---------------------------------------------------------------------------
@@ -208,8 +216,6 @@ class MVSSampler(Sampler):
     def add_args(cls, parser) -> None:
         from gnnkit.plugins import add_option
 
-        add_option(parser, "--batch-size", type=int, default=None,
-                   help="batch size of the sampler (default: neighbor/mvs 512 nodes, temporal 200 events)")
         add_option(parser, "--mvs-refresh", type=int, default=None,
                    help="K: steps per MVS round, the first on the whole candidate set (default 10 / 20 on >50k nodes); "
                         "history staleness grows with K x lr")
@@ -218,4 +224,5 @@ class MVSSampler(Sampler):
 
     @classmethod
     def from_args(cls, args) -> "MVSSampler":
-        return cls(batch_size=512 if args.batch_size is None else args.batch_size, refresh=args.mvs_refresh, candidates=args.mvs_candidates)
+        size = getattr(args, "batch_size", None)
+        return cls(batch_size=512 if size is None else size, refresh=args.mvs_refresh, candidates=args.mvs_candidates)

@@ -3,8 +3,9 @@
 Each batch is an :class:`~gnnkit.temporal.events.EventBatch` of ``batch_size`` consecutive
 training events (``e_id``, ``src``, ``dst``, ``t``, ``msg`` ``[B, ...]``) in time order, with one
 negative destination per positive (``neg_dst`` ``[B]``) drawn uniformly from the destinations of
-the training events. Negatives are drawn from a generator seeded with ``(seed, epoch)``, so a run
-and its resumption draw the same ones. The stream must carry a split (the ``temporal-link`` task
+the training events. Negatives are drawn from the epoch's generator (:mod:`samplers.loader`), so a
+run and its resumption draw the same ones. The stream is the context's ``data`` (event streams have
+no graph or feature store). The stream must carry a split (the ``temporal-link`` task
 makes one in its ``setup``); order matters, so the sampler runs in one process.
 """
 from __future__ import annotations
@@ -12,51 +13,46 @@ from __future__ import annotations
 import torch
 
 from gnnkit.errors import GnnkitError
-from gnnkit.plugins import add_option
 from gnnkit.temporal.events import EventBatch, EventStream
 
 from .base import Sampler
+from .loader import epoch_generator
 
 DEFAULT_BATCH = 200
 
 
 class TemporalSampler(Sampler):
     name = "temporal"
+
     def __init__(self, batch_size: int = DEFAULT_BATCH):
         if batch_size < 1:
             raise GnnkitError(f"batch size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
 
     @classmethod
-    def add_args(cls, parser) -> None:
-        add_option(parser, "--batch-size", type=int, default=None,
-                   help="batch size of the sampler (default: neighbor/mvs 512 nodes, temporal "
-                        f"{DEFAULT_BATCH} events)")
-
-    @classmethod
     def from_args(cls, args) -> "TemporalSampler":
         size = getattr(args, "batch_size", None)
         return cls(batch_size=DEFAULT_BATCH if size is None else size)
 
-    def setup(self, trainer, data) -> None:
-        super().setup(trainer, data)
+    def setup(self, ctx, model) -> None:
+        super().setup(ctx, model)
+        data = self.ctx.data
         if not isinstance(data, EventStream) or data.train_mask is None:
             raise GnnkitError("the temporal sampler needs an event stream with a split "
                               "(use --task temporal-link)")
-        if trainer.world_size > 1:
+        if self.ctx.world_size > 1:
             raise GnnkitError("the temporal sampler processes events in order and runs in one process")
         self.e_id = data.train_mask.nonzero().view(-1)
         if self.e_id.numel() == 0:
             raise GnnkitError(f"{data.name}: no training events")
         self.candidates = torch.unique(data.dst[self.e_id])
-        self.seed = int(getattr(trainer, "seed", 0))
 
     def __len__(self) -> int:
         return (self.e_id.numel() + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
-        d = self.data
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        d = self.ctx.data
+        gen = epoch_generator(self.ctx.seed, self.epoch)
         pick = torch.randint(self.candidates.numel(), (self.e_id.numel(),), generator=gen)
         neg = self.candidates[pick.to(self.candidates.device)]
         for lo in range(0, self.e_id.numel(), self.batch_size):
