@@ -6,7 +6,8 @@ import torch
 from torch_geometric.utils import is_undirected
 
 from gnnkit.data import load
-from gnnkit.data.csbm import add_csbm_arguments, csbm, csbm_kwargs_from_args, csbm_options, parse_csbm_spec
+from gnnkit.data.csbm import (add_csbm_arguments, csbm, csbm_arguments, csbm_kwargs_from_args, csbm_options,
+                              parse_csbm_spec)
 from gnnkit.data.validate import duplicate_mask
 from gnnkit.errors import GnnkitError
 
@@ -96,3 +97,24 @@ def test_bad_options_rejected(kwargs, message):
 def test_bad_spec_rejected():
     with pytest.raises(GnnkitError, match=r"bad csbm option 'nodes=5'"):
         load("csbm:nodes=5")
+
+
+def test_cli_options_are_plain_argparse_and_do_not_shadow_split():
+    # issue 19: csbm's --split shadowed the node task's --split random:..., which was then ignored
+    flags = [flag for flag, _ in csbm_arguments()]
+    assert "--csbm-split" in flags and "--split" not in flags and "--graph-seed" in flags
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--split")
+    add_csbm_arguments(parser)  # no conflict with the task's --split
+    args = parser.parse_args(["--split", "random:0.9,0.05", "--csbm-split", "planetoid", "--num-nodes", "2e3"])
+    assert args.split == "random:0.9,0.05"
+    assert csbm_kwargs_from_args(args) == {"split": "planetoid", "num_nodes": 2000}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--num-nodes", "2.5"])
+
+
+@pytest.mark.parametrize("spec, figure", [("csbm:num_nodes=1e12", "num_nodes=1000000000000"),
+                                          ("csbm:num_nodes=1000,num_features=1e9", "num_features=1000000000")])
+def test_oversized_request_refused_up_front(spec, figure):
+    with pytest.raises(GnnkitError, match=rf"csbm graph \(.*{figure}.* needs [\d.]+ TiB, more than this machine's"):
+        load(spec)

@@ -35,7 +35,7 @@ time (31 s with ``degree_exponent=2.5``) and 3.4 GiB peak on 2 cores (see BENCHM
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from torch_geometric.data import Data
 
 from gnnkit.errors import GnnkitError
 
+from .limits import check_allocation
 from .split import make_split
 
 _CHUNK = 1 << 22  # edges (or feature rows) generated at a time
@@ -57,23 +58,39 @@ class Option(NamedTuple):
 
     @property
     def flag(self) -> str:
-        return "--graph-seed" if self.name == "seed" else "--" + self.name.replace("_", "-")
+        """The command-line flag: ``--num-nodes`` ...; ``seed`` is ``--graph-seed`` and ``split``
+        ``--csbm-split`` (the training seed and the node task's ``--split`` own the plain names)."""
+        special = {"seed": "--graph-seed", "split": "--csbm-split"}
+        return special.get(self.name, "--" + self.name.replace("_", "-"))
 
 
 def _opt_float(text: str) -> Optional[float]:
     return None if str(text).lower() in ("none", "") else float(text)
 
 
+def _count(text: str) -> int:
+    """An int, also written as ``1e6`` or ``1_000_000`` (a whole number in any of these forms)."""
+    try:
+        return int(str(text).replace("_", ""))
+    except ValueError:
+        value = float(text)
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"not a whole number: {text!r}") from None
+        return int(value)
+
+
+_count.__name__ = "int"  # argparse and parse_csbm_spec name the type in their messages
+
 _OPTIONS = [
-    Option("num_nodes", int, 10_000, "number of nodes N"),
-    Option("num_classes", int, 10, "number of classes C"),
+    Option("num_nodes", _count, 10_000, "number of nodes N"),
+    Option("num_classes", _count, 10, "number of classes C"),
     Option("avg_degree", float, 10.0, "average number of directed edges per node (E ≈ N·avg_degree)"),
-    Option("num_features", int, 100, "feature dimension F"),
+    Option("num_features", _count, 100, "feature dimension F"),
     Option("homophily", float, 0.8, "expected fraction of edges joining nodes of one class"),
     Option("feature_snr", float, 1.0, "norm of each class mean; feature noise is N(0, I)"),
     Option("degree_exponent", _opt_float, None, "power-law degree exponent γ > 2 (none: Poisson degrees)"),
     Option("label_noise", float, 0.0, "fraction of nodes relabeled uniformly at random after generation"),
-    Option("seed", int, 0, "random seed of the graph"),
+    Option("seed", _count, 0, "random seed of the graph"),
     Option("split", str, "random", "split of the labeled nodes: random or planetoid"),
     Option("train_frac", float, 0.6, "training fraction (split=random)"),
     Option("val_frac", float, 0.2, "validation fraction (split=random)"),
@@ -85,15 +102,22 @@ def csbm_options() -> List[Option]:
     return list(_OPTIONS)
 
 
-def add_csbm_arguments(parser) -> None:
-    """Add ``--num-nodes``, ``--avg-degree``, ... (``--graph-seed`` for ``seed``) to ``parser``;
-    each defaults to None (= csbm's default), stored as ``args.csbm_<name>``."""
-    from gnnkit.plugins import add_option
+def csbm_arguments() -> List[Tuple[str, Dict[str, Any]]]:
+    """The command-line options as plain data: ``(flag, argparse keyword arguments)`` pairs, each
+    defaulting to None (= csbm's default) and stored as ``args.csbm_<name>``."""
+    return [(o.flag, dict(dest=f"csbm_{o.name}", type=o.type, default=None, metavar=o.name.split("_")[-1].upper(),
+                          help=f"{o.help} (default: {o.default})")) for o in _OPTIONS]
 
-    group = parser.add_argument_group("csbm options (synthetic graph)")
-    for opt in _OPTIONS:
-        add_option(group, opt.flag, dest=f"csbm_{opt.name}", type=opt.type, default=None,
-                   metavar=opt.name.split("_")[-1].upper(), help=f"{opt.help} (default: {opt.default})")
+
+def add_csbm_arguments(parser) -> None:
+    """Add :func:`csbm_arguments` with plain ``add_argument`` calls: to a new argument group when
+    ``parser`` is an ``ArgumentParser``, else to ``parser`` itself (a group)."""
+    import argparse
+
+    group = parser.add_argument_group("csbm options (synthetic graph)") \
+        if isinstance(parser, argparse.ArgumentParser) else parser
+    for flag, kwargs in csbm_arguments():
+        group.add_argument(flag, **kwargs)
 
 
 def csbm_kwargs_from_args(args) -> Dict[str, Any]:
@@ -114,7 +138,7 @@ def parse_csbm_spec(spec: str) -> Dict[str, Any]:
             raise GnnkitError(f"bad csbm option {item!r}; expected name=value with name one of {', '.join(types)}")
         try:
             out[key] = types[key](value.strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             raise GnnkitError(f"csbm option {key}: cannot read {value.strip()!r} as {types[key].__name__}") from None
     return out
 
@@ -131,10 +155,16 @@ def _check(num_nodes, num_classes, avg_degree, num_features, homophily, feature_
                 (feature_snr >= 0, f"feature_snr must be >= 0, got {feature_snr}"),
                 (degree_exponent is None or degree_exponent > 2,
                  f"degree_exponent must be > 2 (or None), got {degree_exponent}"),
-                (0 <= label_noise <= 1, f"label_noise must be in [0, 1], got {label_noise}")]
+                (0 <= label_noise <= 1, f"label_noise must be in [0, 1], got {label_noise}"),
+                (math.isfinite(feature_snr), f"feature_snr must be finite, got {feature_snr}")]
     for ok, message in problems:
         if not ok:
             raise GnnkitError(f"csbm: {message}")
+    # features float32 [N, F]; per node ~6 int64/float64 vectors; per undirected edge two int64
+    # keys and the int64 edge_index [2, 2M]: 48 bytes
+    need = 4.0 * num_nodes * num_features + 48.0 * num_nodes + 48.0 * num_nodes * avg_degree / 2
+    check_allocation(need, f"csbm graph (num_nodes={num_nodes}, num_features={num_features}, "
+                           f"avg_degree={avg_degree:g})")
 
 
 def _weights(cls: Tensor, num_classes: int, avg_degree: float, exponent: Optional[float], gen) -> Optional[Tensor]:
@@ -265,6 +295,8 @@ def csbm(num_nodes: int = 10_000, num_classes: int = 10, avg_degree: float = 10.
     (default ``seed``). ``data.name`` records the options, e.g. ``"csbm(num_nodes=1000, ...)"``."""
     _check(num_nodes, num_classes, avg_degree, num_features, homophily, feature_snr, degree_exponent,
            label_noise)
+    if not 0 <= int(seed) < 2 ** 63:
+        raise GnnkitError(f"csbm: seed must be in [0, 2^63), got {seed}")
     gen = torch.Generator().manual_seed(int(seed))
     cls = torch.arange(num_nodes) * num_classes // num_nodes  # class of each class-sorted node
     perm = torch.randperm(num_nodes, generator=gen)  # class-sorted id -> node id
