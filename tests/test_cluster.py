@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
+import os
 
 import pytest
 import torch
@@ -13,8 +13,11 @@ from gnnkit.cli import main
 from gnnkit.errors import GnnkitError
 from gnnkit.models import build_model
 from gnnkit.partition import metis_graph, partition_graph
-from gnnkit.samplers.cluster import ClusterSampler, concat_ranges
+from gnnkit.partition import default_cache_dir
+from gnnkit.samplers.cluster import ClusterSampler
+from gnnkit.sparse.segments import concat_ranges
 from gnnkit.trainer import Trainer
+from sampler_context import make_ctx
 
 
 def ring_of_cliques() -> Data:
@@ -45,9 +48,8 @@ def ring_of_cliques() -> Data:
 
 def setup_sampler(data, tmp_path, world_size=1, rank=0, adj_norm="gcn", **kw):
     s = ClusterSampler(cache_dir=str(tmp_path / "parts"), **kw)
-    trainer = SimpleNamespace(seed=0, rank=rank, world_size=world_size, is_main=rank == 0, inference_batch_size=None,
-                              raw_model=SimpleNamespace(adj_norm=adj_norm))
-    s.setup(trainer, data)
+    lam = kw.get("diag_lambda") or 0.0
+    s.setup(make_ctx(data, adj_norm=adj_norm, diag_lambda=lam, rank=rank, world_size=world_size), None)
     return s
 
 
@@ -113,7 +115,8 @@ def test_batch_keeps_every_edge_among_its_nodes_and_none_outside(tmp_path):
             between += int((sub.bool() & cross).sum())
             assert torch.equal(b.x, data.x[n_id]) and torch.equal(b.y, data.y[n_id])
             assert torch.equal(b.loss_index, data.train_mask[n_id].nonzero().view(-1))
-            assert torch.equal(b.val_mask, data.val_mask[n_id]) and torch.equal(b.test_mask, data.test_mask[n_id])
+            assert torch.equal(b.extra["val_mask"], data.val_mask[n_id])
+            assert torch.equal(b.extra["test_mask"], data.test_mask[n_id])
     assert between > 0  # the between-cluster edges the paper adds back are there
 
 
@@ -141,7 +144,7 @@ def test_train_scope_batches_hold_training_nodes_only(tmp_path):
     seen = torch.cat([b.n_id for b in s])
     assert sorted(seen.tolist()) == data.train_mask.nonzero().view(-1).tolist()
     b = next(iter(s))
-    assert b.loss_index.tolist() == list(range(b.num_nodes)) and not b.val_mask.any()
+    assert b.loss_index.tolist() == list(range(b.num_nodes)) and not b.extra["val_mask"].any()
     sub = dense(data)[b.n_id][:, b.n_id]
     got = b.adj.to_dense()
     got.fill_diagonal_(0.0)
@@ -227,6 +230,32 @@ def test_bad_input_fails_before_metis(tmp_path, monkeypatch):
             setup_sampler(loops, tmp_path, num_parts=2, clusters_per_batch=1)
 
 
+def test_sampler_and_model_must_agree_on_the_operator(tmp_path):
+    data = two_community_graph(30)
+    with pytest.raises(GnnkitError, match="needs a model built with adj_norm='diag', diag_lambda=0.5"):
+        setup_sampler(data, tmp_path, num_parts=4, clusters_per_batch=2, diag_lambda=0.5, adj_norm="gcn")
+    with pytest.raises(GnnkitError, match="given no diag_lambda"):
+        s = ClusterSampler(num_parts=4, clusters_per_batch=2, cache_dir=str(tmp_path))
+        s.setup(make_ctx(data, adj_norm="diag", diag_lambda=0.5), None)
+    torch.manual_seed(0)
+    model = build_model("gcn", 8, 2, hidden=8, adj_norm="diag", diag_lambda=0.5)
+    sampler = ClusterSampler(num_parts=4, clusters_per_batch=2, diag_lambda=0.5, cache_dir=str(tmp_path))
+    Trainer(sampler=sampler, max_epochs=1, progress=False, device="cpu").fit(model, data)
+    assert (model.adj_norm, model.diag_lambda) == ("diag", 0.5)  # the model was built with it, untouched
+
+
+def test_partition_cache_default_is_outside_the_package(tmp_path, monkeypatch):
+    import gnnkit
+
+    monkeypatch.delenv("GNNKIT_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == str(tmp_path / "xdg" / "gnnkit" / "partitions")
+    assert default_cache_dir(str(tmp_path / "root")) == str(tmp_path / "root" / "partitions")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(gnnkit.__file__)))
+    assert not os.path.abspath(default_cache_dir()).startswith(package)
+
+
 def test_fit_with_cluster_sampler_learns(tmp_path):
     data = two_community_graph(40)
     torch.manual_seed(0)  # the initial weights must not depend on the tests that ran before
@@ -247,4 +276,5 @@ def test_partition_command_json(tmp_path, capsys):
     assert out["path"].startswith(str(tmp_path / "partitions"))
     assert main(args) == 0 and json.loads(capsys.readouterr().out)["cached"]
     assert main(["partition", "csbm", "--num-nodes", "300", "--num-parts", "301", "--root", str(tmp_path)]) == 2
-    assert "more parts than nodes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "301" in err and "300 nodes" in err

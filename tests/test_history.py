@@ -4,7 +4,8 @@ import torch
 from torch_geometric.data import Data
 
 from gnnkit.errors import GnnkitError
-from gnnkit.history import HistoryBlocks, HistoryStore, exact_blocks, exact_pass, history_block
+from gnnkit.history import HistoryBlocks, HistoryStore, exact_pass
+from gnnkit.sparse.blocks import exact_blocks, row_block
 from gnnkit.models import build_model
 from gnnkit.sparse import Adjacency
 
@@ -38,12 +39,12 @@ def test_store_push_pull_and_errors():
         store.push(1, torch.tensor([1]), torch.zeros(1, 3))
 
 
-def test_history_block_holds_the_exact_rows():
+def test_row_block_holds_the_exact_rows():
     data = random_graph()
     adj = Adjacency.from_edge_index(data.edge_index, data.num_nodes, norm="gcn")
     lid = torch.full((data.num_nodes,), -1)
     batch = torch.tensor([7, 2, 50])
-    block, halo = history_block(adj, batch, lid)
+    block, halo = row_block(adj, batch, lid)
     cols = torch.cat([batch, halo])
     dense = adj.to_dense()
     assert torch.equal(block.to_dense(), dense[batch][:, cols])
@@ -64,7 +65,7 @@ def test_fresh_history_reproduces_the_full_model(name):
     logits, _ = exact_pass(model, data.x[n_id], blocks, n_id, store)
     assert torch.allclose(logits, full, atol=1e-5)
     batch = torch.tensor([3, 40, 41, 99])
-    block, halo = history_block(adj, batch, lid)
+    block, halo = row_block(adj, batch, lid)
     out = model(data.x[torch.cat([batch, halo])], HistoryBlocks(block, model.num_layers, batch, halo, store))
     assert torch.allclose(out, full[batch], atol=1e-5)
     # stale history (other parameters) changes the output rows
@@ -82,7 +83,7 @@ def test_dropout_training_forward_does_not_push():
     store, lid = HistoryStore(data.num_nodes), torch.full((data.num_nodes,), -1)
     store.push(1, torch.arange(data.num_nodes), torch.zeros(data.num_nodes, 8))
     batch = torch.tensor([0, 1, 2])
-    block, halo = history_block(adj, batch, lid)
+    block, halo = row_block(adj, batch, lid)
     model(data.x[torch.cat([batch, halo])], HistoryBlocks(block, 2, batch, halo, store))
     assert store.pull(1, batch).abs().sum() == 0
     model.eval()(data.x[torch.cat([batch, halo])], HistoryBlocks(block, 2, batch, halo, store))

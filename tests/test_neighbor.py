@@ -13,7 +13,9 @@ from gnnkit.errors import GnnkitError
 from gnnkit.models import build_model
 from gnnkit.sparse import Adjacency
 from gnnkit.trainer import Trainer
-from gnnkit.samplers.neighbor import NeighborSampler, in_neighbor_csr, sample_blocks
+from gnnkit.samplers.neighbor import NeighborSampler, sample_blocks
+from gnnkit.stores import from_data
+from sampler_context import make_ctx
 
 UNDIRECTED = [(0, 1), (1, 2), (0, 3), (1, 3), (0, 4), (0, 5), (5, 6), (0, 6), (0, 7)]
 
@@ -36,11 +38,10 @@ def neighbors_of():
 
 
 def draw(seeds, fanouts, norm="mean", seed=0):
-    data = hand_graph()
-    crow, col = in_neighbor_csr(data.edge_index, 8)
+    graph, _ = from_data(hand_graph())
     lid = torch.full((8,), -1)
     gen = torch.Generator().manual_seed(seed)
-    return sample_blocks(crow, col, crow[1:] - crow[:-1], torch.tensor(seeds), fanouts, norm, gen, lid)
+    return sample_blocks(graph, torch.tensor(seeds), fanouts, norm, gen, lid)
 
 
 @pytest.mark.parametrize("norm", ["mean", "sum", "gcn"])
@@ -76,10 +77,10 @@ def test_draws_are_uniform_without_replacement():
     # node 0 has 6 neighbors; with fanout 2 each is kept with probability 1/3
     counts = torch.zeros(8)
     trials = 3000
-    crow, col = in_neighbor_csr(hand_graph().edge_index, 8)
+    graph, _ = from_data(hand_graph())
     lid, gen = torch.full((8,), -1), torch.Generator().manual_seed(1)
     for _ in range(trials):
-        n_id, _ = sample_blocks(crow, col, crow[1:] - crow[:-1], torch.tensor([0]), [2], "mean", gen, lid)
+        n_id, _ = sample_blocks(graph, torch.tensor([0]), [2], "mean", gen, lid)
         counts[n_id[1:]] += 1
     p = counts[[1, 3, 4, 5, 6, 7]] / trials
     sd = (1 / 3 * 2 / 3 / trials) ** 0.5
@@ -107,3 +108,26 @@ def test_fanouts_must_match_layers():
         Trainer(sampler=NeighborSampler([2, 2], 4), max_epochs=1, progress=False, device="cpu").fit(model, hand_graph())
     with pytest.raises(GnnkitError, match="fanouts"):
         NeighborSampler("3,x", 4)
+
+
+def test_sample_from_edges_expands_both_endpoints_and_negatives():
+    data = hand_graph()
+    sampler = NeighborSampler(fanouts=[2, 2], batch_size=4)
+    model = build_model("sage", 4, 2, hidden=8, num_layers=2)
+    sampler.setup(make_ctx(data, adj_norm="mean"), model)
+    edges = torch.tensor([[2, 6, 3], [1, 5, 2]])  # the last one a negative (not an edge)
+    label = torch.tensor([1.0, 1.0, 0.0])
+    batch = sampler.sample_from_edges(edges, label)
+    assert batch.n_id[:batch.batch_size].tolist() == [1, 2, 3, 5, 6]  # the distinct endpoints
+    assert torch.equal(batch.n_id[batch.edge_label_index], edges)
+    assert torch.equal(batch.edge_label, label) and batch.loss_index.tolist() == [0, 1, 2]
+    assert torch.equal(batch.x, data.x[batch.n_id])
+    out = model(batch.x, batch.adj)
+    assert out.shape[0] == batch.batch_size
+
+
+def test_samplers_without_edge_sampling_name_themselves():
+    from gnnkit.samplers.mvs import MVSSampler
+
+    with pytest.raises(GnnkitError, match="mvs sampler does not sample from edges"):
+        MVSSampler().sample_from_edges(torch.tensor([[0], [1]]))
