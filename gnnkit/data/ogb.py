@@ -8,7 +8,9 @@ and the dataset's extra node files (``node_year.csv.gz``), or ``data.npz`` + ``n
 for binary datasets; ``split/<split>/{train,valid,test}.csv.gz`` or ``split_dict.pt``. ogb writes
 ``processed/`` beside them. gnnkit checks these files first and raises an error naming the folder
 and the missing files: ogb never downloads and never asks on stdin (``input`` is patched to raise
-while ogb runs, and ogb's chatter goes to stderr).
+while ogb runs, and ogb's chatter goes to stderr). ogb's ``torch.load`` calls (processed file,
+``split_dict.pt``) are forced to ``weights_only=True`` with only PyG's data classes and numpy's
+array reconstruction admitted: a crafted cache is refused, never run.
 
 Result: ``x`` float32 ``[N, F]``, ``y`` int64 ``[N]`` (``-1`` where OGB's label is NaN),
 ``edge_index`` as OGB gives it (arxiv is directed; ``undirected=True`` adds reverse edges), the
@@ -27,6 +29,8 @@ import torch
 from torch_geometric.data import Data
 
 from gnnkit.errors import GnnkitError
+
+from .safe_pickle import forcing_weights_only, register_safe_globals, torch_reason
 
 
 def _meta(name: str):
@@ -82,18 +86,29 @@ def missing_files(name: str, root) -> List[str]:
     return [f for f in files if not (folder / f).is_file()]
 
 
-def _allow_pyg_classes() -> None:
-    """torch>=2.6 loads with ``weights_only=True``: allow the PyG classes ogb's processed file holds."""
-    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
-    from torch_geometric.data.storage import BaseStorage, EdgeStorage, GlobalStorage, NodeStorage
-
-    torch.serialization.add_safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage, BaseStorage,
-                                          NodeStorage, EdgeStorage])
-
-
 def _no_prompt(*_args, **_kwargs):
     raise GnnkitError("ogb asked to download or update a dataset; gnnkit never downloads "
                       "(check the files under the dataset folder)")
+
+
+def _read(name: str, root, folder: Path):
+    """ogb's own reader, with ``torch.load`` forced to ``weights_only=True`` (ogb calls it bare),
+    ``input`` and the download question patched to raise, and ogb's chatter on stderr."""
+    from ogb.nodeproppred import PygNodePropPredDataset
+
+    register_safe_globals()
+    try:
+        with mock.patch("builtins.input", _no_prompt), \
+                mock.patch("ogb.nodeproppred.dataset_pyg.decide_download", _no_prompt), \
+                mock.patch("torch.load", forcing_weights_only(torch.load)), \
+                contextlib.redirect_stdout(sys.stderr):
+            dataset = PygNodePropPredDataset(name, root=os.fspath(root))
+            split = dataset.get_idx_split()
+            return dataset, split, dataset[0]
+    except GnnkitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever ogb raises on a bad folder is the folder's fault
+        raise GnnkitError(f"{name}: cannot read the files under {folder} ({torch_reason(exc)})") from None
 
 
 def load_ogb(name: str, root, undirected: bool = False) -> Data:
@@ -107,15 +122,7 @@ def load_ogb(name: str, root, undirected: bool = False) -> Data:
     if missing:
         raise GnnkitError(f"{name} not found: expected {', '.join(missing)} under {folder} "
                           f"(gnnkit does not download; unpack OGB's {meta['download_name']}.zip there)")
-    from ogb.nodeproppred import PygNodePropPredDataset
-
-    _allow_pyg_classes()
-    with mock.patch("builtins.input", _no_prompt), \
-            mock.patch("ogb.nodeproppred.dataset_pyg.decide_download", _no_prompt), \
-            contextlib.redirect_stdout(sys.stderr):
-        dataset = PygNodePropPredDataset(name, root=os.fspath(root))
-        split = dataset.get_idx_split()
-        src = dataset[0]
+    dataset, split, src = _read(name, root, folder)
     y = src.y.view(-1)
     if y.dtype.is_floating_point:
         y = torch.where(torch.isnan(y), torch.full_like(y, -1), y)

@@ -142,8 +142,17 @@ def safe_torch_load(path, what: str = "") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is the file's fault
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GnnkitError(f"{what}: refused, it does not load with weights_only=True ({reason[:200]})") from None
+        raise GnnkitError(f"{what}: refused, it does not load with weights_only=True ({torch_reason(exc)})") from None
+
+
+def torch_reason(exc: Exception) -> str:
+    """The informative line of a ``torch.load`` error (torch's own text is several paragraphs)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    line = found.group(1) if found else next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return line.split(". Please use")[0].strip()[:200]
 
 
 def forcing_weights_only(load: Callable) -> Callable:
