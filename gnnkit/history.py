@@ -13,7 +13,7 @@ current exact embeddings (same parameters), the output rows equal the full-graph
 exactly, so an importance-weighted loss over ``S`` is an unbiased estimate of the full loss and
 its gradient with respect to the head is unbiased (Lemma 3.2's setting). The stored rows are
 constants, though: the lower layers' gradient misses the paths through out-of-batch neighbors,
-a bias that vanishes only as every node is kept (``tests/test_mvs.py`` measures both; the
+a bias that vanishes only as every node is kept (``tests/test_mvs.py`` checks the unbiased parts; the
 authors' ``ForwardWrapper_v2`` detaches its history the same way).
 
 The model consults the batch through the ``layer_input(model, i, h)`` hook of the per-layer list

@@ -1,18 +1,29 @@
-"""MVS-GNN: probabilities, gradient norms, unbiasedness with fresh history, bias with stale history.
+"""MVS-GNN: probabilities, gradient norms, unbiasedness with fresh history, bias with stale history,
+and lower variance than uniform node sampling.
 
-Statistical tolerance: for ``D`` independent mini-batch estimates ``g_b`` of a vector ``∇`` the
-ratio ``R = ‖mean_b g_b − ∇‖² / (Σ_coords var(g_b) / D)`` has expectation 1 when the estimator is
-unbiased (and concentrates around 1 over many coordinates); the tests require ``R < 3`` for the
-unbiased cases and ``R > 20`` for the stale-history case.
+Statistics. Draws from ``S`` generator seeds (``D`` mini-batches each) are pooled: ``N = S·D``
+independent estimates ``g_b`` of a target ``∇`` (at a fixed model state, with fresh history and
+norms, every draw is independent). For a scalar projection ``s_b = u·g_b`` the statistic
+``z = (mean_b s_b − u·∇) / (sd_b(s_b) / √N)`` is close to ``N(0, 1)`` when the estimator is unbiased
+(central limit theorem; ``N`` in the hundreds). The tests check ``|z| < 4.5`` for the loss and six
+fixed random projections of the head's gradient (false alarm below ``7 · 6.8e-6``), and ``|z| > 10``
+somewhere when the history is stale. Variance: ``v = mean_b ‖g_b − ∇‖²`` for MVS and for uniform
+sampling at the same expected batch size, each with its standard error ``sd/√N``; MVS must be lower
+by more than 3 standard errors of the difference.
 """
+import argparse
+
 import torch
-from torch_geometric.data import Data
 
 from gnnkit.models import build_model
+from gnnkit.samplers.batch import Batch
+from gnnkit.samplers.mvs import MVSSampler, head_gradient_norms, mvs_probabilities
 from gnnkit.tasks.node import NodeClassification
 from gnnkit.trainer import Trainer
-from gnnkit.samplers.mvs import MVSSampler, head_gradient_norms, mvs_probabilities
+from sampler_context import make_ctx
 from test_history import random_graph
+
+SEEDS, DRAWS = 20, 30
 
 
 def test_probabilities_sum_to_batch_and_follow_norms():
@@ -37,82 +48,101 @@ def test_head_gradient_norms_match_autograd():
         assert torch.allclose(head_gradient_norms(z, y, h)[i], want, rtol=1e-5)
 
 
-def _setup(batch_size, layers=2, seed=0, all_train=False):
-    data = random_graph()
+def _setup(batch_size, layers=2, seed=0, all_train=False, epochs=30, uniform=False, noise=0.2):
+    """A model trained full-batch for ``epochs`` (eval mode from then on) and an MVS sampler set up on it."""
+    data = random_graph(noise=noise)
     if all_train:
         data.train_mask[:] = True
     torch.manual_seed(seed)
     model = build_model("gcn", data.num_features, 3, hidden=8, num_layers=layers, dropout=0.0)
-    Trainer(max_epochs=30, progress=False, device="cpu").fit(model, data)  # a trained state
-    sampler = MVSSampler(batch_size=batch_size, candidates=1.0)
-    trainer = Trainer(sampler=sampler, max_epochs=0, progress=False, device="cpu")
-    trainer.fit(model, data)
+    Trainer(max_epochs=epochs, progress=False, device="cpu").fit(model, data)  # a trained state
     model.eval()
-    return data, model, sampler, trainer
+    ctx = make_ctx(data, adj_norm=model.adj_norm)
+    sampler = MVSSampler(batch_size=batch_size, candidates=1.0, uniform=uniform)
+    sampler.setup(ctx, model)
+    return data, model, sampler, ctx
 
 
-def _grads(model, batch, task):
+def _grads(model, batch, task=NodeClassification()):
     loss, _ = task.training_step(model, batch)
     params = list(model.parameters())
     return loss.detach(), torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
 
 
-def _full(data, trainer, model, task):
-    batch = Data(x=data.x, y=data.y, adj=trainer.full_adjacency(data), loss_index=data.train_mask.nonzero().view(-1))
-    return _grads(model, batch, task)
+def _full(data, ctx, model):
+    batch = Batch(x=data.x, y=data.y, adj=ctx.graph.adjacency(model.adj_norm), n_id=None,
+                  loss_index=data.train_mask.nonzero().view(-1))
+    return _grads(model, batch)
 
 
-def _ratio(samples, target):
-    mean, var = samples.mean(0), samples.var(0).sum() / samples.shape[0]
-    return float((mean - target).pow(2).sum() / var)
+def _draws(model, sampler, seeds=SEEDS, draws=DRAWS, stale=False):
+    """``(losses [N], grads [N, P])`` pooled over ``seeds`` generator seeds, ``draws`` batches each."""
+    losses, grads = [], []
+    for seed in range(seeds):
+        gen = torch.Generator().manual_seed(seed)
+        if not stale:
+            sampler.refresh_candidates(gen)
+        for _ in range(draws):
+            batch = sampler.sample(gen)
+            batch.adj.push = not stale
+            loss, g = _grads(model, batch)
+            losses.append(loss)
+            grads.append(g)
+    return torch.stack(losses), torch.stack(grads)
+
+
+def _z(samples, target):
+    """``z`` of each column of ``samples`` ``[N, k]`` against ``target`` ``[k]`` (see the module docstring)."""
+    return (samples.mean(0) - target) / (samples.std(0) / samples.shape[0] ** 0.5)
+
+
+def _head_z(model, grads, full_grad):
+    n_head = model.head.weight.numel() + model.head.bias.numel()
+    u = torch.randn(6, n_head, generator=torch.Generator().manual_seed(123))
+    return _z(grads[:, -n_head:] @ u.t(), u @ full_grad[-n_head:])
 
 
 def test_fresh_history_gives_unbiased_loss_and_head_gradient():
-    data, model, sampler, trainer = _setup(batch_size=12)
-    task = NodeClassification()
-    full_loss, full_grad = _full(data, trainer, model, task)
-    n_head = model.head.weight.numel() + model.head.bias.numel()
-    gen = torch.Generator().manual_seed(0)
-    sampler.refresh_candidates(gen)
-    losses, heads, alls = [], [], []
-    for _ in range(600):
-        loss, g = _grads(model, sampler.sample(gen), task)
-        losses.append(loss)
-        heads.append(g[-n_head:])
-        alls.append(g)
-    assert _ratio(torch.stack(losses)[:, None], full_loss[None]) < 3
-    assert _ratio(torch.stack(heads), full_grad[-n_head:]) < 3
-    # the lower layers see out-of-batch neighbors as constants: their gradient keeps a bias that
-    # vanishes only as p -> 1 (measured here, documented in the sampler)
-    assert _ratio(torch.stack(alls), full_grad) > 1
+    data, model, sampler, ctx = _setup(batch_size=12)
+    full_loss, full_grad = _full(data, ctx, model)
+    losses, grads = _draws(model, sampler)
+    assert abs(float(_z(losses[:, None], full_loss[None])[0])) < 4.5
+    z = _head_z(model, grads, full_grad)
+    assert (z.abs() < 4.5).all(), z
 
 
 def test_all_candidates_kept_gives_the_exact_full_gradient():
     # every node trains and B >= n: p_i = 1, no halo, so the batch is the whole graph
-    data, model, sampler, trainer = _setup(batch_size=10_000, layers=3, all_train=True)
-    task = NodeClassification()
-    _, full_grad = _full(data, trainer, model, task)
+    data, model, sampler, ctx = _setup(batch_size=10_000, layers=3, all_train=True)
+    _, full_grad = _full(data, ctx, model)
     gen = torch.Generator().manual_seed(0)
     sampler.refresh_candidates(gen)
-    _, g = _grads(model, sampler.sample(gen), task)
+    _, g = _grads(model, sampler.sample(gen))
     assert torch.allclose(g, full_grad, atol=1e-6)
 
 
 def test_stale_history_biases_the_gradient():
-    data, model, sampler, trainer = _setup(batch_size=12)
-    task = NodeClassification()
-    gen = torch.Generator().manual_seed(0)
-    sampler.refresh_candidates(gen)  # history and norms at the trained state
+    data, model, sampler, ctx = _setup(batch_size=12)
+    sampler.refresh_candidates(torch.Generator().manual_seed(0))  # history and norms at the trained state
     with torch.no_grad():  # then the parameters move on
         model.layers[0].lin.weight.mul_(1.3)
-    _, full_grad = _full(data, trainer, model, task)
-    n_head = model.head.weight.numel() + model.head.bias.numel()
-    heads = []
-    for _ in range(600):
-        batch = sampler.sample(gen)
-        batch.adj.push = False  # keep the history stale
-        heads.append(_grads(model, batch, task)[1][-n_head:])
-    assert _ratio(torch.stack(heads), full_grad[-n_head:]) > 20
+    _, full_grad = _full(data, ctx, model)
+    _, grads = _draws(model, sampler, stale=True)
+    assert _head_z(model, grads, full_grad).abs().max() > 10
+
+
+def test_mvs_variance_below_uniform_at_a_fixed_state():
+    """At a well-trained state the gradient norms are skewed (a few mislabelled nodes dominate), which
+    is where sampling by gradient norm pays off (measured: MVS 0.066 ± 0.003, uniform 0.109 ± 0.006)."""
+    figures = []
+    for uniform in (False, True):
+        data, model, sampler, ctx = _setup(batch_size=12, epochs=200, uniform=uniform)
+        _, full_grad = _full(data, ctx, model)
+        _, grads = _draws(model, sampler, seeds=10, draws=40)
+        err = (grads - full_grad).pow(2).sum(1)
+        figures.append((float(err.mean()), float(err.std()) / err.numel() ** 0.5))
+    (v_mvs, se_mvs), (v_uni, se_uni) = figures
+    assert v_uni - v_mvs > 3 * (se_mvs ** 2 + se_uni ** 2) ** 0.5, figures
 
 
 def test_fit_with_mvs_learns_and_feeds_norms_back():
@@ -120,27 +150,27 @@ def test_fit_with_mvs_learns_and_feeds_norms_back():
     torch.manual_seed(0)
     model = build_model("sage", data.num_features, 3, hidden=16, num_layers=2, dropout=0.0)
     sampler = MVSSampler(batch_size=16, refresh=4)
-    trainer = Trainer(sampler=sampler, max_epochs=6, progress=False, device="cpu")
-    r = trainer.fit(model, data)
+    r = Trainer(sampler=sampler, max_epochs=6, progress=False, device="cpu").fit(model, data)
     assert len(sampler) % 4 == 0 and r["history"][-1]["train_accuracy"] > 0.6
     gen = torch.Generator().manual_seed(1)
     sampler.refresh_candidates(gen)
-    trainer.strategy.step(trainer, sampler.sample(gen))  # the parameters move on
+    with torch.no_grad():  # the parameters move on: the stored norms are stale
+        model.head.weight.mul_(1.5)
     before = sampler.g.clone()
     batch = sampler.sample(gen)
-    outputs = trainer.strategy.step(trainer, batch)  # norms at the pre-step parameters
+    _, outputs = NodeClassification().training_step(model, batch)
     sampler.feedback(batch, outputs)
     changed = (sampler.g != before).nonzero().view(-1)
-    assert set(changed.tolist()) <= set(batch.cand_pos.tolist()) and changed.numel() > 0
+    assert set(changed.tolist()) <= set(batch.extra["cand_pos"].tolist()) and changed.numel() > 0
 
 
 def test_cli_options():
-    import argparse
-
     p = argparse.ArgumentParser()
+    p.add_argument("--batch-size", type=int, default=None)  # declared once by the command layer
     MVSSampler.add_args(p)
     s = MVSSampler.from_args(p.parse_args(["--batch-size", "64", "--mvs-refresh", "5", "--mvs-candidates", "0.5"]))
     assert (s.batch_size, s.refresh, s.candidates) == (64, 5, 0.5)
+    assert MVSSampler.from_args(p.parse_args([])).batch_size == 512
 
 
 def test_stale_history_warning_names_k_and_lr(caplog):
