@@ -1,0 +1,80 @@
+"""OnDiskGraphStore: the structure of a store, memory-mapped.
+
+``csr()`` gives the mapped arrays themselves: ``indptr`` int64 ``[N + 1]`` and ``indices`` ``[E]``
+in their stored dtype (int32 while node ids fit in it: the in-memory store's are int64);
+:meth:`neighbors` and :meth:`sample_neighbors` (the base's, reading only the rows asked for)
+return int64 sources as every backend does. ``edge_index()`` and ``adjacency()`` build whole-graph
+tensors in memory (for graphs that fit: full-batch training, Cluster-GCN, ForwardGNN), equal bit
+for bit to the in-memory store of the graph the store was converted from.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from gnnkit.sparse import Adjacency
+from gnnkit.stores.graph import GraphStore
+from gnnkit.stores.memory import InMemoryGraphStore
+
+from .csr import csr_edges
+from .files import StoreFiles
+
+
+class OnDiskGraphStore(GraphStore):
+    """The graph of the store ``files`` (a :class:`~gnnkit.stores.ondisk.files.StoreFiles`)."""
+
+    def __init__(self, files: StoreFiles):
+        self.files = files
+        self._edge_index: Optional[Tensor] = None
+        self._memory: Optional[InMemoryGraphStore] = None
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.files.meta["num_nodes"])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.files.meta["num_edges"])
+
+    @property
+    def is_symmetric(self) -> bool:
+        return bool(self.files.meta["is_symmetric"])
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def csr(self) -> Tuple[Tensor, Tensor]:
+        return self.files.tensor("indptr"), self.files.tensor("indices")
+
+    def neighbors(self, ids: Tensor) -> Tuple[Tensor, Tensor]:
+        counts, sources = super().neighbors(ids)
+        return counts, sources.long()
+
+    def sample_neighbors(self, ids: Tensor, k: int, gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+        counts, sources = super().sample_neighbors(ids, k, gen)
+        return counts, sources.long()
+
+    def edge_index(self) -> Tensor:
+        """``[2, E]`` int64 in the source graph's edge order (built in memory once, then cached)."""
+        if self._edge_index is None:
+            ei = csr_edges(*self.csr(), self.is_symmetric)
+            if self.files.has("edge_order"):
+                ei = ei[:, self.files.tensor("edge_order")]
+            self._edge_index = ei
+        return self._edge_index
+
+    def edge_weight(self) -> Optional[Tensor]:
+        """Edge weights ``[E]`` float32 in ``edge_index()``'s order, or None for an unweighted store."""
+        if not self.files.has("edge_weight"):
+            return None
+        w = self.files.tensor("edge_weight")
+        return w[self.files.tensor("edge_order")] if self.files.has("edge_order") else w.clone()
+
+    def adjacency(self, norm: str, diag_lambda: float = 0.0) -> Adjacency:
+        """As the in-memory store's (the same builder on the same ``edge_index``), cached."""
+        if self._memory is None:
+            self._memory = InMemoryGraphStore(self.edge_index(), self.num_nodes, self.is_symmetric)
+        return self._memory.adjacency(norm, diag_lambda)
