@@ -28,7 +28,6 @@ Bad requests (``num_parts < 1``, ``num_parts > num_nodes``, a graph without edge
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import warnings
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .data.fingerprint import hash_tensors
 from .errors import GnnkitError
 from .fileio import atomic_torch_save
 from .sparse.subgraph import induced_edges
@@ -145,16 +145,6 @@ def metis_graph(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
     return xadj, adjncy
 
 
-def _hash_tensors(*tensors: Tensor, extra: str = "") -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for t in tensors:
-        t = t.contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(memoryview(t.numpy()).cast("B"))
-    h.update(extra.encode())
-    return h.hexdigest()
-
-
 def _options_text(num_parts: int, seed: int, ufactor: int, recursive: Optional[bool]) -> str:
     return f"{FORMAT}|parts={num_parts}|seed={seed}|ufactor={ufactor}|recursive={recursive}"
 
@@ -180,7 +170,7 @@ def run_metis(xadj: Tensor, adjncy: Tensor, num_parts: int, *, seed: int = 0, uf
 
 
 def _parts_digest(parts: Tensor, edge_cut: int) -> str:
-    return _hash_tensors(parts, extra=f"cut={edge_cut}")
+    return hash_tensors(parts, extra=f"cut={edge_cut}")
 
 
 def _load_verified(path: str, key: str, num_nodes: int, num_parts: int) -> Tuple[Optional[Tensor], int, str]:
@@ -221,7 +211,7 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
     t0 = time.perf_counter()
     check_request(num_nodes, int(edge_index.shape[1]), num_parts)
     ei = edge_index.detach().to("cpu", torch.int64)
-    key = _hash_tensors(ei, extra=f"nodes={num_nodes}|" + _options_text(num_parts, seed, ufactor, recursive))
+    key = hash_tensors(ei, extra=f"nodes={num_nodes}|" + _options_text(num_parts, seed, ufactor, recursive))
     path = None
     if use_cache:
         path = os.path.join(cache_dir or default_cache_dir(), f"metis-p{num_parts}-{key}.pt")
