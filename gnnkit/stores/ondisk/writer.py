@@ -130,6 +130,9 @@ class StoreWriter:
             "format": FORMAT, "version": VERSION, "name": name, "fingerprint": fingerprint,
             "num_nodes": int(num_nodes), "num_edges": int(num_edges), "is_symmetric": bool(is_symmetric),
             "meta": dict(meta or {}), "arrays": arrays})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp's folder is private (0700); a store is not
         old = None
         if os.path.exists(self.path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.old-", dir=os.path.dirname(self.path))

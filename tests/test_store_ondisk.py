@@ -1,0 +1,249 @@
+"""The on-disk store (gnnkit.stores.ondisk): round trips, refusals, atomic conversion, the convert command."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import networkx as nx
+import pytest
+import torch
+from torch_geometric.data import Data
+
+from gnnkit.cli import main
+from gnnkit.data import load
+from gnnkit.data.csbm import csbm
+from gnnkit.errors import GnnkitError
+from gnnkit.stores import from_data
+from gnnkit.stores.ondisk import copy_store, open_store, read_metadata, to_data, write_csbm, write_data
+from gnnkit.stores.ondisk import writer as writer_mod
+
+CORA_NPZ = Path("/work/shared/data/npz/cora.npz")
+SMALL = dict(num_nodes=700, avg_degree=6.0, num_features=12, num_classes=4, seed=5)
+
+
+def assert_same_stores(mem, disk, probe_seed: int = 0) -> None:
+    """Every question of the two interfaces answered alike by the in-memory and the on-disk store."""
+    (g0, f0), (g1, f1) = mem, disk
+    assert (g1.num_nodes, g1.num_edges, g1.is_symmetric) == (g0.num_nodes, g0.num_edges, g0.is_symmetric)
+    (p0, i0), (p1, i1) = g0.csr(), g1.csr()
+    assert torch.equal(p0, p1) and torch.equal(i0, i1.long())
+    assert torch.equal(g0.edge_index(), g1.edge_index())
+    assert torch.equal(g0.in_degree(), g1.in_degree())
+    gen = torch.Generator().manual_seed(probe_seed)
+    ids = torch.randint(0, g0.num_nodes, (200,), generator=gen)  # unsorted, with repeats
+    for a, b in zip(g0.neighbors(ids), g1.neighbors(ids)):
+        assert torch.equal(a, b) and a.dtype == b.dtype
+    draws = [g.sample_neighbors(ids, 3, torch.Generator().manual_seed(1)) for g in (g0, g1)]
+    assert all(torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(*draws))
+    nodes = torch.randperm(g0.num_nodes, generator=gen)[: g0.num_nodes // 3]
+    assert torch.equal(g0.induced_subgraph(nodes), g1.induced_subgraph(nodes))
+    for norm, lam in (("gcn", 0.0), ("mean", 0.0), ("diag", 0.5)):
+        a, b = g0.adjacency(norm, lam).csr, g1.adjacency(norm, lam).csr
+        for fa, fb in ((a.crow_indices, b.crow_indices), (a.col_indices, b.col_indices), (a.values, b.values)):
+            assert torch.equal(fa(), fb())
+    assert f0.names() == f1.names()
+    for name in f0.names():
+        assert f1.shape(name) == f0.shape(name) and f1.dtype(name) == f0.dtype(name)
+        assert torch.equal(f0.get(name), f1.get(name)), name
+        assert torch.equal(f0.get(name, ids), f1.get(name, ids)), name
+    assert f1.meta.get("num_classes") == f0.meta.get("num_classes")
+
+
+def round_trip(data, path):
+    write_data(data, path)
+    return from_data(data), open_store(path, verify=True)
+
+
+def test_csbm_round_trip(tmp_path):
+    data = csbm(**SMALL, degree_exponent=2.5)
+    assert_same_stores(*round_trip(data, tmp_path / "s"))
+
+
+def test_streamed_csbm_is_csbm(tmp_path):
+    """csbm written chunk by chunk into a store equals csbm() in memory, bit for bit."""
+    options = dict(SMALL, degree_exponent=2.5, label_noise=0.2)
+    write_csbm(tmp_path / "s", **options)
+    assert_same_stores(from_data(csbm(**options)), open_store(tmp_path / "s", verify=True))
+
+
+@pytest.mark.skipif(not CORA_NPZ.is_file(), reason=f"{CORA_NPZ} is not on this machine")
+def test_npz_cora_round_trip(tmp_path):
+    assert_same_stores(*round_trip(load(str(CORA_NPZ)), tmp_path / "cora"))
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_networkx_round_trip(tmp_path, directed):
+    """networkx graphs come in G.edges order, not sorted: the store keeps that order (edge_order)."""
+    G = nx.gnm_random_graph(120, 400, seed=3, directed=directed)
+    for v in G.nodes:
+        G.nodes[v]["x"] = [float(v % 7), float(v % 3)]
+        G.nodes[v]["y"] = v % 3
+    assert_same_stores(*round_trip(load(G), tmp_path / "nx"))
+
+
+def test_unsorted_weighted_edges_keep_their_order(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    ei = torch.randint(0, 50, (2, 300), generator=gen)
+    w = torch.rand(300, generator=gen)
+    data = Data(edge_index=ei, edge_weight=w, x=torch.randn(50, 3, generator=gen), num_nodes=50)
+    write_data(data, tmp_path / "w")
+    graph, _ = open_store(tmp_path / "w")
+    assert "edge_order" in read_metadata(tmp_path / "w")["arrays"]
+    assert torch.equal(graph.edge_index(), ei) and torch.equal(graph.edge_weight(), w)
+    assert torch.equal(to_data(tmp_path / "w").edge_weight, w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_features(tmp_path, dtype):
+    data = csbm(**SMALL)
+    name = str(dtype).split(".")[1]
+    write_data(data, tmp_path / "h", feature_dtype=name)
+    _, features = open_store(tmp_path / "h", verify=True)
+    assert features.stored_dtype("x") == dtype and features.dtype("x") == torch.float32
+    ids = torch.tensor([5, 1, 5, 690])
+    assert torch.equal(features.get("x", ids), data.x[ids].to(dtype).float())
+    copy_store(tmp_path / "h", tmp_path / "f32", feature_dtype="float32")
+    assert torch.equal(open_store(tmp_path / "f32")[1].get("x"), data.x.to(dtype).float())
+
+
+def test_feature_cache_serves_the_same_rows(tmp_path):
+    data = csbm(**SMALL)
+    write_data(data, tmp_path / "s")
+    graph, features = open_store(tmp_path / "s")
+    row = 12 * 4 + 8
+    assert features.cache_rows("x", 100 * row, graph.in_degree()) == 100
+    ids = torch.randint(0, 700, (500,), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(features.get("x", ids), data.x[ids])
+    assert features.cache_rows("x", 0, graph.in_degree()) == 0
+
+
+def _corrupt(path: Path, name: str, how: str) -> None:
+    file = path / f"{name}.bin"
+    data = bytearray(file.read_bytes())
+    if how == "truncate":
+        data = data[:-4]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["indices", "x", "train_mask"])
+def test_truncated_array_refused(tmp_path, name):
+    write_data(csbm(**SMALL), tmp_path / "s")
+    _corrupt(tmp_path / "s", name, "truncate")
+    with pytest.raises(GnnkitError, match=f"array '{name}' is truncated"):
+        open_store(tmp_path / "s")
+
+
+@pytest.mark.parametrize("name", ["indices", "x", "y"])
+def test_corrupted_array_refused_when_verified(tmp_path, name, capsys):
+    write_data(csbm(**SMALL), tmp_path / "s")
+    _corrupt(tmp_path / "s", name, "flip")
+    open_store(tmp_path / "s")  # sizes are right: opens without verification
+    with pytest.raises(GnnkitError, match=f"array '{name}' is corrupted"):
+        open_store(tmp_path / "s", verify=True)
+    assert main(["convert", str(tmp_path / "s"), str(tmp_path / "copy"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"array '{name}' is corrupted" in err[0]
+    assert not (tmp_path / "copy").exists()
+
+
+def test_corrupted_indptr_refused(tmp_path):
+    write_data(csbm(**SMALL), tmp_path / "s")
+    file = tmp_path / "s" / "indptr.bin"
+    t = torch.from_file(str(file), shared=True, size=701, dtype=torch.int64)
+    t[-1] += 1
+    del t
+    with pytest.raises(GnnkitError, match="array 'indptr' is corrupted"):
+        open_store(tmp_path / "s")
+
+
+def _leftovers(folder: Path):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_interrupted_conversion_leaves_no_store(tmp_path, monkeypatch, streamed):
+    """An error midway (here: the third chunk appended) leaves neither the store nor its temporary folder."""
+    calls = []
+    append = writer_mod.ArrayWriter.append
+
+    def failing(self, chunk):
+        calls.append(self.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed midway")
+        append(self, chunk)
+
+    monkeypatch.setattr(writer_mod.ArrayWriter, "append", failing)
+    with pytest.raises(KeyboardInterrupt):
+        if streamed:
+            write_csbm(tmp_path / "s", **SMALL)
+        else:
+            write_data(csbm(**SMALL), tmp_path / "s")
+    assert _leftovers(tmp_path) == []
+
+
+def test_killed_conversion_does_not_open(tmp_path):
+    """A process killed before commit leaves a .partial folder without metadata: never a store."""
+    w = writer_mod.StoreWriter(tmp_path / "s")
+    w.write("indptr", torch.zeros(3, dtype=torch.long), role="graph")
+    w.array("indices", torch.int32, role="graph").close()
+    os.rename(w.tmp, tmp_path / "s")  # even renamed into place by hand
+    with pytest.raises(GnnkitError, match="not a complete gnnkit store"):
+        open_store(tmp_path / "s")
+
+
+def test_convert_command(tmp_path, capsys):
+    out = tmp_path / "c"
+    argv = ["convert", "csbm", str(out), "--num-nodes", "700", "--avg-degree", "6", "--num-features", "12",
+            "--num-classes", "4", "--graph-seed", "5", "--feature-dtype", "float16", "--no-progress"]
+    assert main(argv) == 0
+    assert "700 nodes" in capsys.readouterr().out
+    meta = read_metadata(out)
+    assert meta["arrays"]["x"]["dtype"] == "float16" and meta["arrays"]["indices"]["dtype"] == "int32"
+    _, features = open_store(out, verify=True)
+    assert torch.equal(features.get("x"), csbm(**SMALL).x.half().float())
+    assert main(argv) == 2  # exists
+    assert "exists" in capsys.readouterr().err
+    assert main(argv + ["--overwrite", "--feature-dtype", "float32"]) == 0
+    assert open_store(out)[1].stored_dtype("x") == torch.float32
+    assert main(["convert", "Cora", str(tmp_path / "d"), "--num-nodes", "5"]) == 2
+    assert "csbm options" in capsys.readouterr().err
+
+
+def test_convert_command_loaded_source(tmp_path):
+    npz = tmp_path / "g.npz"
+    data = csbm(**SMALL)
+    import numpy as np
+    import scipy.sparse as sp
+
+    adj = sp.csr_matrix((np.ones(data.edge_index.shape[1]), data.edge_index.numpy()), shape=(700, 700))
+    np.savez(npz, adj_data=adj.data, adj_indices=adj.indices, adj_indptr=adj.indptr, adj_shape=adj.shape,
+             attr_matrix=data.x.numpy(), labels=data.y.numpy())
+    assert main(["convert", str(npz), str(tmp_path / "s"), "--no-progress"]) == 0
+    loaded = load(str(npz))
+    assert_same_stores(from_data(loaded), open_store(tmp_path / "s", verify=True))
+
+
+def _weights_hash(model) -> str:
+    return hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
+
+
+@pytest.mark.parametrize("sampler", ["full", "neighbor"])
+def test_training_from_store_is_bitwise_in_memory_training(tmp_path, sampler):
+    """Same seed: the store read back as a Data trains to the same weights as the graph it came from."""
+    from gnnkit import Trainer
+    from gnnkit.samplers.neighbor import NeighborSampler
+    from models import build_model
+
+    data = csbm(**SMALL)
+    write_data(data, tmp_path / "s")
+    hashes = []
+    for graph in (data, to_data(tmp_path / "s")):
+        torch.manual_seed(0)
+        model = build_model("sage", 12, 4, hidden=16, num_layers=2)
+        s = NeighborSampler(fanouts=[4, 4], batch_size=64) if sampler == "neighbor" else None
+        Trainer(sampler=s, max_epochs=3, seed=0, progress=False, device="cpu").fit(model, graph)
+        hashes.append(_weights_hash(model))
+    assert hashes[0] == hashes[1]
