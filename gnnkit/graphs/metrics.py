@@ -80,6 +80,9 @@ def ogb_score(name: str, logits: Tensor, y: Tensor) -> Dict[str, float]:
     from ogb.graphproppred import Evaluator
 
     ev = Evaluator(name)
+    width = 1 if ev.eval_metric == "acc" else logits.shape[1]
+    if width != ev.num_tasks:
+        raise GnnkitError(f"{name} has {ev.num_tasks} targets, the predictions {width}")
     if ev.eval_metric == "acc":  # multi-class: predicted class ids [B, 1]
         y_pred = logits.argmax(1, keepdim=True)
         y_true = y.view(-1, 1)
