@@ -39,12 +39,17 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, Ke
 
 
 def _header(fp, what: str):
+    """``(shape, fortran_order, dtype)`` from numpy's header reader; any failure of it (it parses
+    a Python literal, so a damaged header can raise nearly anything) is a bad header."""
     fmt = np.lib.format
-    version = fmt.read_magic(fp)
-    if version == (1, 0):
-        return fmt.read_array_header_1_0(fp)
-    if version in ((2, 0), (3, 0)):
-        return fmt.read_array_header_2_0(fp)
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            return fmt.read_array_header_1_0(fp)
+        if version in ((2, 0), (3, 0)):
+            return fmt.read_array_header_2_0(fp)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise GnnkitError(f"{what}: bad npy header ({type(exc).__name__}: {str(exc)[:120]})") from None
     raise GnnkitError(f"{what}: unsupported npy format version {version}")
 
 

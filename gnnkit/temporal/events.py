@@ -18,6 +18,10 @@ Loaders (each validated, with errors naming the file and line):
   user, item, timestamp, state label and ``F`` feature columns, read by position; items are
   renumbered after the users (``item + max user + 1``).
 * :func:`from_temporal_data` — PyG's :class:`~torch_geometric.data.TemporalData`.
+
+Node ids are bounded before anything is allocated per node: ``max id + 1`` nodes times
+:data:`BYTES_PER_NODE` must fit in memory (:func:`gnnkit.data.limits.check_allocation`), so a
+single id of 10^12 is refused naming its line instead of asking for a terabyte.
 """
 from __future__ import annotations
 
@@ -30,7 +34,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.limits import check_allocation, memory_limit
 from ..errors import GnnkitError
+
+# Bytes of state a temporal model keeps per node (TGN: a 100-float32 memory, its last-update time,
+# a neighbour ring of 10 ids and times): the figure the size check multiplies the node count by.
+BYTES_PER_NODE = 256
 
 MASK_FIELDS = ("train_mask", "val_mask", "test_mask", "new_val_mask", "new_test_mask", "masked_nodes")
 
@@ -104,6 +113,12 @@ def make_stream(src, dst, t, msg=None, *, num_nodes: Optional[int] = None, label
     if e and num_nodes is None:
         num_nodes = int(torch.maximum(src.max(), dst.max())) + 1
     num_nodes = int(num_nodes or 0)
+    if num_nodes < 0:
+        raise GnnkitError(f"{name}: num_nodes must be >= 0, got {num_nodes}")
+    if float(num_nodes) * BYTES_PER_NODE > memory_limit():  # name the line holding the largest id
+        at = where(int(torch.argmax(torch.maximum(src, dst)))) if e else name
+        check_allocation(float(num_nodes) * BYTES_PER_NODE,
+                         f"{at}: node id {num_nodes - 1} (per-node state for {num_nodes} nodes)")
     _first_bad((src >= num_nodes) | (dst >= num_nodes), where, f"node id out of range [0, {num_nodes})")
     if label is not None:
         label = torch.as_tensor(label).view(-1)
@@ -131,9 +146,12 @@ def make_stream(src, dst, t, msg=None, *, num_nodes: Optional[int] = None, label
 
 def _ids(a, field: str, where) -> Tensor:
     a = torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a).view(-1)
+    if a.dtype == torch.bool or a.is_complex():
+        raise GnnkitError(f"{field} ids must be integers, got dtype {a.dtype}")
     if a.is_floating_point():
         bad = ~torch.isfinite(a) | (a != torch.floor(a))
         _first_bad(bad, where, f"{field} id is not an integer")
+        _first_bad(a.abs() > 2.0 ** 53, where, f"{field} id is too large to be a node id")
     a64 = a.to(torch.int64)
     _first_bad(a64 < 0, where, f"{field} id is negative (node id out of range)")
     return a64
