@@ -137,10 +137,9 @@ class ClusterSampler(Sampler):
         """``crow`` ``[n + 1]``, ``col`` ``[nnz]``: in-edges of every position, in position ids."""
         edge_index = graph.edge_index()
         device = edge_index.device
-        pos_of = torch.full((graph.num_nodes,), -1, dtype=torch.int64, device=device)
-        pos_of[self.nodes] = torch.arange(n, device=device)
-        dst, src = pos_of[edge_index[1]], pos_of[edge_index[0]]
-        del pos_of
+        self.pos_of = torch.full((graph.num_nodes,), -1, dtype=torch.int64, device=device)  # position of every id
+        self.pos_of[self.nodes] = torch.arange(n, device=device)
+        dst, src = self.pos_of[edge_index[1]], self.pos_of[edge_index[0]]
         if self.partition_scope == "train":
             keep = (dst >= 0) & (src >= 0)
             dst, src = dst[keep], src[keep]
@@ -199,6 +198,21 @@ class ClusterSampler(Sampler):
         masks = {"train_mask": train, "val_mask": get("val_mask", n_id), "test_mask": get("test_mask", n_id)}
         return Batch(x=get("x", n_id), y=get("y", n_id), adj=adj, n_id=n_id, loss_index=train.nonzero().view(-1),
                      num_nodes=nb, extra=masks)
+
+    def sample_from_nodes(self, seeds: Tensor) -> Batch:
+        """The batch of the clusters that hold ``seeds`` ``[B]`` (every edge among them), with the
+        loss on the seeds' rows only."""
+        pos = self.pos_of[seeds.to(self.ptr.device)]
+        if bool((pos < 0).any()):
+            raise GnnkitError("cluster: some seeds were not partitioned (partition_scope='train' holds the "
+                              "training nodes only)")
+        c = self.cluster_of[pos]
+        clusters = torch.unique(c)
+        batch = self.batch(clusters)
+        sizes = self.ptr[clusters + 1] - self.ptr[clusters]
+        offset = torch.cumsum(sizes, 0) - sizes  # where each chosen cluster starts in the batch
+        batch.loss_index = offset[torch.searchsorted(clusters, c)] + pos - self.ptr[c]
+        return batch
 
     # -- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -51,8 +51,7 @@ from gnnkit.sparse.blocks import exact_blocks, row_block
 
 from .base import Sampler
 from .batch import Batch
-from .loader import seed_nodes, shard
-from .neighbor import legacy_generator
+from .loader import epoch_generator, seed_nodes, shard
 
 FLOOR = 1e-6
 STALE_DRIFT = 0.1  # K · lr above which a warning is logged: 0.1 (K 10, Cora) held, 0.2 (K 20, csbm) drifted
@@ -199,7 +198,7 @@ class MVSSampler(Sampler):
                      extra={"cand_pos": pos, "refresh": False})
 
     def __iter__(self):
-        gen = legacy_generator(self.ctx.seed, self.epoch, self.train.device)
+        gen = epoch_generator(self.ctx.seed, self.epoch, self.train.device)
         for t in range(len(self)):
             yield self.refresh_candidates(gen) if t % self.K == 0 else self.sample(gen)
 

@@ -51,16 +51,9 @@ from gnnkit.sparse.subgraph import relabel
 
 from .base import Sampler
 from .batch import Batch
-from .loader import SeedLoader, seed_nodes
+from .loader import SeedLoader, epoch_generator, seed_nodes
 
 NORMS = ("gcn", "mean", "sum")
-_LEGACY_MULT, _LEGACY_EPOCH, _LEGACY_ADD = 1_000_003, 7919, 12345
-
-
-def legacy_generator(seed: int, epoch: int, device) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed((int(seed) * _LEGACY_MULT + int(epoch) * _LEGACY_EPOCH + _LEGACY_ADD) % (2**63 - 1))
-    return gen
 
 
 def sample_block(graph, targets: Tensor, k: int, norm: str, gen: Optional[torch.Generator],
@@ -144,7 +137,7 @@ class NeighborSampler(Sampler):
 
     def generator(self, epoch: int) -> torch.Generator:
         """The generator of epoch ``epoch``'s shuffles and neighbor draws."""
-        return legacy_generator(self.ctx.seed, epoch, self.train.device)
+        return epoch_generator(self.ctx.seed, epoch, self.train.device)
 
     def sample_from_nodes(self, seeds: Tensor, gen: Optional[torch.Generator] = None) -> Batch:
         """The sampled ``L``-hop neighborhood of ``seeds`` ``[B]`` (draws from ``gen``, default

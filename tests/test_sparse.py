@@ -240,3 +240,39 @@ def test_cuda_gradcheck_and_device_mismatch():
     assert torch.autograd.gradcheck(lambda t: spmm(adj, t), (x,))
     with pytest.raises(SparseInputError, match="adj.to"):
         adj @ torch.ones(N, 3, dtype=D)
+
+
+def test_concat_ranges_and_floyd_offsets():
+    from gnnkit.sparse.segments import concat_ranges, floyd_offsets
+
+    assert concat_ranges(torch.tensor([5, 0, 9]), torch.tensor([2, 0, 3])).tolist() == [5, 6, 9, 10, 11]
+    assert concat_ranges(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long)).numel() == 0
+    off = floyd_offsets(torch.tensor([3, 10, 4]), 3, torch.Generator().manual_seed(0))
+    assert off.shape == (3, 3) and all(len(set(r.tolist())) == 3 for r in off)
+    assert sorted(off[0].tolist()) == [0, 1, 2] and (off[1] < 10).all() and (off[2] < 4).all()
+
+
+def test_induced_edges_keep_edge_order_and_number_by_position():
+    from gnnkit.sparse.subgraph import induced_edges, relabel
+
+    ei = torch.tensor([[0, 3, 1, 2, 3, 4], [1, 2, 0, 1, 1, 0]])
+    assert induced_edges(ei, torch.tensor([3, 1, 2]), 5).tolist() == [[0, 2, 0], [2, 1, 1]]  # any node order
+    lid = torch.full((6,), -1)
+    local, new = relabel(lid, torch.tensor([4, 1]), torch.tensor([1, 5, 0, 4, 5]))
+    assert new.tolist() == [0, 5] and local.tolist() == [1, 3, 2, 0, 3] and (lid == -1).all()
+
+
+def test_exact_blocks_are_the_full_rows_hop_by_hop():
+    from gnnkit.sparse.blocks import exact_blocks
+
+    adj = Adjacency.from_edge_index(EDGES, N, norm="gcn")
+    dense = adj.to_dense()
+    lid = torch.full((N,), -1)
+    n_id, blocks = exact_blocks(adj, torch.tensor([2]), 2, lid)
+    assert len(blocks) == 2 and n_id[0] == 2 and n_id.unique().numel() == n_id.numel()
+    for block in blocks:  # layer order: the last block's rows are the seeds
+        rows, cols = n_id[:block.num_rows], n_id[:block.num_cols]
+        assert torch.equal(block.to_dense(), dense[rows][:, cols])
+        crow = adj.csr.crow_indices()
+        assert int((crow[rows + 1] - crow[rows]).sum()) == block.nnz  # every stored entry of those rows
+    assert blocks[-1].num_rows == 1
