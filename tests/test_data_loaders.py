@@ -1,4 +1,7 @@
 """Planetoid, npz (both layouts) and networkx sources through gnnkit.data.load."""
+import os
+import pickle
+import shutil
 import warnings
 
 import networkx as nx
@@ -125,3 +128,176 @@ def test_default_root(monkeypatch, tmp_path):
     assert default_root() == tmp_path
     monkeypatch.delenv("GNNKIT_DATA")
     assert default_root().name == "data"
+
+
+# -- issue 19: no data file runs code ------------------------------------------------------------------
+class Payload:
+    """Unpickling this runs ``touch <marker>`` (through os.system, or subprocess.Popen: a class, which
+    PyG's loader would have retried with weights_only=False)."""
+
+    def __init__(self, marker, popen=False):
+        self.marker, self.popen = str(marker), popen
+
+    def __reduce__(self):
+        import subprocess
+
+        if self.popen:
+            return subprocess.Popen, (["touch", self.marker],)
+        return os.system, (f"touch {self.marker}",)
+
+
+def _object_array(value, shape=(1,)):
+    box = np.empty(shape, dtype=object)
+    box[()] = value if shape == () else None
+    if shape != ():
+        box[0] = value
+    return box
+
+
+def _tiny_arrays():
+    adj = sp.csr_matrix((np.ones(4), ([0, 1, 2, 3], [1, 2, 3, 0])), shape=(4, 4))
+    return {"adj_data": adj.data, "adj_indices": adj.indices, "adj_indptr": adj.indptr,
+            "adj_shape": np.array(adj.shape), "attr_matrix": np.eye(4, dtype=np.float32),
+            "labels": np.array([0, 1, 0, 1])}
+
+
+@pytest.mark.parametrize("key, shape", [("class_names", (1,)), ("labels", (4,)), ("node_names", (1,)),
+                                        ("adj_matrix", ())])
+def test_npz_object_array_payload_never_runs(tmp_path, key, shape):
+    marker = tmp_path / "MARKER"
+    arrays = _tiny_arrays()
+    if key == "adj_matrix":
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("adj_")}
+    arrays[key] = _object_array(Payload(marker), shape)
+    path = tmp_path / "payload.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(GnnkitError, match=r"payload\.npz: member .*: cannot read the pickle safely "
+                                          r"\(refused global posix\.system"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_npz_object_members_with_plain_data_still_load(tmp_path):
+    arrays = _tiny_arrays()
+    arrays["class_names"] = np.array(["a", "b"], dtype=object)  # pickled, but only str
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("adj_")}
+    arrays["adj_matrix"] = _object_array(sp.csr_matrix(np.eye(4, k=1) + np.eye(4, k=-1)), ())
+    np.savez(tmp_path / "old.npz", **arrays)
+    data = load(tmp_path / "old.npz")
+    assert data.num_classes == 2 and data.edge_index.size(1) == 6
+
+
+@pytest.mark.parametrize("part, popen", [("x", False), ("graph", False), ("ally", True)])
+def test_planetoid_raw_payload_never_runs(cora_root, part, popen):
+    marker = cora_root / "MARKER"
+    with open(cora_root / "Cora" / "raw" / f"ind.cora.{part}", "wb") as f:
+        pickle.dump(Payload(marker, popen), f, protocol=2)
+    with pytest.raises(GnnkitError, match=rf"ind\.cora\.{part}: cannot read the pickle safely \(refused global "):
+        load("Cora", root=cora_root)
+    assert not marker.exists()
+
+
+def test_processed_cache_payload_never_runs(cora_root, tmp_path):
+    marker = tmp_path / "MARKER"
+    processed = cora_root / "Cora" / "processed"
+    processed.mkdir()
+    torch.save(Payload(marker, popen=True), processed / "data.pt")
+    assert load("Cora", root=cora_root).num_nodes == 2708  # raw files present: the cache is not read
+    shutil.rmtree(cora_root / "Cora" / "raw")
+    with pytest.raises(GnnkitError, match=r"processed/data\.pt: refused, it does not load with weights_only=True "
+                                          r"\(Unsupported global"):
+        load("Cora", root=cora_root)
+    assert not marker.exists()
+
+
+def test_planetoid_reader_matches_pyg_and_writes_nothing(cora_root, tmp_path):
+    from torch_geometric.datasets import Planetoid
+
+    before = sorted(p.name for p in (cora_root / "Cora").rglob("*"))
+    data = load("Cora", root=cora_root)
+    assert sorted(p.name for p in (cora_root / "Cora").rglob("*")) == before  # no processed/ written
+    pyg_root = tmp_path / "pyg"
+    shutil.copytree(cora_root, pyg_root)
+    ref = Planetoid(str(pyg_root), "Cora")[0]  # PyG's own reader on the trusted shared files
+    for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(data[key], ref[key]), key
+    shutil.rmtree(pyg_root / "Cora" / "raw")  # PyG's cache alone, read with weights_only=True
+    cached = load("Cora", root=pyg_root)
+    assert torch.equal(cached.edge_index, data.edge_index) and torch.equal(cached.x, data.x)
+    full = load("Cora", root=cora_root, split="full")
+    assert int(full.train_mask.sum()) == 2708 - 1500
+
+
+@pytest.mark.parametrize("part, content, message", [
+    ("x", "swap:tx", r"the parts do not fit together"),
+    ("graph", {0: [1, 99999]}, r"ind\.cora\.graph: neighbour ids must be integers in \[0, 2708\)"),
+    ("graph", [1, 2], r"ind\.cora\.graph: expected a dict of neighbour lists, got list"),
+    ("y", np.zeros((140, 7, 2)), r"ind\.cora\.y: expected a sparse matrix or a 2-d numeric array"),
+    ("test.index", "text:1\nabc\n", r"ind\.cora\.test\.index: expected one integer node id per line"),
+    ("x", "truncate", r"ind\.cora\.x: cannot read the pickle safely"),
+])
+def test_malformed_planetoid_files_named(cora_root, part, content, message):
+    raw = cora_root / "Cora" / "raw"
+    target = raw / f"ind.cora.{part}"
+    if isinstance(content, str) and content.startswith("swap:"):
+        other = raw / f"ind.cora.{content[5:]}"
+        a, b = target.read_bytes(), other.read_bytes()
+        target.write_bytes(b)
+        other.write_bytes(a)
+    elif isinstance(content, str) and content.startswith("text:"):
+        target.write_text(content[5:])
+    elif isinstance(content, str) and content == "truncate":
+        target.write_bytes(target.read_bytes()[:1000])
+    else:
+        with open(target, "wb") as f:
+            pickle.dump(content, f, protocol=2)
+    with pytest.raises(GnnkitError, match=message):
+        load("Cora", root=cora_root)
+
+
+# -- issue 19: validation before scipy and torch see the arrays ------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"adj_indptr": np.array([0, 3, 1, 4, 4])}, r"adj matrix: indptr decreases at row 1"),
+    ({"adj_indptr": np.array([0, 1, 2, 3, 9])}, r"adj matrix: indptr must run from 0 to nnz=4"),
+    ({"adj_indices": np.array([1, 2, 3, 7])}, r"adj matrix: column index 7 at entry 3 is outside \[0, 4\)"),
+    ({"adj_indices": np.array([1.0, 2.0, 3.0, 0.0])}, r"adj matrix indices must be a 1-d integer array, got float64"),
+    ({"adj_shape": np.array([4, 4, 4])}, r"adj matrix: shape must be two non-negative integers"),
+    ({"labels": np.array([0.7, 1.2, 0.3, 1.9])}, r"labels must be whole class ids, got 0\.7 at node 0 "
+                                                  r"\(floats are refused, not truncated\)"),
+    ({"labels": np.array([0, 1, 0, 10 ** 9])}, r"labels: class id 1000000000 at node 3 is outside \[-1, num_nodes=4\)"),
+    ({"labels": np.array([0, 1, -5, 1])}, r"labels: class id -5 at node 2 is outside"),
+    ({"attr_matrix": np.ones((4, 2, 2))}, r"attr_matrix must be a 2-d numeric \[num_nodes, num_features\] array, "
+                                          r"got float64 of shape \(4, 2, 2\)"),
+    ({"attr_matrix": np.ones((3, 2))}, r"the feature matrix has 3 rows but the graph has 4 nodes"),
+])
+def test_malformed_npz_refused_before_libraries_see_it(tmp_path, change, message):
+    np.savez(tmp_path / "bad.npz", **{**_tiny_arrays(), **change})
+    with pytest.raises(GnnkitError, match=message):
+        load(tmp_path / "bad.npz")
+
+
+def test_integral_float_labels_are_kept(tmp_path):
+    np.savez(tmp_path / "g.npz", **{**_tiny_arrays(), "labels": np.array([0.0, 1.0, 0.0, -1.0])})
+    data = load(tmp_path / "g.npz")
+    assert data.y.tolist() == [0, 1, 0, -1] and data.y.dtype == torch.long
+
+
+def test_npz_member_larger_than_memory_refused_before_reading(tmp_path, monkeypatch):
+    np.savez(tmp_path / "g.npz", **_tiny_arrays())
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "64")
+    with pytest.raises(GnnkitError, match=r"member .*\.npy needs \d+ B, more than this machine's 64 B of memory"):
+        load(tmp_path / "g.npz")
+
+
+def test_npz_header_announcing_more_than_the_member_holds(tmp_path):
+    import zipfile
+
+    np.savez(tmp_path / "g.npz", **_tiny_arrays())
+    with zipfile.ZipFile(tmp_path / "g.npz") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["labels.npy"] = members["labels.npy"].replace(b"(4,)", b"(9999999999,)".ljust(4))
+    with zipfile.ZipFile(tmp_path / "h.npz", "w") as zf:
+        for name, raw in members.items():
+            zf.writestr(name, raw)
+    with pytest.raises(GnnkitError, match=r"member labels\.npy: (member is truncated|bad npy header)"):
+        load(tmp_path / "h.npz")

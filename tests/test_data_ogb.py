@@ -87,3 +87,49 @@ def test_outdated_folder_never_prompts(tmp_path, never_prompt):
 def test_unsupported_ogb_dataset(tmp_path):
     with pytest.raises(GnnkitError, match="ogbn-mag is not supported"):
         load("ogbn-mag", root=tmp_path)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import subprocess
+
+        return subprocess.Popen, (["touch", self.marker],)
+
+
+def test_processed_payload_refused_never_run(tmp_path, never_prompt):
+    folder = mini_arxiv(tmp_path)
+    load("ogbn-arxiv", root=tmp_path)  # writes processed/
+    marker = tmp_path / "MARKER"
+    torch.save(_Payload(marker), folder / "processed" / "geometric_data_processed.pt")
+    with pytest.raises(GnnkitError, match=r"ogbn-arxiv: cannot read the files under .*ogbn_arxiv \(Unsupported global"):
+        load("ogbn-arxiv", root=tmp_path)
+    assert not marker.exists()
+
+
+def test_forced_weights_only_even_when_the_environment_turns_it_off(tmp_path, never_prompt, monkeypatch):
+    folder = mini_arxiv(tmp_path)
+    load("ogbn-arxiv", root=tmp_path)
+    marker = tmp_path / "MARKER"
+    torch.save(_Payload(marker), folder / "processed" / "geometric_data_processed.pt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # what ogb's bare torch.load would obey
+    with pytest.raises(GnnkitError, match="Unsupported global"):
+        load("ogbn-arxiv", root=tmp_path)
+    assert not marker.exists()
+
+
+def test_split_dict_of_numpy_arrays_loads_and_payload_is_refused(tmp_path, never_prompt):
+    folder = mini_arxiv(tmp_path)
+    for part in ("train", "valid", "test"):
+        (folder / f"split/time/{part}.csv.gz").unlink()
+    split = {"train": np.arange(0, 6), "valid": np.arange(6, 9), "test": np.arange(9, 12)}
+    torch.save(split, folder / "split/time/split_dict.pt")  # numpy arrays: numpy.core.multiarray._reconstruct
+    data = load("ogbn-arxiv", root=tmp_path)
+    assert data.val_mask.nonzero().view(-1).tolist() == [6, 7, 8]
+    marker = tmp_path / "MARKER"
+    torch.save({"train": _Payload(marker)}, folder / "split/time/split_dict.pt")
+    with pytest.raises(GnnkitError, match="Unsupported global"):
+        load("ogbn-arxiv", root=tmp_path)
+    assert not marker.exists()

@@ -6,7 +6,8 @@ command. Data formats that carry pickles (Planetoid's raw files, numpy's object 
 ``.npz``, ``torch.save`` caches) are therefore read here only:
 
 - :class:`SafeUnpickler` admits the globals of plain data and nothing else: Python's containers and
-  scalars (``list``, ``dict``, ``tuple``, ``set``, ``int``, ``float``, ``str``, ``bytes``...),
+  scalars (``list``, ``dict``, ``tuple``, ``set``, ``int``, ``float``, ``str``, ``bytes``...,
+  and ``_codecs.encode`` with a text encoding, which protocol 2 uses for bytes),
   ``collections.defaultdict``/``OrderedDict``, numpy arrays, dtypes and scalars, and scipy's CSR,
   CSC and COO matrices (under the module names Python 2 and older numpy/scipy pickled them with).
   Any other global refuses the whole file with a :class:`~gnnkit.errors.GnnkitError`.
@@ -38,6 +39,7 @@ def _allowed() -> Dict[Tuple[str, str], Any]:
             table[mod, name] = getattr(builtins, {"long": "int", "unicode": "str"}.get(name, name))
     for mod in ("copy_reg", "copyreg"):
         table[mod, "_reconstructor"] = _reconstructor
+    table["_codecs", "encode"] = _encode
     table["collections", "defaultdict"] = collections.defaultdict
     table["collections", "OrderedDict"] = collections.OrderedDict
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
@@ -62,6 +64,14 @@ def _reconstructor(cls, base, state):
     if not isinstance(cls, type) or not isinstance(base, type):
         raise pickle.UnpicklingError("copyreg._reconstructor called with a non-class")
     return copyreg._reconstructor(cls, base, state)  # noqa: SLF001 - the stdlib helper itself
+
+
+def _encode(text, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` (how protocol-2 pickles written by Python 3 store bytes), text codecs only."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") not in (
+            "latin1", "utf8", "ascii", "iso88591"):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+    return text.encode(encoding, errors)
 
 
 class SafeUnpickler(pickle.Unpickler):
