@@ -32,9 +32,9 @@ class GINConv(nn.Module):
         super().__init__()
         self.mlp = mlp
         if train_eps:
-            self.eps = nn.Parameter(torch.tensor(float(eps)))
+            self.eps = nn.Parameter(torch.tensor([float(eps)]))
         else:
-            self.register_buffer("eps", torch.tensor(float(eps)))
+            self.register_buffer("eps", torch.tensor([float(eps)]))
 
     def forward(self, h: Tensor, adj) -> Tensor:
         return self.mlp((1 + self.eps) * h + adj @ h)

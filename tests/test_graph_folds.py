@@ -46,3 +46,25 @@ def test_bad_fold_counts():
         stratified_kfold(Y, 1)
     with pytest.raises(GnnkitError, match="one class per graph"):
         stratified_kfold(torch.zeros(10, 3), 2)
+
+
+def test_gin_protocol_picks_the_best_mean_epoch():
+    from gnnkit.graphs.protocol import summarize_folds
+
+    test = torch.tensor([[0.5, 0.9, 0.6], [0.7, 0.6, 0.8]])  # mean curve 0.6, 0.75, 0.7 -> epoch 1
+    out = summarize_folds(test, protocol="gin")
+    assert out["epochs"] == [1, 1] and out["per_fold"] == pytest.approx([0.9, 0.6])
+    assert out["mean"] == pytest.approx(0.75) and out["std"] == pytest.approx(0.15)
+
+
+def test_errica_protocol_selects_on_validation_only():
+    from gnnkit.graphs.protocol import summarize_folds
+
+    test = torch.tensor([[0.5, 0.9, 0.6], [0.7, 0.6, 0.8]])
+    val = torch.tensor([[0.8, 0.1, 0.8], [0.1, 0.2, 0.3]])  # fold 0: first max at epoch 0
+    out = summarize_folds(test, val, "errica")
+    assert out["epochs"] == [0, 2] and out["mean"] == pytest.approx(0.65)
+    with pytest.raises(GnnkitError, match="inner validation"):
+        summarize_folds(test)
+    with pytest.raises(GnnkitError, match="unknown protocol"):
+        summarize_folds(test, protocol="best")
