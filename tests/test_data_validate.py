@@ -9,6 +9,7 @@ import torch
 from torch_geometric.data import Data
 
 from gnnkit.data import GraphValidationError, GraphWarning, load, validate
+from gnnkit.errors import GnnkitError
 
 
 def graph(**changes) -> Data:
@@ -83,3 +84,87 @@ def test_duplicates_found_in_unsorted_edges_keep_first_copy():
     from gnnkit.data.validate import duplicate_mask
 
     assert duplicate_mask(ei, 3).tolist() == [False, False, True, False, True]
+
+
+# -- issue 27: a PyG Data as a first-class input -----------------------------------------------------------
+def test_load_accepts_a_pyg_data_and_converts():
+    g = Data(x=torch.randint(0, 3, (6, 2)), edge_index=torch.tensor([[0, 1], [1, 2]], dtype=torch.int32),
+             y=torch.tensor([0, 1, 2, 0, 1, 2]))
+    d = load(g)
+    assert d.x.dtype == torch.float32 and d.edge_index.dtype == torch.long and d.num_classes == 3
+    assert g.x.dtype == torch.long and g.get("train_mask") is None  # the user's object is not changed
+    assert [int(d[k].sum()) for k in ("train_mask", "val_mask", "test_mask")] == [4, 1, 1]
+    assert d.split_info.startswith("random 0.6/0.2/rest of the 6 labeled nodes")
+
+
+def test_karate_club_gets_the_missing_masks():
+    from torch_geometric.datasets import KarateClub
+
+    d = load(KarateClub()[0])
+    assert d.num_classes == 4 and int(d.train_mask.sum()) == 4
+    assert int(d.val_mask.sum()) == 15 and int(d.test_mask.sum()) == 15
+    assert not bool((d.train_mask & (d.val_mask | d.test_mask)).any())
+    assert "val_mask and test_mask drawn from the other 30 labeled nodes" in d.split_info
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"val_mask": "all", "train_mask": "all"}, r"train_mask and val_mask overlap in 6 nodes"),
+    ({"train_mask": "none"}, r"train_mask selects no node"),
+    ({"y": torch.tensor([0.5, 1, 2, 0, 1, 2])}, r"y must be whole class ids, got 0\.5 at node 0"),
+    ({"y": torch.tensor([0, 1, 2, 0, 1, 10 ** 9])}, r"y: class id 1000000000 at node 5 is outside \[-1, num_nodes=6\)"),
+    ({"train_mask": torch.tensor([0, 2, 0, 0, 0, 0])}, r"train_mask must be a bool mask \(or 0/1\)"),
+])
+def test_bad_pyg_data_refused(change, message):
+    fill = {"all": torch.ones(6, dtype=torch.bool), "none": torch.zeros(6, dtype=torch.bool)}
+    g = Data(x=torch.randn(6, 2), edge_index=torch.tensor([[0, 1], [1, 2]]), y=torch.tensor([0, 1, 2, 0, 1, 2]))
+    for key, value in change.items():
+        g[key] = fill[value] if isinstance(value, str) else value
+    with pytest.raises(GraphValidationError, match=message):
+        load(g)
+
+
+# -- issue 19: info on any valid graph, fingerprint, size check ---------------------------------------------
+def test_info_describes_a_four_node_graph():
+    from gnnkit.data.info import describe
+
+    info = describe(load(Data(x=torch.eye(4), edge_index=torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]),
+                              y=torch.tensor([0, 1, 0, 1]))))
+    assert info["nodes"] == 4 and info["classes"] == 2 and info["split"] == {"train": 2, "val": 1, "test": 1}
+
+
+def test_fingerprint_follows_content_not_name():
+    from gnnkit.data import fingerprint
+
+    a = load("csbm:num_nodes=300,num_features=4,seed=1")
+    b = load("csbm:num_nodes=300,num_features=4,seed=1")
+    b.name = "renamed"
+    assert fingerprint(a) == fingerprint(b) and len(fingerprint(a)) == 32
+    b.y = b.y.clone()
+    b.y[7] = (b.y[7] + 1) % 10
+    assert fingerprint(a) != fingerprint(b)  # small tensors are hashed whole
+    c = load("csbm:num_nodes=300,num_features=4,seed=2")
+    assert fingerprint(a) != fingerprint(c)
+
+
+def test_hash_tensors_exact_and_sampled():
+    from gnnkit.data import hash_tensors
+
+    t = torch.arange(1000)
+    u = t.clone()
+    u[1] = -1
+    assert hash_tensors(t) != hash_tensors(u)  # exact: every element
+    assert hash_tensors(t, sample=100) == hash_tensors(u, sample=100)  # element 1 is not sampled
+    assert hash_tensors(t, sample=100) != hash_tensors(t[:-1], sample=100)  # the shape always counts
+
+
+def test_check_allocation_names_the_figure(monkeypatch):
+    from gnnkit.data import check_allocation
+
+    check_allocation(1024, "small")
+    with pytest.raises(GnnkitError, match=r"node features \[1e12 x 100\] needs 363\.8 TiB, more than this machine's"):
+        check_allocation(4e14, "node features [1e12 x 100]")
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "2G")
+    with pytest.raises(GnnkitError, match=r"x needs 3\.0 GiB, more than this machine's 2\.0 GiB"):
+        check_allocation(3 << 30, "x")
+    with pytest.raises(GnnkitError, match="needs an unbounded amount"):
+        check_allocation(float("inf"), "y")

@@ -10,6 +10,8 @@
 ``"csbm"``, ``"csbm:k=v,..."``      generated (:mod:`gnnkit.data.csbm`), csbm's options
 a path ending in ``.npz``           :mod:`gnnkit.data.npz`, ``undirected`` and split options
 a ``networkx`` graph                :mod:`gnnkit.data.nx_graph`, ``x_key``/``y_key``, split options
+a PyG ``Data``                      :mod:`gnnkit.data.pyg` (converted and checked), split options
+a store folder                      :mod:`gnnkit.stores.ondisk` (``gnnkit-store.json`` inside)
 ==================================  ==========================================================
 
 Every result is validated (:func:`gnnkit.data.validate`); ``normalize=True`` also removes
@@ -30,6 +32,7 @@ from gnnkit.errors import GnnkitError, GraphValidationError
 from . import csbm as csbm_mod
 from . import npz, ogb, planetoid
 from .nx_graph import load_networkx
+from .pyg import from_pyg
 from .validate import validate
 
 
@@ -76,15 +79,29 @@ def _call(fn: Callable, source: str, *args, **options) -> Data:
         raise GraphValidationError(f"bad option for {source}: {exc}") from None
 
 
+def _store(text: str) -> Optional[Data]:
+    """An on-disk store folder (``gnnkit-store.json``) as a Data, or None when ``text`` is not one."""
+    try:
+        from gnnkit.stores.ondisk import is_store, to_data
+    except ImportError:  # the on-disk backend is optional
+        return None
+    return to_data(text) if os.path.isdir(text) and is_store(text) else None
+
+
 def _dispatch(name_or_path: Any, root: Optional[Path], options: dict) -> Data:
     import networkx as nx
 
+    if isinstance(name_or_path, Data):
+        return _call(from_pyg, "a PyG Data", name_or_path, **options)
     if isinstance(name_or_path, (nx.Graph, nx.DiGraph)):
         return _call(load_networkx, "a networkx graph", name_or_path, **options)
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise GraphValidationError(f"expected a dataset name, a .npz path or a networkx graph, "
-                                   f"got {type(name_or_path).__name__}")
+        raise GraphValidationError(f"expected a dataset name, a .npz path, a store folder, a PyG Data or a "
+                                   f"networkx graph, got {type(name_or_path).__name__}")
     text = os.fspath(name_or_path)
+    stored = _store(text)
+    if stored is not None:
+        return stored
     if text.endswith(".npz") or Path(text).is_file():
         if not text.endswith(".npz"):
             raise GraphValidationError(f"{text}: unsupported file type; gnnkit reads .npz graphs")
