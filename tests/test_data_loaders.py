@@ -86,7 +86,7 @@ def test_small_graph_gets_a_default_split_that_fits(tmp_path):
         warnings.simplefilter("ignore", GraphWarning)
         data = load(path)
     assert [int(data[k].sum()) for k in ("train_mask", "val_mask", "test_mask")] == [3, 1, 1]
-    assert data.split_info.startswith("random 0.6/0.2/rest of the 5 labeled nodes (default")
+    assert data.split_info.startswith("random 0.6/0.2/rest of the 5 labeled nodes; the default")
 
 
 def test_npz_without_adjacency(tmp_path):

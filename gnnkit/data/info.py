@@ -46,6 +46,7 @@ def describe(data: Data) -> Dict[str, Any]:
         "labeled": int((y >= 0).sum()) if isinstance(y, Tensor) else 0,
         "split": {k.replace("_mask", ""): int(getattr(data, k).sum()) for k in MASKS
                   if getattr(data, k, None) is not None},
+        "split_info": getattr(data, "split_info", None),
         "degree": {"min": int(deg.min()) if n else 0, "mean": float(ei.size(1)) / max(n, 1),
                    "max": int(deg.max()) if n else 0},
         "isolated": int(n - touched.sum()),
@@ -76,7 +77,8 @@ def format_info(info: Dict[str, Any]) -> str:
         ("features", f"{info['features']}"),
         ("classes", f"{info['classes']}"),
         ("labeled nodes", f"{info['labeled']}"),
-        ("split (train/val/test)", "/".join(str(split.get(k, 0)) for k in ("train", "val", "test"))),
+        ("split (train/val/test)", "/".join(str(split.get(k, 0)) for k in ("train", "val", "test"))
+         + (f" ({info['split_info']})" if info.get("split_info") else "")),
         ("degree (min/mean/max)", f"{deg['min']}/{deg['mean']:.2f}/{deg['max']}"),
         ("isolated nodes", f"{info['isolated']}"),
         ("self-loops", f"{info['self_loops']}"),

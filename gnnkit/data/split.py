@@ -92,7 +92,7 @@ def describe_split(split: str, y: Tensor, num_classes: int, **options) -> str:
         split = "planetoid" if fits else "random"
         if not fits:
             return (f"random {options.get('train_frac', 0.6):g}/{options.get('val_frac', 0.2):g}/rest of the "
-                    f"{int((y >= 0).sum())} labeled nodes (default: too few for a planetoid split)")
+                    f"{int((y >= 0).sum())} labeled nodes; the default, too few for a planetoid split")
     if split == "planetoid":
         return (f"planetoid: {options.get('per_class', 20)} per class / {options.get('num_val', 500)} / "
                 f"{options.get('num_test', 1000)}")
