@@ -113,3 +113,15 @@ def test_mol_gin_learns_the_mini_set_and_evaluator_scores_it(tmp_path, virtual_n
     figures = score(logits[train_ids], b.y[train_ids], "binary", evaluator_name="ogbg-molhiv")
     assert figures["rocauc"] == pytest.approx(figures["roc_auc"])
     assert figures["rocauc"] > 0.9  # the label is a function of the atom types: learnable
+
+
+def test_out_of_range_atom_category_refused(tmp_path):
+    write_mini_ogbg(tmp_path)
+    import pandas as pd
+
+    path = tmp_path / "ogbg_molhiv" / "raw" / "node-feat.csv.gz"
+    feats = pd.read_csv(path, header=None).values
+    feats[3, 1] = 50  # chirality has 4 categories
+    _csv(path, feats)
+    with pytest.raises(GnnkitError, match="node-feat column 1 holds 50 at row 3"):
+        load_ogbg("ogbg-molhiv", tmp_path)

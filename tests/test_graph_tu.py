@@ -72,3 +72,12 @@ def test_gin_learns_mutag_above_chance(tu_root):
         acc = accuracy(model(b.x, b.adj, b.ptr), b.y)
     majority = float(torch.bincount(coll.y[test]).max()) / test.numel()  # chance: 0.66
     assert acc >= majority + 0.1, (acc, majority)
+
+
+def test_malformed_tu_files_refused(tu_root):
+    raw = tu_root / "MUTAG" / "raw"
+    lines = (raw / "MUTAG_graph_indicator.txt").read_text().splitlines()
+    (raw / "MUTAG_graph_indicator.txt").write_text("\n".join(lines[:-40] + ["x"]) + "\n")
+    with pytest.raises(GnnkitError, match="MUTAG: cannot read the TU files") as info:
+        load_tu("MUTAG", tu_root)
+    assert "\n" not in str(info.value)

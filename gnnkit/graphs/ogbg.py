@@ -30,7 +30,7 @@ import torch
 
 from gnnkit.data.ogb import _no_prompt, dataset_dir
 from gnnkit.data.safe_pickle import forcing_weights_only, register_safe_globals, torch_reason
-from gnnkit.errors import GnnkitError
+from gnnkit.errors import GnnkitError, GraphValidationError
 
 from .collection import GraphCollection
 
@@ -106,7 +106,35 @@ def load_ogbg(name: str, root) -> GraphCollection:
         "binary" if "classification" in meta["task type"] else "regression")
     num_classes = int(ds.num_classes) if task == "multiclass" else None
     split = {k: torch.as_tensor(v, dtype=torch.long) for k, v in split.items()}
-    return GraphCollection.from_collated(data, slices, task=task, num_classes=num_classes, name=name,
+    coll = GraphCollection.from_collated(data, slices, task=task, num_classes=num_classes, name=name,
                                          evaluator_name=name, meta={"split": split,
                                                                     "eval_metric": meta["eval metric"]})
+    _check_split(coll, split)
+    if meta["data type"] == "mol":
+        _check_categories(coll)
+    return coll
+
+
+def _check_split(coll: GraphCollection, split) -> None:
+    for part, ids in split.items():
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= coll.num_graphs):
+            raise GraphValidationError(f"{coll.name}: {part} split holds graph ids outside [0, {coll.num_graphs})")
+
+
+def _check_categories(coll: GraphCollection) -> None:
+    """Atom and bond features must be category ids that OGB's encoders embed (``0 <= v < dim``)."""
+    from ogb.utils.features import get_atom_feature_dims, get_bond_feature_dims
+
+    for what, t, dims in (("node-feat", coll.x, get_atom_feature_dims()),
+                          ("edge-feat", coll.edge_attr, get_bond_feature_dims())):
+        if t is None or t.shape[0] == 0:
+            continue
+        if t.is_floating_point() or t.shape[1] != len(dims):
+            raise GraphValidationError(f"{coll.name}: {what} must be {len(dims)} integer columns, got "
+                                       f"{t.shape[1]} {t.dtype}")
+        bad = (t < 0) | (t >= torch.tensor(dims))
+        if bool(bad.any()):
+            row, col = (int(v) for v in bad.nonzero()[0])
+            raise GraphValidationError(f"{coll.name}: {what} column {col} holds {int(t[row, col])} at row {row}, "
+                                       f"outside OGB's {dims[col]} categories")
 

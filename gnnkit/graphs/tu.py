@@ -48,7 +48,11 @@ def load_tu(name: str, root, *, use_node_attr: bool = False, degree: str = "auto
         raise GnnkitError(f"{Path(root) / name} is not writable: PyG writes processed/ there; pass a copy")
     from torch_geometric.datasets import TUDataset
 
-    with contextlib.redirect_stdout(sys.stderr):
-        ds = TUDataset(os.fspath(root), name, use_node_attr=use_node_attr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            ds = TUDataset(os.fspath(root), name, use_node_attr=use_node_attr)
+    except Exception as exc:  # noqa: BLE001 - whatever PyG raises on malformed files is the files' fault
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GnnkitError(f"{name}: cannot read the TU files under {Path(root) / name / 'raw'} ({reason})") from None
     coll = GraphCollection.from_collated(ds._data, ds.slices, task="multiclass", name=name)
     return add_degree_features(coll, degree, max_degree)
