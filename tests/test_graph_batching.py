@@ -70,11 +70,17 @@ def test_block_diagonal_batch_equals_each_graph_alone(make):
 
 
 @pytest.mark.parametrize("norm", ["sum", "gcn", "mean"])
-def test_batch_operator_and_transpose_are_the_graphs_blocks(norm):
+@pytest.mark.parametrize("sort_columns", [False, True])  # True: the CUDA layout (sorted, coalesced)
+def test_batch_operator_and_transpose_are_the_graphs_blocks(norm, sort_columns):
     graphs = random_graphs(seed=1)
     coll = GraphCollection.from_data_list(graphs)
     idx = torch.tensor([4, 1, 9, 3])
-    b = GraphBatcher(coll, norm)(idx)
+    b = GraphBatcher(coll, norm, sort_columns=sort_columns)(idx)
+    assert b.adj.sorted_columns == sort_columns
+    if sort_columns:  # torch's CSR invariant holds for the batch's operator and its transpose
+        for csr in (b.adj.csr, b.adj.csr_t):
+            torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(), csr.values(), csr.shape,
+                                    check_invariants=True)
     blocks = [Adjacency.from_edge_index(graphs[i].edge_index, graphs[i].num_nodes, norm=norm).to_dense()
               for i in idx.tolist()]
     expect = torch.block_diag(*blocks)

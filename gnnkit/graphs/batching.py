@@ -68,13 +68,16 @@ class GraphBatcher:
     ``norm``: the operator's normalization (``"sum"`` for GIN: ``A`` itself, no self-loops;
     ``"gcn"``; ``"mean"``). ``edges=True`` adds ``edge_index``/``edge_attr`` to every batch (for
     layers with edge features). ``device``: where the concatenation lives and batches are cut.
+    ``sort_columns``: the global operator's layout (default: sorted on CUDA, as cuSPARSE wants;
+    a batch keeps it, since shifting a block's columns by a constant keeps their order).
     """
 
-    def __init__(self, coll: GraphCollection, norm: str = "sum", *, edges: bool = False, device="cpu"):
+    def __init__(self, coll: GraphCollection, norm: str = "sum", *, edges: bool = False, device="cpu",
+                 sort_columns: Optional[bool] = None):
         self.coll, self.norm, self.edges = coll, norm, edges
         self.device = torch.device(device)
         n = coll.num_nodes
-        adj = Adjacency.from_edge_index(coll.edge_index.to(self.device), n, norm=norm)
+        adj = Adjacency.from_edge_index(coll.edge_index.to(self.device), n, norm=norm, sort_columns=sort_columns)
         self.sorted_columns = adj.sorted_columns
         self.crow, self.col, self.val = adj.csr.crow_indices().long(), adj.csr.col_indices(), adj.csr.values()
         t = adj.csr_t
