@@ -35,7 +35,7 @@ time (31 s with ``degree_exponent=2.5``) and 3.4 GiB peak on 2 cores (see BENCHM
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -231,14 +231,13 @@ class _Classes:
         return torch.minimum(node, hi - 1)
 
 
-def _edges(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> Tensor:
-    """Symmetric, deduplicated, loop-free ``edge_index`` int64 ``[2, E]`` sorted by ``(row, col)``."""
+def edge_pair_chunks(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> Iterator[Tuple[Tensor, Tensor]]:
+    """The ``M = round(N·avg_degree/2)`` undirected draws in chunks of ``_CHUNK``: ``(src, dst)``
+    int ``[k]`` each (node ids after ``perm``, self-loops dropped, duplicates not yet removed).
+    ``theta`` from ``_weights`` (None: uniform); consumes ``gen`` exactly as :func:`csbm` does."""
     n, m = num_nodes, int(round(num_nodes * avg_degree / 2))
     sampler = None if theta is None else _InverseCdf(torch.cumsum(theta, 0))
     classes = _Classes(n, num_classes, sampler)
-    keys = np.empty(2 * m, dtype=np.int64)
-    keys_t = torch.from_numpy(keys)  # shares memory: written in place, chunk by chunk
-    filled = 0
     for begin in range(0, m, _CHUNK):
         size = min(_CHUNK, m - begin)
         if sampler is None:
@@ -251,7 +250,16 @@ def _edges(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> T
         dst = classes.draw(b, sampler, gen)
         src, dst = perm[src], perm[dst]
         keep = src != dst
-        src, dst = src[keep], dst[keep]
+        yield src[keep], dst[keep]
+
+
+def _edges(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> Tensor:
+    """Symmetric, deduplicated, loop-free ``edge_index`` int64 ``[2, E]`` sorted by ``(row, col)``."""
+    n, m = num_nodes, int(round(num_nodes * avg_degree / 2))
+    keys = np.empty(2 * m, dtype=np.int64)
+    keys_t = torch.from_numpy(keys)  # shares memory: written in place, chunk by chunk
+    filled = 0
+    for src, dst in edge_pair_chunks(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen):
         k = src.numel()
         keys_t[filled:filled + k].copy_(src).mul_(n).add_(dst)
         keys_t[filled + k:filled + 2 * k].copy_(dst).mul_(n).add_(src)
@@ -270,19 +278,35 @@ def _edges(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> T
     return edge_index
 
 
-def _features(y: Tensor, num_classes: int, num_features: int, snr: float, gen) -> Tensor:
-    """``x = μ[y] + N(0, I)`` float32 ``[N, F]``, rows generated in chunks."""
+def class_means(num_classes: int, num_features: int, snr: float, gen) -> Tensor:
+    """``μ`` float32 ``[C, F]``: orthonormal rows scaled by ``snr`` when ``C <= F``, else random
+    unit directions scaled by ``snr`` (consumes ``gen`` as :func:`csbm` does)."""
     g = torch.randn(num_features, num_classes, generator=gen)
     if num_classes <= num_features:
         mu = torch.linalg.qr(g).Q.T  # orthonormal rows
     else:
         mu = (g / g.norm(dim=0, keepdim=True)).T
-    mu = (mu * snr).contiguous()
-    x = torch.empty(y.numel(), num_features)
-    for begin in range(0, y.numel(), _CHUNK // 4):
-        rows = x[begin:begin + _CHUNK // 4]
+    return (mu * snr).contiguous()
+
+
+def feature_chunks(y: Tensor, mu: Tensor, gen, out: Optional[Tensor] = None) -> Iterator[Tuple[int, Tensor]]:
+    """``(begin, rows)``: ``rows = μ[y[begin:begin+R]] + N(0, I)`` float32 ``[R, F]`` for chunks of
+    ``R = _CHUNK // 4`` rows, written into ``out[begin:begin+R]`` when ``out`` is given."""
+    step = _CHUNK // 4
+    for begin in range(0, y.numel(), step):
+        count = min(step, y.numel() - begin)
+        rows = out[begin:begin + count] if out is not None else torch.empty(count, mu.size(1))
         torch.randn(rows.shape, generator=gen, out=rows)
-        rows.add_(mu[y[begin:begin + rows.size(0)]])
+        rows.add_(mu[y[begin:begin + count]])
+        yield begin, rows
+
+
+def _features(y: Tensor, num_classes: int, num_features: int, snr: float, gen) -> Tensor:
+    """``x = μ[y] + N(0, I)`` float32 ``[N, F]``, rows generated in chunks."""
+    mu = class_means(num_classes, num_features, snr, gen)
+    x = torch.empty(y.numel(), num_features)
+    for _ in feature_chunks(y, mu, gen, out=x):
+        pass
     return x
 
 
