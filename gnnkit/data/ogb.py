@@ -33,15 +33,25 @@ from gnnkit.errors import GnnkitError
 from .safe_pickle import forcing_weights_only, register_safe_globals, torch_reason
 
 
-def _meta(name: str):
-    import ogb.nodeproppred
+# family -> (ogb subpackage, dataset class, label file stem, what the family's datasets are)
+FAMILIES = {"nodeproppred": ("PygNodePropPredDataset", "node-label", "node"),
+            "graphproppred": ("PygGraphPropPredDataset", "graph-label", "graph")}
+
+
+def meta(name: str, family: str = "nodeproppred"):
+    """The row of ``ogb.<family>``'s ``master.csv`` for ``name`` (a GnnkitError for an unknown name)."""
+    import importlib
+
     import pandas as pd
 
-    master = pd.read_csv(Path(ogb.nodeproppred.__file__).parent / "master.csv", index_col=0,
-                         keep_default_na=False)
+    module = importlib.import_module(f"ogb.{family}")
+    master = pd.read_csv(Path(module.__file__).parent / "master.csv", index_col=0, keep_default_na=False)
     if name not in master:
-        raise GnnkitError(f"unknown OGB node dataset {name!r}; known: {', '.join(master.keys())}")
+        raise GnnkitError(f"unknown OGB {FAMILIES[family][2]} dataset {name!r}; known: {', '.join(master.keys())}")
     return master[name]
+
+
+_meta = meta
 
 
 def supported_names() -> List[str]:
@@ -56,64 +66,71 @@ def dataset_dir(name: str, root) -> Path:
     return pyg if pyg.exists() else base
 
 
-def expected_files(name: str, processed: bool = False) -> List[str]:
+def expected_files(name: str, processed: bool = False, family: str = "nodeproppred") -> List[str]:
     """Files (relative to :func:`dataset_dir`) ogb reads to load ``name`` without a download;
     ``processed=True``: once ``processed/`` exists (the files read only while processing drop out)."""
-    meta = _meta(name)
-    files = [f"RELEASE_v{meta['version']}.txt"]
-    if meta["binary"] == "True":
-        files += ["raw/data.npz"] + ([] if processed else ["raw/node-label.npz"])
+    info = meta(name, family)
+    label = FAMILIES[family][1]
+    files = [f"RELEASE_v{info['version']}.txt"]
+    if info["binary"] == "True":
+        files += ["raw/data.npz"] + ([] if processed else [f"raw/{label}.npz"])
     else:
         files += ["raw/edge.csv.gz"]
-        files += ["raw/node-feat.csv.gz"] if meta["has_node_attr"] == "True" else []
-        files += ["raw/edge-feat.csv.gz"] if meta["has_edge_attr"] == "True" else []
-        extra = meta["additional node files"]
+        files += ["raw/node-feat.csv.gz"] if info["has_node_attr"] == "True" else []
+        files += ["raw/edge-feat.csv.gz"] if info["has_edge_attr"] == "True" else []
+        extra = info["additional node files"]
         if not processed:
-            files += ["raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz", "raw/node-label.csv.gz"]
+            files += ["raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz", f"raw/{label}.csv.gz"]
             files += [f"raw/{f}.csv.gz" for f in extra.split(",")] if extra != "None" else []
-    split = f"split/{meta['split']}"
+    split = f"split/{info['split']}"
     return files + [f"{split}/train.csv.gz", f"{split}/valid.csv.gz", f"{split}/test.csv.gz"]
 
 
-def missing_files(name: str, root) -> List[str]:
+def missing_files(name: str, root, family: str = "nodeproppred") -> List[str]:
     """The files of :func:`expected_files` absent under ``root`` (a ``split_dict.pt`` stands in
     for the three split files)."""
     folder = dataset_dir(name, root)
     processed = (folder / "processed" / "geometric_data_processed.pt").is_file()
-    files = expected_files(name, processed)
+    files = expected_files(name, processed, family)
     if any(folder.glob("split/*/split_dict.pt")):
         files = [f for f in files if not f.startswith("split/")]
     return [f for f in files if not (folder / f).is_file()]
 
 
-def _no_prompt(*_args, **_kwargs):
+def no_prompt(*_args, **_kwargs):
+    """Stands in for ``input`` and ogb's download question: gnnkit never downloads or asks."""
     raise GnnkitError("ogb asked to download or update a dataset; gnnkit never downloads "
                       "(check the files under the dataset folder)")
 
 
-def _read(name: str, root, folder: Path):
-    """ogb's own reader, with ``torch.load`` forced to ``weights_only=True`` (ogb calls it bare),
-    ``input`` and the download question patched to raise, and ogb's chatter on stderr."""
-    from ogb.nodeproppred import PygNodePropPredDataset
+_no_prompt = no_prompt
 
+
+def read_dataset(name: str, root, family: str = "nodeproppred"):
+    """``(dataset, split)`` from ogb's own reader for ``family``, with ``torch.load`` forced to
+    ``weights_only=True`` (ogb calls it bare), ``input`` and the download question patched to
+    raise, and ogb's chatter on stderr. Any failure is a GnnkitError naming the folder."""
+    import importlib
+
+    cls = getattr(importlib.import_module(f"ogb.{family}"), FAMILIES[family][0])
     register_safe_globals()
     try:
-        with mock.patch("builtins.input", _no_prompt), \
-                mock.patch("ogb.nodeproppred.dataset_pyg.decide_download", _no_prompt), \
+        with mock.patch("builtins.input", no_prompt), \
+                mock.patch(f"ogb.{family}.dataset_pyg.decide_download", no_prompt), \
                 mock.patch("torch.load", forcing_weights_only(torch.load)), \
                 contextlib.redirect_stdout(sys.stderr):
-            dataset = PygNodePropPredDataset(name, root=os.fspath(root))
-            split = dataset.get_idx_split()
-            return dataset, split, dataset[0]
+            dataset = cls(name, root=os.fspath(root))
+            return dataset, dataset.get_idx_split()
     except GnnkitError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever ogb raises on a bad folder is the folder's fault
-        raise GnnkitError(f"{name}: cannot read the files under {folder} ({torch_reason(exc)})") from None
+        raise GnnkitError(f"{name}: cannot read the files under {dataset_dir(name, root)} "
+                          f"({torch_reason(exc)})") from None
 
 
 def load_ogb(name: str, root, undirected: bool = False) -> Data:
     """Load the OGB node dataset ``name`` from ``root`` (see the module docstring)."""
-    meta = _meta(name)
+    info = meta(name)
     if name not in supported_names():
         raise GnnkitError(f"{name} is not supported (gnnkit loads homogeneous single-task datasets: "
                           f"{', '.join(supported_names())})")
@@ -121,8 +138,9 @@ def load_ogb(name: str, root, undirected: bool = False) -> Data:
     missing = missing_files(name, root)
     if missing:
         raise GnnkitError(f"{name} not found: expected {', '.join(missing)} under {folder} "
-                          f"(gnnkit does not download; unpack OGB's {meta['download_name']}.zip there)")
-    dataset, split, src = _read(name, root, folder)
+                          f"(gnnkit does not download; unpack OGB's {info['download_name']}.zip there)")
+    dataset, split = read_dataset(name, root)
+    src = dataset[0]
     y = src.y.view(-1)
     if y.dtype.is_floating_point:
         y = torch.where(torch.isnan(y), torch.full_like(y, -1), y)
