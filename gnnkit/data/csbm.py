@@ -160,8 +160,12 @@ def _check(num_nodes, num_classes, avg_degree, num_features, homophily, feature_
     for ok, message in problems:
         if not ok:
             raise GnnkitError(f"csbm: {message}")
-    # features float32 [N, F]; per node ~6 int64/float64 vectors; per undirected edge two int64
-    # keys and the int64 edge_index [2, 2M]: 48 bytes
+
+
+def check_size(num_nodes: int, num_features: int, avg_degree: float) -> None:
+    """Refuse (GnnkitError naming the figure) a graph whose in-memory generation needs more than
+    the machine has: features float32 ``[N, F]``, ~6 int64/float64 vectors per node, and per
+    undirected edge two int64 keys plus the int64 ``edge_index`` columns (48 bytes)."""
     need = 4.0 * num_nodes * num_features + 48.0 * num_nodes + 48.0 * num_nodes * avg_degree / 2
     check_allocation(need, f"csbm graph (num_nodes={num_nodes}, num_features={num_features}, "
                            f"avg_degree={avg_degree:g})")
@@ -319,6 +323,7 @@ def csbm(num_nodes: int = 10_000, num_classes: int = 10, avg_degree: float = 10.
     (default ``seed``). ``data.name`` records the options, e.g. ``"csbm(num_nodes=1000, ...)"``."""
     _check(num_nodes, num_classes, avg_degree, num_features, homophily, feature_snr, degree_exponent,
            label_noise)
+    check_size(num_nodes, num_features, avg_degree)
     if not 0 <= int(seed) < 2 ** 63:
         raise GnnkitError(f"csbm: seed must be in [0, 2^63), got {seed}")
     gen = torch.Generator().manual_seed(int(seed))
