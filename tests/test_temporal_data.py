@@ -96,6 +96,27 @@ def test_college_msg_loads(shared_data):
 
 
 # -- split --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, message", [
+    # issue 19: a node id of 10^12 asked for a 1 TB allocation
+    ("0 1 1\n1 1000000000000 2\n", r"ev\.txt, line 2: node id 1000000000000 \(per-node state for 1000000000001 nodes\) "
+                                   r"needs [\d.]+ TiB, more than this machine's"),
+    ("0 1 1\n1 1e300 2\n", r"line 2: dst id is too large to be a node id"),
+    ("0 1 1\n1 2 inf\n", r"line 2: time is NaN or infinite"),
+    ("0 1 1\n\x00\xff\xfe 2 3\n", r"line 2: cannot parse"),
+    ("# only a comment\n", r"ev\.txt: no events found"),
+])
+def test_hostile_event_files_refused_naming_the_line(tmp_path, text, message):
+    path = tmp_path / "ev.txt"
+    path.write_bytes(text.encode("latin1"))
+    with pytest.raises(GnnkitError, match=message):
+        load_events(str(path))
+
+
+def test_node_count_checked_for_streams_built_in_python():
+    with pytest.raises(GnnkitError, match=r"events: num_nodes=10000000000000 \(per-node state for 10000000000000 nodes\) needs"):
+        make_stream([0, 1], [1, 2], [0.0, 1.0], num_nodes=10 ** 13)
+
+
 def test_split_is_chronological_and_hides_masked_nodes():
     s = temporal_split(random_stream(num_nodes=40, num_events=600), seed=3)
     t_val, t_test = torch.quantile(s.t, torch.tensor([0.7, 0.85], dtype=s.t.dtype)).tolist()

@@ -110,15 +110,16 @@ def make_stream(src, dst, t, msg=None, *, num_nodes: Optional[int] = None, label
     _first_bad(t < 0, where, "time is negative")
     if msg.numel():
         _first_bad(~torch.isfinite(msg).all(1), where, "message features contain NaN or infinity")
-    if e and num_nodes is None:
+    given = num_nodes is not None
+    if e and not given:
         num_nodes = int(torch.maximum(src.max(), dst.max())) + 1
     num_nodes = int(num_nodes or 0)
     if num_nodes < 0:
         raise GnnkitError(f"{name}: num_nodes must be >= 0, got {num_nodes}")
     if float(num_nodes) * BYTES_PER_NODE > memory_limit():  # name the line holding the largest id
-        at = where(int(torch.argmax(torch.maximum(src, dst)))) if e else name
-        check_allocation(float(num_nodes) * BYTES_PER_NODE,
-                         f"{at}: node id {num_nodes - 1} (per-node state for {num_nodes} nodes)")
+        what = f"{name}: num_nodes={num_nodes}" if given or not e else \
+            f"{where(int(torch.argmax(torch.maximum(src, dst))))}: node id {num_nodes - 1}"
+        check_allocation(float(num_nodes) * BYTES_PER_NODE, f"{what} (per-node state for {num_nodes} nodes)")
     _first_bad((src >= num_nodes) | (dst >= num_nodes), where, f"node id out of range [0, {num_nodes})")
     if label is not None:
         label = torch.as_tensor(label).view(-1)
