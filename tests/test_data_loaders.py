@@ -301,3 +301,17 @@ def test_npz_header_announcing_more_than_the_member_holds(tmp_path):
             zf.writestr(name, raw)
     with pytest.raises(GnnkitError, match=r"member labels\.npy: (member is truncated|bad npy header)"):
         load(tmp_path / "h.npz")
+
+
+def test_networkx_float_labels_refused_not_truncated():
+    G = nx.path_graph(4)
+    for i, label in enumerate([0.7, 1, 0, 1]):
+        G.nodes[i]["y"] = label
+    with pytest.raises(GnnkitError, match=r"node attribute 'y' must be whole class ids, got 0\.7 at node 0"):
+        load(G)
+
+
+def test_symlink_loop_root_is_not_found(tmp_path):
+    (tmp_path / "Cora").symlink_to(tmp_path / "Cora")
+    with pytest.raises(GnnkitError, match=r"Cora not found: expected ind\.cora\.x"):
+        load("Cora", root=tmp_path)

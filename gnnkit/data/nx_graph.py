@@ -17,7 +17,7 @@ from torch_geometric.data import Data
 
 from gnnkit.errors import GnnkitError
 
-from .graph import make_graph
+from .graph import labels_as_long, make_graph
 
 _MASKS = ("train_mask", "val_mask", "test_mask")
 
@@ -52,7 +52,8 @@ def load_networkx(G, x_key: str = "x", y_key: str = "y", name: str = "networkx",
             raise GnnkitError(f"node attribute {x_key!r} must be a number or an equal-length vector "
                               f"on every node ({exc})") from None
     labels, missing = _node_attribute(G, y_key, nodes)
-    y = None if missing == n else np.array([-1 if v is None else int(v) for v in labels], dtype=np.int64)
+    y = None if missing == n else labels_as_long(np.array([-1 if v is None else v for v in labels]), n,
+                                                 f"node attribute {y_key!r}")
     masks = None
     if all(all(k in G.nodes[v] for v in nodes) for k in _MASKS):
         masks = [np.array([bool(G.nodes[v][k]) for v in nodes]) for k in _MASKS]
