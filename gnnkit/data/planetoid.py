@@ -82,6 +82,8 @@ def _graph(obj, num_nodes: int, what: str) -> Tensor:
     lists = list(obj.values())
     if not all(isinstance(v, (list, tuple)) for v in lists):
         raise GnnkitError(f"{what}: every value must be a list of node ids")
+    # a pickle can repeat one list many times by reference: bound the total before flattening
+    check_allocation(64.0 * sum(len(v) for v in lists), f"{what}: {sum(len(v) for v in lists)} neighbour entries")
     cols = np.array([c for v in lists for c in v])
     for arr, part in ((keys, "node"), (cols, "neighbour")):
         if arr.size and (arr.dtype.kind not in "iu" or int(arr.min()) < 0 or int(arr.max()) >= num_nodes):
