@@ -271,7 +271,46 @@ def run_case(kind: str, index: int, seed: int, folder: str, time_limit: float = 
     return None
 
 
-def run(cases: int, seed: int, kinds=("npz", "events")) -> List[str]:
+PLANETOID_PARTS = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+def run_planetoid_case(raw_src: Path, index: int, seed: int, folder: str) -> Optional[str]:
+    """One mutated raw file (bit flips, truncation, swapped with another part) in a copy of
+    Cora's raw folder, loaded through ``gnnkit.data.load("Cora", root=...)``."""
+    import shutil
+
+    from gnnkit.data import load
+    from gnnkit.errors import GnnkitError
+
+    rng = np.random.default_rng([seed, index, 2])
+    root = Path(folder) / f"planetoid{index}"
+    shutil.copytree(raw_src, root / "Cora" / "raw")
+    part = PLANETOID_PARTS[int(rng.integers(0, len(PLANETOID_PARTS)))]
+    target = root / "Cora" / "raw" / f"ind.cora.{part}"
+    data = target.read_bytes()
+    how = ["flip", "truncate", "swap"][int(rng.integers(0, 3))]
+    if how == "flip":
+        target.write_bytes(_flip(data, rng))
+    elif how == "truncate":
+        target.write_bytes(data[: int(rng.integers(0, len(data)))])
+    else:
+        other = root / "Cora" / "raw" / f"ind.cora.{PLANETOID_PARTS[int(rng.integers(0, len(PLANETOID_PARTS)))]}"
+        target.write_bytes(other.read_bytes())
+        other.write_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load("Cora", root=root)
+    except GnnkitError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - anything but GnnkitError is a failure
+        return f"planetoid/{how} {part} seed={seed} index={index}: {type(exc).__name__}: {str(exc)[:160]}"
+    finally:
+        shutil.rmtree(root)
+    return None
+
+
+def run(cases: int, seed: int, kinds=("npz", "events"), planetoid: int = 0, raw_src: Optional[Path] = None) -> List[str]:
     failures = []
     with tempfile.TemporaryDirectory() as folder:
         for kind in kinds:
@@ -279,6 +318,10 @@ def run(cases: int, seed: int, kinds=("npz", "events")) -> List[str]:
                 failure = run_case(kind, index, seed, folder)
                 if failure:
                     failures.append(failure)
+        for index in range(planetoid if raw_src is not None else 0):
+            failure = run_planetoid_case(raw_src, index, seed, folder)
+            if failure:
+                failures.append(failure)
     return failures
 
 
@@ -286,12 +329,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2000, help="cases per family (default 2000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--planetoid", type=int, default=0,
+                        help="also this many mutated copies of Cora's raw folder (needs --cora-raw)")
+    parser.add_argument("--cora-raw", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+                        / "Planetoid" / "Cora" / "raw", help="Cora's raw folder (read only; copies are mutated)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    failures = run(args.cases, args.seed)
+    raw = args.cora_raw if args.cora_raw.is_dir() else None
+    failures = run(args.cases, args.seed, planetoid=args.planetoid, raw_src=raw)
     for line in failures:
         print(line)
-    print(f"{2 * args.cases} cases, {len(failures)} failures, {time.perf_counter() - start:.1f} s")
+    done = 2 * args.cases + (args.planetoid if raw else 0)
+    print(f"{done} cases, {len(failures)} failures, {time.perf_counter() - start:.1f} s")
     return 1 if failures else 0
 
 

@@ -74,3 +74,11 @@ def test_fuzz_inputs_are_deterministic():
     assert fuzz.make_case("npz", 5, 3)[2] == fuzz.make_case("npz", 5, 3)[2]
     assert fuzz.make_case("events", 5, 3)[2] == fuzz.make_case("events", 5, 3)[2]
     assert isinstance(fuzz.base_arrays()["class_names"], np.ndarray)
+
+
+def test_mutated_planetoid_folders(shared_data, tmp_path):
+    raw = shared_data / "Planetoid" / "Cora" / "raw"
+    if not raw.is_dir():
+        pytest.skip(f"Cora raw files not found under {raw}")
+    failures = [f for i in range(16) if (f := fuzz.run_planetoid_case(raw, i, seed=2026, folder=str(tmp_path)))]
+    assert failures == []
