@@ -110,14 +110,16 @@ def safe_loads(data: bytes, what: str, *, encoding: str = "latin1") -> Any:
         raise GnnkitError(f"{what}: cannot read the pickle safely ({reason})") from None
 
 
-def safe_load_file(path, what: str = "", *, max_bytes: int = 1 << 34) -> Any:
-    """:func:`safe_loads` on the bytes of ``path`` (refused when larger than ``max_bytes``)."""
+def safe_load_file(path, what: str = "") -> Any:
+    """:func:`safe_loads` on the bytes of ``path``, after a size check: the file is read whole and
+    its objects take about as much again, so ``4 x`` its size must fit in memory."""
+    from .limits import check_allocation
+
     path = Path(path)
     what = what or str(path)
     try:
         size = path.stat().st_size
-        if size > max_bytes:
-            raise GnnkitError(f"{what}: {size} bytes, larger than the {max_bytes}-byte limit for a pickle")
+        check_allocation(4.0 * size, f"{what} ({size} bytes)")
         data = path.read_bytes()
     except OSError as exc:
         raise GnnkitError(f"{what}: cannot read ({exc.strerror or exc})") from None

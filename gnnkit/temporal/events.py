@@ -176,6 +176,9 @@ def _data_lines(path: str, skip: int, comment: tuple) -> list:
 
 
 def _parse(path: str, *, delimiter, skip: int, min_cols: int, layout: str, comment=("#", "%")) -> np.ndarray:
+    # numpy's text parser holds the lines and a float64 per value: a few times the file's size
+    size = os.path.getsize(path)
+    check_allocation(4.0 * size, f"{path} ({size} bytes of text)")
     try:
         table = np.loadtxt(path, dtype=np.float64, delimiter=delimiter, skiprows=skip, comments=list(comment), ndmin=2)
     except (ValueError, IndexError):
