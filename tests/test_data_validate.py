@@ -168,3 +168,11 @@ def test_check_allocation_names_the_figure(monkeypatch):
         check_allocation(3 << 30, "x")
     with pytest.raises(GnnkitError, match="needs an unbounded amount"):
         check_allocation(float("inf"), "y")
+
+
+def test_integer_features_refused_by_validate_converted_by_load():
+    d = Data(x=torch.ones(3, 2, dtype=torch.long), edge_index=torch.tensor([[0], [1]]), y=torch.tensor([0, 1, 0]),
+             num_classes=2)
+    with pytest.raises(GraphValidationError, match=r"x must hold floating-point features, got dtype torch\.int64"):
+        validate(d)
+    assert load(d).x.dtype == torch.float32

@@ -4,7 +4,7 @@ A graph is a PyG ``Data`` with
 
 - ``edge_index`` int64 ``[2, E]`` (PyG flow: column ``e`` is the message ``edge_index[0, e] ->
   edge_index[1, e]``), node ids in ``[0, N)``;
-- ``x`` float ``[N, F]``, every value finite;
+- ``x`` floating point ``[N, F]``, every value finite;
 - ``y`` int64 ``[N]`` in ``[-1, num_classes)``, ``-1`` marking an unlabeled node;
 - ``train_mask``, ``val_mask``, ``test_mask`` bool ``[N]``, pairwise disjoint, labeled nodes only;
 - ``num_classes`` an int >= 1 (0 only when no node is labeled).
@@ -92,6 +92,9 @@ def _check_x(x, n: int) -> None:
         raise GraphValidationError(f"x must be a 2-d [num_nodes, num_features] tensor, got {shape}")
     if x.size(0) != n:
         raise GraphValidationError(f"x has {x.size(0)} rows but the graph has {n} nodes")
+    if not x.dtype.is_floating_point:
+        raise GraphValidationError(f"x must hold floating-point features, got dtype {x.dtype} "
+                                   f"(gnnkit.data.load(data) converts integer and bool features)")
     # NaN and inf propagate through a sum, so a finite sum proves all values finite in one pass;
     # an overflowing sum of finite values only sends us to the exact count below.
     if x.dtype.is_floating_point and not bool(torch.isfinite(x.sum())):
