@@ -133,3 +133,12 @@ def test_split_dict_of_numpy_arrays_loads_and_payload_is_refused(tmp_path, never
     with pytest.raises(GnnkitError, match="Unsupported global"):
         load("ogbn-arxiv", root=tmp_path)
     assert not marker.exists()
+
+
+def test_empty_raw_folder_left_by_an_offline_ogb_never_prompts(tmp_path, never_prompt):
+    # ogb, offline, leaves the dataset folder with an empty raw/ and then asks on stdin
+    folder = mini_arxiv(tmp_path)
+    for f in (folder / "raw").iterdir():
+        f.unlink()
+    with pytest.raises(GnnkitError, match=r"ogbn-arxiv not found: expected raw/edge\.csv\.gz, .* under .*ogbn_arxiv"):
+        load("ogbn-arxiv", root=tmp_path)
