@@ -125,3 +125,23 @@ def test_out_of_range_atom_category_refused(tmp_path):
     _csv(path, feats)
     with pytest.raises(GnnkitError, match="node-feat column 1 holds 50 at row 3"):
         load_ogbg("ogbg-molhiv", tmp_path)
+
+
+@pytest.mark.parametrize("virtual_node", [False, True])
+def test_mol_gin_batch_equals_each_graph_alone(tmp_path, virtual_node):
+    write_mini_ogbg(tmp_path)
+    coll = load_ogbg("ogbg-molhiv", tmp_path)
+    torch.manual_seed(0)
+    model = MolGIN(1, 16, num_layers=3, virtual_node=virtual_node)
+    batcher = GraphBatcher(coll, model.adj_norm, edges=True)
+    model.train()
+    b = batcher(torch.arange(coll.num_graphs))
+    model(b.x, b.adj, b.ptr, edge_index=b.edge_index, edge_attr=b.edge_attr)  # move the BatchNorm statistics
+    model.eval()
+    idx = torch.tensor([9, 2, 40, 2])
+    b = batcher(idx)
+    with torch.no_grad():
+        out = model(b.x, b.adj, b.ptr, edge_index=b.edge_index, edge_attr=b.edge_attr)
+        alone = [model(g.x, g.adj, g.ptr, edge_index=g.edge_index, edge_attr=g.edge_attr)
+                 for g in (batcher(i.view(1)) for i in idx)]
+    torch.testing.assert_close(out, torch.cat(alone), rtol=1e-5, atol=1e-5)
