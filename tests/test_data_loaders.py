@@ -258,6 +258,9 @@ def test_malformed_planetoid_files_named(cora_root, part, content, message):
 # -- issue 19: validation before scipy and torch see the arrays ------------------------------------------
 @pytest.mark.parametrize("change, message", [
     ({"adj_indptr": np.array([0, 3, 1, 4, 4])}, r"adj matrix: indptr decreases at row 1"),
+    # the old loader segfaulted in scipy's toarray on this one (exit 139)
+    ({"attr_data": np.ones(4), "attr_indices": np.array([0, 1, 0, 1]), "attr_indptr": np.array([0, 10 ** 9, 2, 3, 4]),
+      "attr_shape": np.array([4, 2])}, r"attr matrix: indptr decreases at row 1"),
     ({"adj_indptr": np.array([0, 1, 2, 3, 9])}, r"adj matrix: indptr must run from 0 to nnz=4"),
     ({"adj_indices": np.array([1, 2, 3, 7])}, r"adj matrix: column index 7 at entry 3 is outside \[0, 4\)"),
     ({"adj_indices": np.array([1.0, 2.0, 3.0, 0.0])}, r"adj matrix indices must be a 1-d integer array, got float64"),
