@@ -42,6 +42,17 @@ def _norm_layer(kind: Optional[str], dim: int) -> nn.Module:
     raise GnnkitError(f"unknown normalization layer {kind!r}; known: none, batch, layer")
 
 
+def check_sizes(in_dim: int, hidden: int, out_dim: int, num_layers: int, dropout: float) -> None:
+    """Raise a :class:`GnnkitError` for sizes no model can have (``num_layers < 1``, a width below 1,
+    dropout outside ``[0, 1)``)."""
+    if num_layers < 1:
+        raise GnnkitError(f"num_layers must be at least 1, got {num_layers}")
+    if min(in_dim, hidden, out_dim) < 1:
+        raise GnnkitError(f"dimensions must be positive, got in={in_dim} hidden={hidden} out={out_dim}")
+    if not 0.0 <= dropout < 1.0:
+        raise GnnkitError(f"dropout must be in [0, 1), got {dropout}")
+
+
 class GNN(nn.Module, abc.ABC):
     """``num_layers`` graph layers, the last of which is folded into the linear head.
 
@@ -73,12 +84,7 @@ class GNN(nn.Module, abc.ABC):
         if diag_lambda and adj_norm != "diag":
             raise GnnkitError(f"diag_lambda={diag_lambda} needs adj_norm='diag', got {adj_norm!r}")
         self.adj_norm, self.diag_lambda = adj_norm, float(diag_lambda)
-        if num_layers < 1:
-            raise GnnkitError(f"num_layers must be at least 1, got {num_layers}")
-        if min(in_dim, hidden, out_dim) < 1:
-            raise GnnkitError(f"dimensions must be positive, got in={in_dim} hidden={hidden} out={out_dim}")
-        if not 0.0 <= dropout < 1.0:
-            raise GnnkitError(f"dropout must be in [0, 1), got {dropout}")
+        check_sizes(in_dim, hidden, out_dim, num_layers, dropout)
         self.in_dim, self.hidden, self.out_dim, self.num_layers = in_dim, hidden, out_dim, num_layers
         self.dropout, self.residual = dropout, residual
         dims = [in_dim] + [hidden] * (num_layers - 1)

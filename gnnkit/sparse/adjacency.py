@@ -73,6 +73,26 @@ def _times(w: Optional[Tensor], v: Tensor) -> Tensor:
     return v if w is None else w * v
 
 
+def _normalized(norm: str, row: Tensor, col: Tensor, w: Optional[Tensor], deg: Tensor, diag_lambda: float):
+    """``(val [nnz], diag [n])``: the entries ``(row, col)`` (weights ``w``, ``None`` = 1) and the
+    self-loop weights of ``norm``, from the weighted in-degrees ``deg`` ``[n]`` (of ``A + I`` when
+    the norm adds self-loops)."""
+    diag = torch.ones(deg.numel(), dtype=deg.dtype, device=row.device)
+    if norm == "gcn":  # d_i^-1/2 a_ij d_j^-1/2
+        dinv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
+        return _times(w, dinv.index_select(0, row) * dinv.index_select(0, col)), dinv * dinv
+    if norm == "mean":  # a_ij / d_i
+        return _times(w, deg.reciprocal().masked_fill_(deg == 0, 0.0).index_select(0, row)), diag
+    if norm == "diag":  # (1 + λ [i = j]) (a_ij + [i = j]) / (d_i + 1)
+        dinv = deg.reciprocal()
+        val = _times(w, dinv.index_select(0, row))
+        if diag_lambda:  # self-loops already in A belong to diag(Ã) as well
+            val = torch.where(row == col, val * (1.0 + diag_lambda), val)
+        return val, dinv * (1.0 + diag_lambda)
+    # sum: a_ij
+    return (torch.ones(row.numel(), dtype=deg.dtype, device=row.device) if w is None else w), diag
+
+
 class Adjacency:
     """A sparse ``[num_rows, num_cols]`` matrix in CSR plus its lazily built transpose.
 
@@ -138,21 +158,7 @@ class Adjacency:
                else torch.zeros(n_rows, dtype=dtype, device=row.device).index_add_(0, row, w))
         if loops and not sort_cols:
             deg += 1.0
-        diag = torch.ones(n_rows, dtype=dtype, device=row.device)
-        if norm == "gcn":  # d_i^-1/2 a_ij d_j^-1/2
-            dinv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
-            val = _times(w, dinv.index_select(0, row) * dinv.index_select(0, col))
-            diag = dinv * dinv
-        elif norm == "mean":  # a_ij / d_i
-            val = _times(w, deg.reciprocal().masked_fill_(deg == 0, 0.0).index_select(0, row))
-        elif norm == "diag":  # (1 + λ [i = j]) (a_ij + [i = j]) / (d_i + 1)
-            dinv = deg.reciprocal()
-            val = _times(w, dinv.index_select(0, row))
-            diag = dinv * (1.0 + diag_lambda)
-            if diag_lambda:  # self-loops already in A belong to diag(Ã) as well
-                val = torch.where(row == col, val * (1.0 + diag_lambda), val)
-        else:  # sum: a_ij
-            val = torch.ones(row.numel(), dtype=dtype, device=row.device) if w is None else w
+        val, diag = _normalized(norm, row, col, w, deg, diag_lambda)
         if sort_cols:  # repeated (row, col) pairs summed into one entry
             row, col, val = coalesce_sorted(row, col, val, num_nodes)
             counts = torch.bincount(row, minlength=n_rows)

@@ -1,6 +1,8 @@
 """GraphStore: the structure of one graph, behind one interface for every backend.
 
-The structure is the CSR *by destination*: ``indptr`` int64 ``[N + 1]`` and ``indices`` ``[E]``,
+The structure is the CSR *by destination*: ``indptr`` int64 ``[N + 1]`` and ``indices`` ``[E]`` (int64 in
+memory; a memory-mapped store keeps int32 while node ids fit, so code that gathers from ``csr()``
+itself widens with ``.long()``; :meth:`GraphStore.neighbors` and ``sample_neighbors`` return int64),
 row ``i`` listing the sources ``j`` of the edges ``j -> i`` (``indices[indptr[i]:indptr[i + 1]]``).
 Every other question (degrees, neighbors, uniform neighbor samples, induced subgraphs, the whole
 graph's normalized :class:`~gnnkit.sparse.Adjacency`) is answered from it. The concrete methods here
@@ -47,7 +49,8 @@ class GraphStore(abc.ABC):
 
     @abc.abstractmethod
     def csr(self) -> Tuple[Tensor, Tensor]:
-        """``(indptr int64 [N + 1], indices int64 [E])``: row ``i`` lists the sources of ``j -> i``."""
+        """``(indptr int64 [N + 1], indices int32 or int64 [E])``: row ``i`` lists the sources of
+        ``j -> i`` (int64 for the in-memory backend)."""
 
     @abc.abstractmethod
     def edge_index(self) -> Tensor:
@@ -72,7 +75,7 @@ class GraphStore(abc.ABC):
         indptr, indices = self.csr()
         start = indptr[ids]
         counts = indptr[ids + 1] - start
-        return counts, indices[concat_ranges(start, counts)]
+        return counts, indices[concat_ranges(start, counts)].long()
 
     def sample_neighbors(self, ids: Tensor, k: int, gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
         """A uniform ``k``-subset of the in-neighbors of every node of ``ids`` ``[n]``, without
@@ -93,7 +96,7 @@ class GraphStore(abc.ABC):
             off = floyd_offsets(deg[big], k, gen)
             dest = out_ptr[big, None] + torch.arange(k, device=deg.device)
             pos[dest.view(-1)] = (start[big, None] + off).view(-1)
-        return counts, indices[pos]
+        return counts, indices[pos].long()
 
     def induced_subgraph(self, nodes: Tensor) -> Tensor:
         """``[2, E']`` the edges with both ends in ``nodes`` ``[k]`` (distinct ids), renumbered to
