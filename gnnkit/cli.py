@@ -30,7 +30,7 @@ def _commands():
 
     mods = [importlib.import_module(f"gnnkit.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)
             if not m.name.startswith("_")]
-    return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
+    return sorted((m for m in mods if hasattr(m, "NAME")), key=lambda m: getattr(m, "ORDER", 50))  # helpers: no NAME
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,17 +55,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
+        args._argv = argv  # the command line, for results and the resume hint
         logging.basicConfig(level=logging.INFO, format="gnnkit: %(message)s", stream=sys.stderr)
         return int(args._run(args) or 0)
-    except (GnnkitError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+    except (GnnkitError, ValueError, OSError, MemoryError) as exc:
         if debug:
             traceback.print_exc()
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        sys.stderr.write(f"gnnkit: error: {msg}\n")
+        sys.stderr.write(f"gnnkit: error: {_one_line(exc)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("gnnkit: interrupted\n")
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line; an OS error names its path and reason."""
+    if isinstance(exc, OSError) and not isinstance(exc, GnnkitError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + str(exc) if str(exc) else ''}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

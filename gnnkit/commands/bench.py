@@ -4,8 +4,8 @@
                  --seeds 3 --out runs/bench [--config my.toml] [--root DATA] [--epochs N] [--jobs 1]
 
 Writes ``OUT/results.csv``, ``OUT/summary.md``, ``OUT/val_vs_time.png`` and ``OUT/memory.png``
-(see :mod:`gnnkit.bench_report`). Rerunning the same command resumes: finished runs are kept, the
-others run (see :mod:`gnnkit.bench`). A dataset absent offline is listed as skipped. Exit status:
+(see :mod:`gnnkit.bench.report`; the plots are skipped with a note without matplotlib). Rerunning
+the same command resumes: finished runs are kept, the others run (see :mod:`gnnkit.bench.grid`). A dataset absent offline is listed as skipped. Exit status:
 0 when every run finished, 1 when some run failed (each is recorded with its error), 130 when
 interrupted (finished runs are kept), 2 on bad input.
 """
@@ -40,24 +40,27 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from .. import bench, bench_report
-    from ..bench_run import run_grid
+    from .. import bench
+    from ..bench import report
     from ..data import default_root
     from ..errors import GnnkitError
+    from .outputs import check_path
 
     if args.jobs < 1:
         raise GnnkitError(f"--jobs must be at least 1, got {args.jobs}")
-    bench_report.require_matplotlib()  # fail before hours of runs, not after
+    check_path("--out", args.out)
     config = bench.load_config(args.config)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(config["methods"])
     root = (Path(args.root).expanduser() if args.root else default_root()).resolve()
     out = Path(args.out).expanduser().resolve()
     grid = bench.build_grid(bench.split_specs(args.datasets), methods, args.seeds, config, root, out, args.epochs)
     bench.check_state(grid, out)
+    if report.matplotlib_pyplot() is None:
+        print(f"gnnkit bench: {report.NO_PLOTS}", file=sys.stderr)
     for ds in grid.datasets:
         if ds.skipped:
             print(f"gnnkit bench: skipping {ds.label}: {ds.skipped}", file=sys.stderr)
-    records, interrupted = run_grid(grid.runs, out, jobs=args.jobs, progress=not args.no_progress,
+    records, interrupted = bench.run_grid(grid.runs, out, jobs=args.jobs, progress=not args.no_progress,
                                     retry_failed=args.retry_failed)
     command = ["--datasets", args.datasets, "--methods", ",".join(methods), "--seeds", str(args.seeds)]
     for flag, value in (("--config", args.config), ("--root", args.root), ("--epochs", args.epochs)):
@@ -65,9 +68,10 @@ def run(args) -> int:
     header = (f"`gnnkit bench {' '.join(shlex.quote(a) for a in command)}`  \n"
               f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()} {platform.system()}, "
               f"{os.cpu_count()} cores, Python {platform.python_version()}")
-    text = bench_report.write_outputs(out, grid, records, header)
+    text = bench.write_outputs(out, grid, records, header)
     print(text)
-    print(f"-> {out / 'results.csv'}, {out / 'summary.md'}, {out / 'val_vs_time.png'}, {out / 'memory.png'}")
+    plots = [out / p for p in report.PLOTS] if report.matplotlib_pyplot() is not None else []
+    print("-> " + ", ".join(str(p) for p in [out / "results.csv", out / "summary.md", *plots]))
     if interrupted:
         done = sum(1 for r in grid.runs if r.key in records)
         print(f"gnnkit bench: interrupted; {done}/{len(grid.runs)} runs kept; rerun the same command to resume",

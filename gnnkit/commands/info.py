@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gnnkit.data.csbm import add_csbm_arguments, csbm_kwargs_from_args, csbm_options
-from gnnkit.errors import GnnkitError
+from gnnkit.data.csbm import add_csbm_arguments
 
 NAME = "info"
 HELP = "print the statistics of a dataset (name, .npz path, or csbm with its options)"
@@ -27,15 +26,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from gnnkit.data import load
+    from gnnkit.commands.factory import load_graph
     from gnnkit.data.info import describe, format_info
 
-    options = csbm_kwargs_from_args(args)
-    is_csbm = args.dataset == "csbm" or args.dataset.startswith("csbm:")
-    if options and not is_csbm:
-        flags = ", ".join(o.flag for o in csbm_options() if o.name in options)
-        raise GnnkitError(f"{flags}: csbm options, but the dataset is {args.dataset!r}")
-    data = load(args.dataset, root=args.root, normalize=args.normalize, **options)
+    data = load_graph(args.dataset, args, normalize=args.normalize)
     info = describe(data)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0

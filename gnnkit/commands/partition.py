@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..data.csbm import add_csbm_arguments, csbm_kwargs_from_args
+from ..data.csbm import add_csbm_arguments
+from .options import count
 
 NAME = "partition"
 HELP = "METIS-partition a graph (cached under <root>/partitions) and print cut and balance"
@@ -19,23 +20,27 @@ ORDER = 25
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="NAME_OR_PATH", help="a known dataset name (Cora, csbm...) or a path")
-    p.add_argument("--num-parts", type=int, required=True, help="number of parts P")
+    p.add_argument("--num-parts", type=count, required=True, help="number of parts P")
     p.add_argument("--root", default=None, help="dataset root; the cache is <root>/partitions")
     p.add_argument("--scope", choices=("whole", "train"), default="whole",
                    help="partition the whole graph or the training subgraph only (default whole)")
     p.add_argument("--metis-seed", type=int, default=0, help="METIS seed (default 0)")
-    p.add_argument("--ufactor", type=int, default=None, help="METIS imbalance tolerance in 1/1000 (default 30)")
+    p.add_argument("--ufactor", type=count, default=None, help="METIS imbalance tolerance in 1/1000 (default 30)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_csbm_arguments(p)  # --num-nodes, --avg-degree, ... for NAME_OR_PATH = csbm
 
 
 def run(args) -> int:
-    from ..data import load
+    from ..errors import GnnkitError
     from ..partition import DEFAULT_UFACTOR, check_num_parts, default_cache_dir, induced_subgraph, partition_graph
+    from .factory import load_graph
 
-    options = csbm_kwargs_from_args(args) if args.dataset == "csbm" else {}
     check_num_parts(args.num_parts)  # a bad count fails before the graph is loaded
-    data = load(args.dataset, root=args.root, **options)
+    if args.ufactor is not None and args.ufactor < 1:
+        raise GnnkitError(f"--ufactor must be at least 1 (imbalance in 1/1000), got {args.ufactor}")
+    data = load_graph(args.dataset, args)
+    if args.num_parts > data.num_nodes:
+        raise GnnkitError(f"--num-parts {args.num_parts} is more than the graph's {data.num_nodes} nodes")
     edge_index, n = data.edge_index, data.num_nodes
     if args.scope == "train":
         edge_index, nodes = induced_subgraph(edge_index, data.train_mask)

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .bench import Run, load_record, write_json
+from ..fileio import atomic_write_json
+from .grid import Run, load_record
 
 GRACE_SECONDS = 20.0
 
@@ -128,7 +129,7 @@ class Executor:
                       "argv": run.argv, "returncode": rc, "wall_seconds": round(wall, 3), "status": "failed",
                       "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
                       "error": f"unreadable results.json: {type(exc).__name__}: {exc}"}
-        write_json(record, run.dir / "record.json")
+        atomic_write_json(str(run.dir / "record.json"), record)
         return record
 
     def stop(self) -> None:

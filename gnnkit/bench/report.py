@@ -10,37 +10,39 @@
   colour per method, one line per seed. ``memory.png``: mean peak RSS per method (error bar: std),
   one panel per dataset.
 
-All writes are atomic (tmp + ``os.replace``). matplotlib (the ``bench`` extra) is imported lazily.
+All writes are atomic (:mod:`gnnkit.fileio`). matplotlib (the ``bench`` extra) is optional: without it
+the plots are skipped with a note and the tables are still written.
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import statistics
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .errors import GnnkitError
+from ..fileio import atomic_write, atomic_write_bytes
 
 CSV_COLUMNS = ["dataset", "method", "seed", "status", "val", "test", "epochs", "seconds", "seconds_per_epoch",
                "peak_rss_mb", "wall_seconds", "escape_calls", "error"]
 
 
-def require_matplotlib():
-    """``matplotlib.pyplot`` on the Agg backend, or a GnnkitError saying how to install it."""
+PLOTS = ("val_vs_time.png", "memory.png")
+NO_PLOTS = "plots skipped: matplotlib is not installed (pip install 'gnnkit[bench]')"
+
+
+def matplotlib_pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, or None when matplotlib is not installed."""
     try:
         import matplotlib
     except ImportError:
-        raise GnnkitError("gnnkit bench draws its plots with matplotlib: pip install 'gnnkit[bench]'") from None
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
 def _rows(grid, records: Dict[str, dict]) -> List[dict]:
@@ -59,13 +61,12 @@ def _rows(grid, records: Dict[str, dict]) -> List[dict]:
 
 
 def write_csv(path: Path, grid, records: Dict[str, dict]) -> None:
-    tmp = _tmp(path)
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for row in _rows(grid, records):
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for row in _rows(grid, records):
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    atomic_write_bytes(str(path), buf.getvalue().encode())
 
 
 def _stats(values) -> tuple:
@@ -138,9 +139,7 @@ def summary_markdown(grid, records: Dict[str, dict], header: Optional[str] = Non
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(str(path), text.encode())
 
 
 def _panels(plt, n: int):
@@ -154,16 +153,18 @@ def _panels(plt, n: int):
 
 
 def _save(fig, plt, path: Path) -> None:
-    tmp = _tmp(path)
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(str(path), lambda f: fig.savefig(f, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def write_plots(out: Path, grid, records: Dict[str, dict]) -> List[Path]:
-    """``val_vs_time.png`` and ``memory.png`` under ``out``."""
-    plt = require_matplotlib()
+    """``val_vs_time.png`` and ``memory.png`` under ``out`` (none without matplotlib)."""
+    plt = matplotlib_pyplot()
+    if plt is None:
+        return []
     cells = cell_records(grid, records)
     datasets = [d for d in grid.datasets if not d.skipped]
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(grid.methods)}
@@ -214,10 +215,12 @@ def write_plots(out: Path, grid, records: Dict[str, dict]) -> List[Path]:
 
 
 def write_outputs(out: Path, grid, records: Dict[str, dict], header: Optional[str] = None) -> str:
-    """Write the CSV, the markdown summary and the plots; returns the summary's text."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the CSV, the markdown summary and the plots; returns the summary's text (with a note
+    when the plots were skipped)."""
     write_csv(out / "results.csv", grid, records)
     text = summary_markdown(grid, records, header)
+    if matplotlib_pyplot() is None:
+        text = f"{text.rstrip()}\n\n{NO_PLOTS}\n"
     write_text(out / "summary.md", text)
     write_plots(out, grid, records)
     return text

@@ -28,16 +28,16 @@ import hashlib
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .errors import GnnkitError
+from ..errors import GnnkitError
+from ..fileio import atomic_write_json
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "bench.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bench.toml"
 # flags each run gets from bench itself
-RESERVED = {"seeds", "seed-start", "out", "log-dir", "no-progress", "resume", "nproc", "checkpoint-dir"}
+RESERVED = {"seeds", "seed-start", "out", "log-dir", "no-progress", "resume", "overwrite", "nproc", "checkpoint-dir"}
 
 
 # ------------------------------------------------------------------------------------ config
@@ -147,8 +147,8 @@ def split_specs(text: str) -> List[str]:
 
 def parse_dataset(spec: str, root: Path) -> Dataset:
     """Resolve one dataset spec; a known dataset absent under ``root`` comes back ``skipped``."""
-    from .data import csbm as csbm_mod
-    from .data import is_present, known_datasets, ogb, planetoid
+    from ..data import csbm as csbm_mod
+    from ..data import is_present, known_datasets, ogb, planetoid
 
     if spec == "csbm" or spec.startswith("csbm:"):
         options = csbm_mod.parse_csbm_spec(spec)
@@ -185,20 +185,22 @@ class _Strict(argparse.ArgumentParser):
 
 
 def _train_parser():
-    from .commands import train
+    from ..commands.options import add_train_options
 
     parser = _Strict(prog="gnnkit train", add_help=False)
-    train.add_arguments(parser)
+    add_train_options(parser)
     return parser
 
 
 def _check_plugins(args, where: str) -> None:
-    from .commands.train import _axes
+    from ..commands.factory import plugin_names
+    from ..commands.options import check_values
 
-    Task, Sampler, Strategy, Escape = _axes()
-    for axis, value in ((Task, args.task), (Sampler, args.sampler), (Strategy, args.strategy), (Escape, args.escape)):
-        if value is not None and value != "none" and value not in axis.names():
-            raise GnnkitError(f"{where}: unknown {axis.axis} {value!r}; known: {', '.join(axis.names())}")
+    try:
+        check_values(args)
+        plugin_names(args)
+    except GnnkitError as exc:
+        raise GnnkitError(f"{where}: {exc}") from None
 
 
 def build_grid(dataset_specs: List[str], methods: List[str], seeds: int, config: dict, root: Path,
@@ -256,15 +258,6 @@ def build_grid(dataset_specs: List[str], methods: List[str], seeds: int, config:
 
 
 # ------------------------------------------------------------------------------------ state
-def write_json(obj, path: Path) -> None:
-    """Atomic JSON write (tmp + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
-
-
 def check_state(grid: Grid, out: Path) -> None:
     """Refuse an ``out`` whose cells ran with other flags; record the grid's cells there."""
     path = out / "grid.json"
@@ -279,7 +272,7 @@ def check_state(grid: Grid, out: Path) -> None:
     if changed:
         raise GnnkitError(f"{out} holds runs of another configuration for {', '.join(changed)}; "
                           f"use another --out or remove that folder")
-    write_json({"cells": {**old, **cells}}, path)
+    atomic_write_json(str(path), {"cells": {**old, **cells}})
 
 
 def load_record(run: Run) -> Optional[dict]:

@@ -1,0 +1,208 @@
+"""Options -> parts: the one place that turns ``gnnkit train``'s parsed options into a run's pieces.
+
+- :func:`plugin_names` resolves the four axes (a sampler the user did not name is the task's
+  ``default_sampler``; no option is rewritten);
+- :func:`load_dataset` loads the graph (``gnnkit.data.load`` with the csbm options) or, for a task
+  whose input is an event stream, the events;
+- :func:`seed_data` draws the run's random split (``--split random:TRAIN,VAL``, seeded per run);
+- :func:`build_model` builds the model sized for the data (gnnkit's GNNs, or TGN for event streams),
+  with the operator the sampler needs fixed at build time (``--sampler cluster --diag-lambda λ``);
+- :func:`build_plugins` builds task, strategy, sampler and escape from their options;
+- :func:`settings` / :func:`run_info` say what a run is (results and checkpoints record them).
+
+The bench uses the same public functions (it imports nothing private of ``commands/train.py``).
+"""
+from __future__ import annotations
+
+import errno
+import inspect
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from ..errors import GnnkitError
+from .options import _axes, parse_split
+
+#: options that do not change what a run computes (left out of ``run_info``, so a resumed run may
+#: change them): how long, where, how shown, on what hardware.
+NOT_WEIGHT_SHAPING = {"epochs", "patience", "eval_every", "seeds", "seed_start", "out", "log_dir",
+                      "checkpoint_dir", "resume", "overwrite", "no_progress", "device", "nproc", "backend",
+                      "inference_batch_size", "root", "dataset", "debug", "command"}
+
+
+@dataclass(frozen=True)
+class PluginNames:
+    task: str
+    sampler: str
+    strategy: str
+    escape: Optional[str]
+
+
+def _task_class(name: str):
+    Task = _axes()[0]
+    return Task.lookup(name)
+
+
+def takes_events(task_name: str) -> bool:
+    """Whether the task trains on an event stream (else on a graph)."""
+    cls = _task_class(task_name)
+    return getattr(cls, "input", "events" if cls.name == "temporal-link" else "graph") == "events"
+
+
+def plugin_names(args) -> PluginNames:
+    """The four axes' names, each checked (an unknown name fails before any loading)."""
+    Task, Sampler, Strategy, Escape = _axes()
+    task = Task.lookup(args.task)
+    default = getattr(task, "default_sampler", "temporal" if task.name == "temporal-link" else "full")
+    sampler = args.sampler or default
+    Sampler.lookup(sampler), Strategy.lookup(args.strategy)
+    escape = args.escape if args.escape and args.escape != "none" else None
+    if escape:
+        Escape.lookup(escape)
+    return PluginNames(args.task, sampler, args.strategy, escape)
+
+
+def csbm_options(args) -> Dict[str, Any]:
+    """The csbm options given on the command line (``{}`` when none)."""
+    from ..data.csbm import csbm_kwargs_from_args
+
+    return csbm_kwargs_from_args(args)
+
+
+def check_root(root) -> None:
+    """Refuse a ``--root`` that cannot be looked at (a symlink loop, a file)."""
+    if root is None:
+        return
+    try:
+        os.stat(root)
+    except FileNotFoundError:
+        return  # loaders name the files they miss
+    except OSError as exc:
+        loop = " (a symlink loop)" if exc.errno == errno.ELOOP else ""
+        raise GnnkitError(f"--root {root}: {exc.strerror}{loop}") from None
+    if not os.path.isdir(root):
+        raise GnnkitError(f"--root {root}: not a folder")
+
+
+def load_graph(dataset: str, args, **load_options):
+    """A validated graph (``gnnkit.data.load``) from a name or path and the csbm options in ``args``."""
+    options = csbm_options(args)
+    is_csbm = dataset == "csbm" or str(dataset).startswith("csbm:")
+    if options and not is_csbm:
+        from ..data.csbm import csbm_options as all_options
+
+        flags = ", ".join(o.flag for o in all_options() if o.name in options)
+        raise GnnkitError(f"{flags}: csbm options, but the dataset is {dataset!r}")
+    check_root(args.root)
+    from ..data import load
+
+    return load(dataset, root=args.root, **options, **load_options)
+
+
+def load_dataset(args, names: PluginNames):
+    """The run's dataset: a validated graph (:func:`load_graph`) or an event stream."""
+    if takes_events(names.task):
+        if args.dataset == "csbm" or str(args.dataset).startswith("csbm:") or csbm_options(args):
+            raise GnnkitError(f"--task {names.task} needs --dataset PATH to an event file "
+                              "(whitespace 'src dst t' lines or a JODIE .csv)")
+        from ..temporal.events import load_events
+
+        return load_events(args.dataset, sort=args.sort_events)
+    return load_graph(args.dataset, args)
+
+
+def fingerprint(data) -> Optional[str]:
+    """The dataset's content fingerprint (``gnnkit.data.fingerprint``)."""
+    from ..data.fingerprint import fingerprint as fp
+
+    return fp(data)
+
+
+def seed_data(args, data, seed: int):
+    """The data of one seed's run: a fresh random split when ``--split random:TRAIN,VAL``."""
+    fractions = parse_split(args.split)
+    if fractions is None:
+        return data
+    if not hasattr(data, "train_mask"):
+        raise GnnkitError("--split applies to graphs, not to event streams")
+    from ..data.split import random_split
+
+    data = data.clone()
+    data.train_mask, data.val_mask, data.test_mask = random_split(data.y, *fractions, seed=seed)
+    return data
+
+
+def check_model_size(args, in_dim: int, out_dim: int, num_nodes: int) -> None:
+    """Refuse a model that cannot fit in memory before building it: 16 bytes per parameter (weights,
+    gradients, two optimizer moments) plus the ``[N, hidden]`` float32 activations of each layer."""
+    from ..data import check_allocation
+
+    h, layers = args.hidden, args.layers
+    params = in_dim * h + h * h * max(layers - 2, 0) + h * out_dim
+    check_allocation(16.0 * params + 4.0 * num_nodes * h * layers, f"the model (--hidden {h}, --layers {layers})")
+
+
+def _accepts(fn, name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def build_model(args, data, names: PluginNames, strategy):
+    """The model for ``data``: TGN for an event stream, else ``--model`` sized by the data."""
+    if takes_events(names.task):
+        from ..temporal.model import TGN
+
+        node_dim = 0 if data.x is None else int(data.x.size(1))
+        return TGN(data.msg_dim, node_dim=node_dim, memory_dim=args.memory_dim, time_dim=args.time_dim,
+                   embedding_dim=args.embedding_dim, heads=args.attention_heads,
+                   dropout=0.1 if args.dropout is None else args.dropout, aggregator=args.aggregator,
+                   message=args.message_function, embedding=args.temporal_embedding)
+    from gnnkit.models import MODELS
+    from gnnkit.models import build_model as build
+
+    out = data.y.shape[1] if data.y.dim() == 2 else int(data.num_classes)
+    if getattr(data, "num_classes", None) is not None:  # a strategy's choice (ForwardGNN: hidden)
+        out = strategy.model_out_dim(int(data.num_classes), args.hidden) or out
+    check_model_size(args, int(data.num_features), out, int(data.num_nodes))
+    kwargs = dict(hidden=args.hidden, num_layers=args.layers, dropout=0.5 if args.dropout is None else args.dropout,
+                  norm=args.norm, residual=args.residual)
+    diag = getattr(args, "diag_lambda", None)
+    if names.sampler == "cluster" and diag is not None and _accepts(MODELS[args.model].__init__, "diag_lambda"):
+        kwargs.update(adj_norm="diag", diag_lambda=diag)
+    return build(args.model, data.num_features, out, **kwargs)
+
+
+def build_task(args, names: PluginNames):
+    return _task_class(names.task).from_args(args)
+
+
+def build_strategy(args, names: PluginNames):
+    return _axes()[2].lookup(names.strategy).from_args(args)
+
+
+def build_sampler(args, names: PluginNames):
+    return _axes()[1].lookup(names.sampler).from_args(args)
+
+
+def build_escape(args, names: PluginNames):
+    return _axes()[3].lookup(names.escape).from_args(args) if names.escape else None
+
+
+def settings(args, names: PluginNames) -> Dict[str, Any]:
+    """Every option of the run (plug-in names resolved), for ``results.json``."""
+    out = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "debug"}
+    out.update(task=names.task, sampler=names.sampler, strategy=names.strategy, escape=names.escape)
+    return out
+
+
+def run_info(args, names: PluginNames, data) -> Dict[str, Any]:
+    """What a checkpoint or a result belongs to: ``{"dataset", "fingerprint", "settings"}`` where
+    settings are the options that shape the weights (not epochs, paths or the device)."""
+    from .options import PLUGIN_OPTIONS
+
+    active = {("task", names.task), ("sampler", names.sampler), ("strategy", names.strategy),
+              ("escape", names.escape)}
+    kept = {k: v for k, v in settings(args, names).items()
+            if k not in NOT_WEIGHT_SHAPING and not k.startswith("csbm_")
+            and PLUGIN_OPTIONS.get(k, ("task", names.task)) in active}
+    return {"dataset": str(args.dataset), "fingerprint": fingerprint(data), "settings": kept}

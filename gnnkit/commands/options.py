@@ -1,0 +1,188 @@
+"""The options of ``gnnkit train``, each declared once, and the checks of their values.
+
+:func:`add_train_options` declares the command layer's options (run, model, data, csbm) and then each
+plug-in's own (``Plugin.add_args``). Shared options (``--batch-size``) live here, not in the
+plug-ins. :func:`check_values` refuses a bad value with one :class:`~gnnkit.errors.GnnkitError` line
+before anything is loaded (sizes that cannot fit in memory are refused by
+``gnnkit.data.check_allocation`` before anything is allocated).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from ..errors import GnnkitError
+
+DEFAULT_DATASET = "csbm"
+
+
+def count(text: str) -> int:
+    """An integer option that also accepts ``1e6`` (an integral float written in exponent form)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (not a whole number)")
+    return int(value)
+
+
+def _axes():
+    from gnnkit.samplers import Sampler
+
+    from ..escape import Escape
+    from ..strategies import Strategy
+    from ..tasks import Task
+
+    return Task, Sampler, Strategy, Escape
+
+
+def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
+    g.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="a known name (Cora, ogbn-arxiv, csbm...), a .npz path or an event file "
+                        "(default: built-in csbm graph)")
+    g.add_argument("--root", default=None, help="dataset root (default: $GNNKIT_DATA or the project's data/)")
+    g.add_argument("--task", default="node", help=f"one of: {', '.join(Task.names())} (default node)")
+    g.add_argument("--sampler", default=None,
+                   help=f"one of: {', '.join(Sampler.names())} (default: the task's, full for node)")
+    g.add_argument("--strategy", default="backprop", help=f"one of: {', '.join(Strategy.names())}")
+    g.add_argument("--escape", default=None, help=f"one of: {', '.join(Escape.names()) or 'none'} (default none)")
+    g.add_argument("--epochs", type=count, default=200, help="epochs per run (default 200)")
+    g.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
+    g.add_argument("--optimizer", default="adam", help="adam, adamw or sgd (default adam)")
+    g.add_argument("--patience", type=count, default=None, help="early stop after K evaluations without improvement")
+    g.add_argument("--eval-every", type=count, default=1, help="evaluate every N epochs (default 1)")
+    g.add_argument("--metric", default=None, help="validation figure that selects the model (default: the task's)")
+    g.add_argument("--seeds", type=count, default=1, help="runs with seeds 0..S-1 (default 1)")
+    g.add_argument("--seed-start", type=count, default=0, help="first seed: runs with seeds K..K+S-1 (default 0)")
+    g.add_argument("--batch-size", type=count, default=None,
+                   help="seeds per batch (neighbor, mvs: default 512) or events per batch (temporal: default 200)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
+    g.add_argument("--inference-batch-size", type=count, default=None, help="rows per chunk in full-graph inference")
+    g.add_argument("--nproc", type=count, default=None, help="start N processes on this machine (torchrun)")
+    g.add_argument("--backend", default=None, help="process-group backend under torchrun (gloo, nccl)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _output_options(g) -> None:
+    g.add_argument("--out", default=os.path.join("runs", "train"), help="output folder (default runs/train)")
+    g.add_argument("--log-dir", default=None, help="per-epoch metrics.csv per seed under this folder")
+    g.add_argument("--checkpoint-dir", default=None, help="write checkpoints per seed under this folder")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (finished seeds kept) from the newest checkpoint, if any")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the results in --out and the checkpoints in --checkpoint-dir of an earlier run")
+
+
+def _model_options(g) -> None:
+    g.add_argument("--model", default="gcn", help="gcn, sage or mlp (default gcn; TGN for temporal-link)")
+    g.add_argument("--hidden", type=count, default=16, help="hidden width (default 16)")
+    g.add_argument("--layers", type=count, default=2, help="graph layers, head included (default 2)")
+    g.add_argument("--dropout", type=float, default=None, help="dropout probability (default 0.5; TGN 0.1)")
+    g.add_argument("--norm", default="none", help="none, batch or layer normalization between layers")
+    g.add_argument("--residual", action="store_true", help="residual connections between layers")
+    for flag, default, what in (("--memory-dim", 100, "memory width"), ("--time-dim", 100, "time encoding width"),
+                                ("--embedding-dim", 100, "embedding width"), ("--attention-heads", 2,
+                                                                              "attention heads")):
+        g.add_argument(flag, type=count, default=default, help=f"TGN: {what} (default {default})")
+    g.add_argument("--aggregator", default="last", help="TGN: message aggregator, last or mean")
+    g.add_argument("--message-function", default="identity", help="TGN: identity or mlp")
+    g.add_argument("--temporal-embedding", default="transformer",
+                   help="TGN: transformer (PyG example's TransformerConv, default) or attention (the authors' TGN-attn)")
+
+
+def _data_options(g) -> None:
+    g.add_argument("--split", default=None,
+                   help="node task: replace the dataset's split: 'random:TRAIN,VAL' fractions (rest test), "
+                        "drawn per seed")
+    g.add_argument("--sort-events", action="store_true", help="event files: sort unsorted event times")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Every option of ``gnnkit train``: the command layer's, csbm's, then each plug-in's own."""
+    Task, Sampler, Strategy, Escape = _axes()
+    _run_options(p.add_argument_group("run"), Task, Sampler, Strategy, Escape)
+    _output_options(p.add_argument_group("output"))
+    _model_options(p.add_argument_group("model"))
+    _data_options(p.add_argument_group("data"))
+    from ..data.csbm import add_csbm_arguments
+
+    add_csbm_arguments(p)
+    for axis in (Task, Sampler, Strategy, Escape):
+        group = p.add_argument_group(f"{axis.axis} options")
+        for name in axis.names():
+            before = {a.dest for a in p._actions}  # noqa: SLF001 - argparse has no API for it
+            axis.lookup(name).add_args(group)
+            for action in p._actions:  # noqa: SLF001
+                if action.dest not in before:
+                    PLUGIN_OPTIONS[action.dest] = (axis.axis, name)
+
+
+#: ``{dest: (axis, plug-in name)}`` of each plug-in's own options (filled by :func:`add_train_options`)
+PLUGIN_OPTIONS: dict = {}
+
+
+# ------------------------------------------------------------------------------------ value checks
+_AT_LEAST_1 = ("epochs", "seeds", "eval_every", "patience", "hidden", "layers", "inference_batch_size", "nproc",
+               "batch_size", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_values(args) -> None:
+    """Refuse a value no run can use, naming the option (before any data is loaded)."""
+    for name in _AT_LEAST_1:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise GnnkitError(f"{_flag(name)} must be at least 1, got {value}")
+    if args.seed_start < 0:
+        raise GnnkitError(f"--seed-start must be >= 0, got {args.seed_start}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise GnnkitError(f"--lr must be a positive number, got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise GnnkitError(f"--weight-decay must be >= 0, got {args.weight_decay}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise GnnkitError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.optimizer not in ("adam", "adamw", "sgd"):
+        raise GnnkitError(f"--optimizer must be adam, adamw or sgd, got {args.optimizer!r}")
+    from ..models import MODELS
+
+    if args.model not in MODELS:
+        raise GnnkitError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS))}")
+    check_device(args.device)
+    parse_split(args.split)
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise GnnkitError(f"--device {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+
+
+def parse_split(spec):
+    """``"random:0.6,0.2"`` -> ``(0.6, 0.2)``; None -> None. Fractions in (0, 1), train + val < 1."""
+    if spec is None:
+        return None
+    kind, _, body = spec.partition(":")
+    try:
+        train, val = (float(v) for v in body.split(","))
+    except ValueError:
+        train = val = None
+    if kind != "random" or train is None:
+        raise GnnkitError(f"--split must look like random:0.64,0.16, got {spec!r}")
+    if not (0 < train < 1 and 0 <= val < 1 and train + val < 1):
+        raise GnnkitError(f"--split {spec}: fractions must be in (0, 1) with train + val < 1 (the rest is test)")
+    return train, val
