@@ -247,3 +247,43 @@ def test_training_from_store_is_bitwise_in_memory_training(tmp_path, sampler):
         Trainer(sampler=s, max_epochs=3, seed=0, progress=False, device="cpu").fit(model, graph)
         hashes.append(_weights_hash(model))
     assert hashes[0] == hashes[1]
+
+
+def _same_adj(a, b) -> bool:
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_adj(u, v) for u, v in zip(a, b))
+    return all(torch.equal(getattr(a.csr, f)(), getattr(b.csr, f)()) for f in ("crow_indices", "col_indices", "values"))
+
+
+def _epoch_batches(sampler, stores, model):
+    from tests.sampler_context import RankedContext
+
+    graph, features = stores
+    ctx = RankedContext(device=torch.device("cpu"), seed=4, graph=graph, features=features, data=None,
+                        adj_norm=model.adj_norm, diag_lambda=model.diag_lambda)
+    sampler.setup(ctx, model)
+    sampler.set_epoch(1)
+    return list(sampler)
+
+
+@pytest.mark.parametrize("name", ["full", "neighbor", "cluster"])
+def test_samplers_draw_the_same_batches_from_a_store(tmp_path, name):
+    """The node samplers, given the on-disk stores, build the batches they build from the in-memory ones."""
+    from gnnkit.samplers.cluster import ClusterSampler
+    from gnnkit.samplers.full import FullBatchSampler
+    from gnnkit.samplers.neighbor import NeighborSampler
+    from models import build_model
+
+    make = {"full": FullBatchSampler, "neighbor": lambda: NeighborSampler(fanouts=[3, 2], batch_size=100),
+            "cluster": lambda: ClusterSampler(num_parts=8, clusters_per_batch=2)}[name]
+    data = csbm(**SMALL)
+    write_data(data, tmp_path / "s")
+    model = build_model("gcn", 12, 4, hidden=8, num_layers=2)
+    mem = _epoch_batches(make(), from_data(data), model)
+    disk = _epoch_batches(make(), open_store(tmp_path / "s"), model)
+    assert len(mem) == len(disk) > 0
+    for a, b in zip(mem, disk):
+        for field in ("x", "y", "n_id", "loss_index", "loss_weight"):
+            u, v = getattr(a, field), getattr(b, field)
+            assert (u is None and v is None) or torch.equal(u, v), field
+        assert _same_adj(a.adj, b.adj)
