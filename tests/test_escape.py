@@ -1,7 +1,8 @@
-"""The ``milp`` escape: a hand-built plateau it must escape, and every path that must leave the
-weights alone (worse candidate, validation drop, infeasible, time-out, crash, missing solver)."""
+"""The ``milp`` escape: a hand-built plateau it must escape (directly and inside ``Trainer.fit``),
+and every path that must leave the weights alone (worse candidate, validation drop, infeasible,
+time-out, crash, missing solver)."""
 import argparse
-import types
+import json
 
 import mip
 import pytest
@@ -10,13 +11,12 @@ from torch import nn
 from torch_geometric.data import Data
 
 from gnnkit import GnnkitError, Trainer
+from gnnkit.context import RunContext
 from gnnkit.escape import Escape
-from gnnkit.escape import milp as milp_mod
 from gnnkit.escape.formulation import HeadSearch, margins, search_head, select_nodes
 from gnnkit.escape.milp import MILPEscape, head_of
-from gnnkit.models import GCN, MLP
-
-from helpers import two_community_graph
+from gnnkit.models import MLP
+from gnnkit.stores import from_data
 
 
 def plateau_graph(n=80, seed=0) -> Data:
@@ -37,15 +37,29 @@ def plateau_graph(n=80, seed=0) -> Data:
     return Data(x=x, y=y, edge_index=ei, train_mask=masks[0], val_mask=masks[1], test_mask=masks[2], num_classes=2)
 
 
-def plateau_trainer(escape, threshold=0.3, scale=2.0):
-    """A fitted (0 epochs) Trainer whose head puts the class boundary at ``x₁ = threshold``."""
+def plateau_model(threshold=0.3, scale=2.0) -> MLP:
+    """A 1-layer MLP whose head puts the class boundary at ``x₁ = threshold``."""
     model = MLP(2, 4, 2, num_layers=1, dropout=0.0)
-    trainer = Trainer(max_epochs=0, escape=escape, progress=False, lr=0.01, weight_decay=5e-4)
-    trainer.fit(model, plateau_graph())
     with torch.no_grad():  # s₁ - s₀ = scale (x₁ - threshold)
         model.head.weight.copy_(torch.tensor([[-scale / 2, 0.0], [scale / 2, 0.0]]))
         model.head.bias.copy_(torch.tensor([scale * threshold / 2, -scale * threshold / 2]))
-    return trainer, model
+    return model
+
+
+def plateau_case(**ctx_kw):
+    """``(ctx, model, evaluate, data)``: the run context of the plateau graph, the suboptimal model,
+    and an ``evaluate(splits)`` giving its accuracy per split, as the loop's does."""
+    data, model = plateau_graph(), plateau_model()
+    graph, features = from_data(data)
+    ctx = RunContext(device=torch.device("cpu"), graph=graph, features=features, data=data, adj_norm=model.adj_norm,
+                     weight_decay=5e-4, monitor="val_accuracy", higher_is_better=True, **ctx_kw)
+
+    def evaluate(splits):
+        with torch.no_grad():
+            pred = model(data.x, graph.adjacency(ctx.adj_norm)).argmax(1)
+        return {f"{s}_accuracy": float((pred == data.y)[getattr(data, f"{s}_mask")].float().mean()) for s in splits}
+
+    return ctx, model, evaluate, data
 
 
 def saved_head(model):
@@ -67,34 +81,27 @@ def _highs_missing() -> bool:
     _highs_missing(), reason="HiGHS not installed (pip install gnnkit[highs])"))])
 def test_escape_finds_and_accepts_a_better_point(solver):
     esc = MILPEscape(solver=solver, radius=0.1, margin=0.05, nodes=40, time_limit=20)
-    trainer, model = plateau_trainer(esc)
+    ctx, model, evaluate, data = plateau_case()
     before = saved_head(model)
-    # a gradient step's worth of optimizer state on the head, which an accepted point must clear
-    opt = trainer.strategy.optimizer
-    model(trainer.data.x, trainer.full_adjacency(trainer.data)).sum().backward()
-    opt.step()
-    with torch.no_grad():
-        model.head.weight.copy_(before[0])
-        model.head.bias.copy_(before[1])
-    assert model.head.weight in opt.state
-    esc.on_plateau(trainer)
-    (rec,) = esc.records
-    assert rec["accepted"], rec
+    result = esc.on_plateau(ctx, model, evaluate, None)
+    rec = result.record
+    assert rec["accepted"] and result.accepted, rec
+    assert esc.records == [rec]
     assert rec["status"] in ("optimal", "feasible") and rec["solver"] == solver
     assert rec["train_loss_after"] < rec["train_loss_before"]
     assert rec["objective_after"] < rec["objective_before"]
     assert rec["val_after"] >= rec["val_before"]
     assert rec["satisfied_after"] > rec["satisfied_before"]
     assert rec["binaries"] == rec["nodes"] > 0
-    assert trainer.plateau_escaped is True
-    assert model.head.weight not in opt.state and model.head.bias not in opt.state
-    change = torch.cat([(model.head.weight - before[0]).view(-1), model.head.bias - before[1]]).abs()
+    # the proposed head, named as in the model's parameters
+    assert set(result.head_state) == {"head.weight", "head.bias"}
+    new_w, new_b = result.head_state["head.weight"], result.head_state["head.bias"]
+    change = torch.cat([(new_w - before[0]).view(-1), new_b - before[1]]).abs()
     assert 0 < change.max() <= 0.1 + 1e-6  # moved, inside the box
     # the new point classifies strictly more training nodes correctly
-    h = trainer.data.x[trainer.data.train_mask]
-    y = trainer.data.y[trainer.data.train_mask]
+    h, y = data.x[data.train_mask], data.y[data.train_mask]
     old = margins(h @ before[0].T + before[1], y)
-    assert (margins(model.head(h), y) > 0).sum() > (old > 0).sum()
+    assert (margins(h @ new_w.T + new_b, y) > 0).sum() > (old > 0).sum()
 
 
 def test_formulation_bigm_and_selection():
@@ -124,7 +131,7 @@ class ForcedCandidate(MILPEscape):
         super().__init__(**kw)
         self.dw, self.db = dw, db
 
-    def search(self, h, y, head, trainer):
+    def search(self, h, y, head, ctx):
         return HeadSearch(status="optimal", seconds=0.0, nodes=len(y), binaries=len(y), satisfied_before=0,
                           satisfied_after=len(y), delta_w=self.dw.clone(), delta_b=self.db.clone())
 
@@ -132,32 +139,28 @@ class ForcedCandidate(MILPEscape):
 def test_worse_candidate_is_reverted_bit_for_bit():
     # moving the boundary further right (bias towards class 0) misclassifies more: worse loss
     esc = ForcedCandidate(torch.zeros(2, 2), torch.tensor([0.1, -0.1]))
-    trainer, model = plateau_trainer(esc)
+    ctx, model, evaluate, _ = plateau_case()
     with torch.no_grad():  # a weight pattern whose float additions would not round-trip exactly
         model.head.weight.add_(torch.randn(2, 2) * 1e-3)
     saved = saved_head(model)
-    opt_state = {k: dict(v) for k, v in trainer.strategy.optimizer.state.items()}
-    esc.on_plateau(trainer)
+    result = esc.on_plateau(ctx, model, evaluate, None)
     assert_head_equal(model, saved)
-    (rec,) = esc.records
-    assert not rec["accepted"] and rec["reason"].startswith("rejected: objective")
+    rec = result.record
+    assert result.head_state is None and not rec["accepted"] and rec["reason"].startswith("rejected: objective")
     assert rec["candidate_objective"] > rec["objective_before"]
     assert rec["train_loss_after"] == rec["train_loss_before"]
-    assert trainer.plateau_escaped is False
-    assert {k: dict(v) for k, v in trainer.strategy.optimizer.state.items()}.keys() == opt_state.keys()
 
 
 def test_candidate_that_drops_validation_is_reverted():
     # a better training loss but a validation figure that drops: rejected
     esc = ForcedCandidate(torch.zeros(2, 2), torch.tensor([-0.1, 0.1]))
+    ctx, model, _, _ = plateau_case()
     values = iter([0.9, 0.8])
-    esc._val = lambda trainer: next(values)
-    trainer, model = plateau_trainer(esc)
     saved = saved_head(model)
-    esc.on_plateau(trainer)
-    (rec,) = esc.records
+    result = esc.on_plateau(ctx, model, lambda splits: {"val_accuracy": next(values)}, None)
+    rec = result.record
     assert rec["candidate_objective"] < rec["objective_before"]
-    assert not rec["accepted"] and "val_accuracy" in rec["reason"]
+    assert not rec["accepted"] and result.head_state is None and "val_accuracy" in rec["reason"]
     assert_head_equal(model, saved)
 
 
@@ -174,15 +177,24 @@ def test_no_solution_leaves_weights_untouched(monkeypatch, status):
             return getattr(mip.OptimizationStatus, status)  # as after a time-out without incumbent
         monkeypatch.setattr(mip.Model, "optimize", optimize)
     esc = MILPEscape(radius=0.1, margin=0.05, time_limit=1)
-    trainer, model = plateau_trainer(esc)
+    ctx, model, evaluate, _ = plateau_case()
     saved = saved_head(model)
-    esc.on_plateau(trainer)
-    (rec,) = esc.records
+    result = esc.on_plateau(ctx, model, evaluate, None)
+    rec = result.record
     expected = {"INFEASIBLE": "infeasible", "NO_SOLUTION_FOUND": "no_solution_found", "crash": "error",
                 "unavailable": "unavailable"}[status]
     assert rec["status"] == expected and not rec["accepted"] and rec["reason"]
+    assert result.head_state is None
     assert_head_equal(model, saved)
-    assert trainer.plateau_escaped is False
+
+
+def test_max_calls_and_escape_json(tmp_path):
+    esc = ForcedCandidate(torch.zeros(2, 2), torch.tensor([0.1, -0.1]), max_calls=2)
+    ctx, model, evaluate, _ = plateau_case(log_dir=str(tmp_path))
+    first, second = (esc.on_plateau(ctx, model, evaluate, None) for _ in range(2))
+    assert esc.on_plateau(ctx, model, evaluate, None) is None  # budget spent: not called
+    written = json.loads((tmp_path / "escape.json").read_text())
+    assert written == [first.record, second.record] == esc.records
 
 
 def test_unknown_solver_and_bad_options_are_errors():
@@ -204,11 +216,9 @@ def test_model_without_linear_head_is_an_error():
     model.head = nn.Sequential(nn.Linear(2, 2))
     with pytest.raises(GnnkitError, match="nn.Linear"):
         head_of(model)
-    esc = MILPEscape()
-    trainer, model = plateau_trainer(esc)
-    del model.head
+    ctx, _, evaluate, _ = plateau_case()
     with pytest.raises(GnnkitError, match="has none"):
-        esc.on_plateau(trainer)
+        MILPEscape().on_plateau(ctx, nn.Sequential(nn.Linear(2, 2)), evaluate, None)
 
 
 def test_options_from_command_line():
@@ -224,35 +234,23 @@ def test_options_from_command_line():
         MILPEscape.from_args(parser.parse_args(["--escape-solver", "cplex"]))
 
 
-def test_fit_with_escape_records_calls():
-    # an lr of 1e-30 is lost in float32 rounding: gradient descent never moves the weights, so
-    # validation never improves and every evaluation after the first is a plateau
-    esc = MILPEscape(patience=1, max_calls=2, time_limit=2, nodes=16, radius=0.3)
-    torch.manual_seed(0)
-    result = Trainer(max_epochs=6, seed=0, progress=False, lr=1e-30, escape=esc).fit(
-        GCN(8, 8, 2, num_layers=2, dropout=0.0), two_community_graph())
-    assert len(result["escape"]) == 2 == len(esc.records)
+def test_fit_escapes_the_plateau():
+    """Inside ``Trainer.fit``: an lr of 1e-30 is lost in float32 rounding, so gradient descent never
+    moves the weights and every validation after the first is a plateau; the head starts at the
+    suboptimal threshold, so the first call must be accepted. No accepted call may worsen the
+    training loss."""
+    esc = MILPEscape(patience=1, max_calls=2, time_limit=20, nodes=40, radius=0.1, margin=0.05)
+    model, data = plateau_model(), plateau_graph()
+    result = Trainer(max_epochs=6, seed=0, progress=False, lr=1e-30, weight_decay=5e-4, escape=esc,
+                     device="cpu").fit(model, data)
+    records = result["escape"]
+    assert 1 <= len(records) <= 2 and records[0]["accepted"], records
     keys = {"epoch", "nodes", "binaries", "status", "gap", "seconds", "train_loss_before", "train_loss_after",
             "val_before", "val_after", "accepted", "reason"}
-    for rec in result["escape"]:
+    for rec in records:
         assert keys <= rec.keys()
         assert rec["train_loss_after"] <= rec["train_loss_before"]
-        assert rec["status"] in ("optimal", "feasible") and rec["binaries"] > 0
-    assert [r["epoch"] for r in result["escape"]] == sorted(r["epoch"] for r in result["escape"])
-
-
-def test_other_ranks_take_the_broadcast_head(monkeypatch):
-    """Rank != 0 solves nothing: it copies rank 0's accepted head and clears its optimizer state."""
-    esc = MILPEscape()
-    trainer, model = plateau_trainer(esc)
-    new = (torch.full((2, 2), 0.25), torch.tensor([0.5, -0.5]))
-    record = {"epoch": 0, "accepted": True, "status": "optimal"}
-    monkeypatch.setattr(milp_mod.dist, "broadcast_object", lambda obj, src=0: (record, [t.clone() for t in new]))
-    opt = trainer.strategy.optimizer
-    opt.state[model.head.weight] = {"step": torch.tensor(3.0)}
-    rank1 = types.SimpleNamespace(raw_model=model, strategy=trainer.strategy, is_main=False, world_size=2,
-                                  plateau_escaped=False, progress=False)
-    esc._escape = lambda *a: pytest.fail("a non-main rank must not solve")
-    esc.on_plateau(rank1)
-    assert torch.equal(model.head.weight, new[0]) and torch.equal(model.head.bias, new[1])
-    assert rank1.plateau_escaped and esc.records == [record] and model.head.weight not in opt.state
+        if rec["accepted"]:
+            assert rec["train_loss_after"] < rec["train_loss_before"]
+            assert rec["objective_after"] < rec["objective_before"]
+    assert [r["epoch"] for r in records] == sorted(r["epoch"] for r in records)

@@ -100,8 +100,7 @@ def search_head(h: Tensor, y: Tensor, weight: Tensor, bias: Tensor, *, radius: f
     t0 = time.perf_counter()
     h64 = h.detach().double().cpu()
     w64, b64, yy = weight.detach().double().cpu(), bias.detach().double().cpu(), y.detach().cpu()
-    n, d = h64.shape
-    c = w64.shape[0]
+    n = h64.shape[0]
     logits = h64 @ w64.T + b64
     diff = logits.gather(1, yy.view(-1, 1)) - logits  # [n, C] d_ik = s_iy - s_ik
     reach = radius * (2 * h64.abs().sum(1, keepdim=True) + 2)  # [n, 1]
@@ -109,54 +108,80 @@ def search_head(h: Tensor, y: Tensor, weight: Tensor, bias: Tensor, *, radius: f
     big_m.scatter_(1, yy.view(-1, 1), 0.0)  # no row for k = y
     sat_before = int((margins(logits, yy) >= margin).sum())
     out = HeadSearch(status="building", seconds=0.0, nodes=n, binaries=n, satisfied_before=sat_before)
+    model = _start(name, out)
+    if model is not None:
+        try:
+            model.verbose, model.threads, model.seed = 0, max(1, int(threads)), int(seed)
+            pw, qw, z = _build(model, h64, yy, logits, diff, big_m, radius, margin, out)
+            status = model.optimize(max_seconds=time_limit)
+            out.status = status.name.lower()
+            _read_solution(model, status, pw, qw, z, radius, weight.dtype, bias.dtype, out)
+        except Exception as e:  # noqa: BLE001 - a solver crash must not end training
+            out.status = "error"
+            out.notes.append(f"{type(e).__name__}: {e}")
+            out.delta_w = out.delta_b = None
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _start(name: str, out: HeadSearch):
+    """A python-mip model on solver ``name``, or ``None`` with ``out.status = "unavailable"``."""
     try:
         import mip
     except Exception as e:  # noqa: BLE001 - any import failure means "solver missing"
-        out.status, out.seconds = "unavailable", time.perf_counter() - t0
+        out.status = "unavailable"
         out.notes.append(f"python-mip could not be imported: {e}")
-        return out
+        return None
     try:
         model = mip.Model(sense=mip.MAXIMIZE, solver_name=name)
     except Exception as e:  # noqa: BLE001 - a solver library that fails to load
-        out.status, out.seconds = "unavailable", time.perf_counter() - t0
+        out.status = "unavailable"
         out.notes.append(f"{name} could not be started: {e}")
-        return out
+        return None
     if str(getattr(model, "solver_name", name)).lower() != name.lower():  # python-mip's silent fallback
-        out.status, out.seconds = "unavailable", time.perf_counter() - t0
+        out.status = "unavailable"
         out.notes.append(f"python-mip started {model.solver_name} instead of {name}")
-        return out
-    try:
-        model.verbose, model.threads, model.seed = 0, max(1, int(threads)), int(seed)
-        pw = [[model.add_var(lb=0.0, ub=radius) for _ in range(d + 1)] for _ in range(c)]  # column d: bias
-        qw = [[model.add_var(lb=0.0, ub=radius) for _ in range(d + 1)] for _ in range(c)]
-        z = [model.add_var(var_type=mip.BINARY) for _ in range(n)]
-        eps = 1.0 / (4.0 * radius * c * (d + 1))
-        moves = mip.xsum(v for row in pw + qw for v in row)
-        model.objective = mip.xsum(z) - eps * moves
-        hb = torch.cat([h64, torch.ones(n, 1, dtype=h64.dtype)], 1).numpy()  # [n, d+1] with the bias input
-        pairs = (big_m > 0).nonzero().tolist()  # the only loop: over the bounded chosen set's rows
-        for i, k in pairs:
-            yi, coef = int(yy[i]), hb[i].tolist()
-            variables = pw[yi] + qw[yi] + pw[k] + qw[k] + [z[i]]
-            coeffs = coef + [-v for v in coef] + [-v for v in coef] + coef + [-float(big_m[i, k])]
-            model.add_constr(mip.LinExpr(variables, coeffs) >= margin - float(diff[i, k]) - float(big_m[i, k]))
-        out.rows, out.columns = len(pairs), 2 * c * (d + 1) + n
-        current = (margins(logits, yy) >= margin).tolist()
-        model.start = ([(z[i], 1.0 if current[i] else 0.0) for i in range(n)]
-                       + [(v, 0.0) for row in pw + qw for v in row])
-        status = model.optimize(max_seconds=time_limit)
-        out.status = status.name.lower()
-        if model.num_solutions > 0 and status in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
-            delta = np.array([[p.x - q.x for p, q in zip(prow, qrow)] for prow, qrow in zip(pw, qw)])
-            delta = np.clip(delta, -radius, radius)
-            out.delta_w = torch.as_tensor(delta[:, :d], dtype=weight.dtype)
-            out.delta_b = torch.as_tensor(delta[:, d], dtype=bias.dtype)
-            out.satisfied_after = int(round(sum(v.x for v in z)))
-            gap = model.gap
-            out.gap = float(gap) if gap is not None and math.isfinite(gap) else None
-    except Exception as e:  # noqa: BLE001 - a solver crash must not end training
-        out.status = "error"
-        out.notes.append(f"{type(e).__name__}: {e}")
-        out.delta_w = out.delta_b = None
-    out.seconds = time.perf_counter() - t0
-    return out
+        return None
+    return model
+
+
+def _build(model, h64: Tensor, yy: Tensor, logits: Tensor, diff: Tensor, big_m: Tensor, radius: float,
+           margin: float, out: HeadSearch):
+    """Variables ``P, Q`` ``[C, d+1]`` (column ``d``: the bias), binaries ``z`` ``[n]``, objective,
+    one row per (node, class) with ``M_ik > 0`` and the start point ``Δ = 0``; returns ``(P, Q, z)``."""
+    import mip
+
+    (n, d), c = h64.shape, logits.shape[1]
+    pw = [[model.add_var(lb=0.0, ub=radius) for _ in range(d + 1)] for _ in range(c)]
+    qw = [[model.add_var(lb=0.0, ub=radius) for _ in range(d + 1)] for _ in range(c)]
+    z = [model.add_var(var_type=mip.BINARY) for _ in range(n)]
+    eps = 1.0 / (4.0 * radius * c * (d + 1))
+    moves = mip.xsum(v for row in pw + qw for v in row)
+    model.objective = mip.xsum(z) - eps * moves
+    hb = torch.cat([h64, torch.ones(n, 1, dtype=h64.dtype)], 1).numpy()  # [n, d+1] with the bias input
+    pairs = (big_m > 0).nonzero().tolist()  # the only loop: over the bounded chosen set's rows
+    for i, k in pairs:
+        yi, coef = int(yy[i]), hb[i].tolist()
+        variables = pw[yi] + qw[yi] + pw[k] + qw[k] + [z[i]]
+        coeffs = coef + [-v for v in coef] + [-v for v in coef] + coef + [-float(big_m[i, k])]
+        model.add_constr(mip.LinExpr(variables, coeffs) >= margin - float(diff[i, k]) - float(big_m[i, k]))
+    out.rows, out.columns = len(pairs), 2 * c * (d + 1) + n
+    current = (margins(logits, yy) >= margin).tolist()
+    model.start = ([(z[i], 1.0 if current[i] else 0.0) for i in range(n)]
+                   + [(v, 0.0) for row in pw + qw for v in row])
+    return pw, qw, z
+
+
+def _read_solution(model, status, pw, qw, z, radius: float, w_dtype, b_dtype, out: HeadSearch) -> None:
+    """``Δ = P − Q`` (clipped to the box) into ``out`` when the solver has a solution."""
+    import mip
+
+    if model.num_solutions > 0 and status in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
+        delta = np.array([[p.x - q.x for p, q in zip(prow, qrow)] for prow, qrow in zip(pw, qw)])
+        delta = np.clip(delta, -radius, radius)
+        d = delta.shape[1] - 1
+        out.delta_w = torch.as_tensor(delta[:, :d], dtype=w_dtype)
+        out.delta_b = torch.as_tensor(delta[:, d], dtype=b_dtype)
+        out.satisfied_after = int(round(sum(v.x for v in z)))
+        gap = model.gap
+        out.gap = float(gap) if gap is not None and math.isfinite(gap) else None

@@ -1,13 +1,14 @@
 """``escape="milp"``: GDSolver's escape (Ashok et al., 2022), made safe, on python-mip.
 
-When the validation metric has not improved for ``patience`` evaluations, the Trainer calls
-:meth:`MILPEscape.on_plateau`. The escape then
+When the validation metric has not improved for ``patience`` evaluations, the loop calls
+:meth:`MILPEscape.on_plateau` (on rank 0 alone; it broadcasts what comes back). The escape then
 
-1. computes the head inputs ``H = embed(x, adj)`` of every node (eval mode, no gradient; the
-   model's layer-by-layer ``inference(..., return_embedding=True)``) and the current head's
-   training objective ``J(W, b) = mean_{i ∈ train} CE(h_i Wᵀ + b, y_i) + (λ/2)(‖W‖² + ‖b‖²)``
-   (``λ`` the Trainer's ``weight_decay``: the head's part of the L2 penalty that Adam/SGD's
-   ``weight_decay`` adds to the gradient), and the validation figure that selects the model;
+1. computes the head inputs ``H = embed(x, Â)`` of every node (eval mode, no gradient; the
+   model's layer-by-layer ``inference(..., return_embedding=True)`` on the whole graph's operator
+   ``ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)``) and the current head's training
+   objective ``J(W, b) = mean_{i ∈ train} CE(h_i Wᵀ + b, y_i) + (λ/2)(‖W‖² + ‖b‖²)`` (``λ`` the
+   run's ``weight_decay``: the head's part of the L2 penalty that Adam/SGD's ``weight_decay`` adds
+   to the gradient), and the validation figure that selects the model (``evaluate(("val",))``);
 2. picks up to ``nodes`` training nodes (violators near the margin + guards) and solves the MILP
    of :mod:`gnnkit.escape.formulation` with ``solver`` (``cbc`` or ``highs``) within
    ``time_limit`` seconds: ``W + Δ``, ``b + δ`` boxed by ``radius``, maximize the number of chosen
@@ -17,41 +18,42 @@ When the validation metric has not improved for ``patience`` evaluations, the Tr
    saved ones, bit for bit. No solution (infeasible, time-out without incumbent, solver missing
    or crashed) leaves the weights untouched.
 
-Every call appends a record ``{epoch, solver, nodes, binaries, rows, status, gap, seconds,
+It returns an :class:`~gnnkit.context.EscapeResult`: the call's record and, when accepted, the new
+head ``{"head.weight": W, "head.bias": b}`` (names as in ``model.named_parameters()``), which the
+loop copies into the model on every rank; it then clears the strategy's optimizer state of those
+two parameters (``strategy.reset_state``) and restarts its patience count.
+
+Every call's record ``{epoch, solver, nodes, binaries, rows, status, gap, seconds,
 satisfied_before, satisfied_after, train_loss_before, train_loss_after, objective_before,
-objective_after, val_before, val_after, candidate_objective, candidate_val, accepted, reason}`` to
-``self.records`` (``train_loss`` is the cross-entropy part of ``J``; the ``*_after`` figures are
-those of the weights the call leaves, the ``candidate_*`` ones those of the solver's point) and
-logs one line (``tqdm.write`` with a progress bar, the ``gnnkit.escape`` logger always); with a
-``log_dir`` the records also go to ``log_dir/escape.json``. On acceptance the escape sets
-``trainer.plateau_escaped`` (the Trainer restarts its patience count).
+objective_after, val_before, val_after, candidate_objective, candidate_val, accepted, reason}``
+(``train_loss`` is the cross-entropy part of ``J``; the ``*_after`` figures are those of the
+weights the call leaves, the ``candidate_*`` ones those of the solver's point) is also appended to
+``self.records`` (which counts the calls against ``max_calls``) and logged in one line
+(``tqdm.write`` with a progress bar, the ``gnnkit.escape`` logger always); with a ``log_dir`` the
+records also go to ``log_dir/escape.json`` (written atomically).
 
 Optimizer state: after an accepted point the optimizer's per-parameter state (Adam's moments and
-step count, SGD's momentum) **for the head's weight and bias is cleared**, so the next step starts
-from the new point without momentum that was gathered at the old one; other parameters keep their
-state and the learning rate is unchanged. (The reference instead restarts a fresh optimizer at half
-the learning rate for the whole network.) A rejected call changes no optimizer state.
-
-Several processes: only rank 0 builds and solves the program and runs the acceptance test; it then
-broadcasts ``(record, head tensors)`` with :func:`gnnkit.distributed.broadcast_object` and every
-other rank copies the tensors into its head, so all ranks hold identical weights and identical
-records. The acceptance test's evaluation runs on rank 0 alone and must not need the others
-(true of the node task, whose evaluation is full-graph on each rank).
+step count, SGD's momentum) **for the head's weight and bias is cleared** (by the loop, through
+``strategy.reset_state``), so the next step starts from the new point without momentum that was
+gathered at the old one; other parameters keep their state and the learning rate is unchanged.
+(The reference instead restarts a fresh optimizer at half the learning rate for the whole network.)
+A rejected call changes no optimizer state.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import distributed as dist
+from ..context import EscapeResult
 from ..errors import GnnkitError
+from ..fileio import atomic_write_json
 from ..plugins import add_option
 from .base import Escape
 from .formulation import HeadSearch, margins, search_head, select_nodes, solver_name
@@ -95,60 +97,42 @@ class MILPEscape(Escape):
         self.max_calls, self.patience, self.threads = int(max_calls), int(patience), int(threads)
 
     # -- the hook -------------------------------------------------------------------------------
-    def on_plateau(self, trainer) -> None:
+    def on_plateau(self, ctx, model, evaluate, task) -> Optional[EscapeResult]:
+        """One call (see the module docstring); ``None`` once ``max_calls`` calls were made."""
         if len(self.records) >= self.max_calls:
-            return
-        head = head_of(trainer.raw_model)
-        payload = None
-        if trainer.is_main:
-            try:
-                with dist.local_only():  # the other ranks wait in the broadcast below
-                    record = self._escape(trainer, head)
-            except GnnkitError as e:  # tell the other ranks, which wait in the broadcast below
-                if trainer.world_size == 1:
-                    raise
-                payload = (str(e), None)
-            else:
-                state = [t.detach().cpu() for t in (head.weight, head.bias)] if record["accepted"] else None
-                payload = (record, state)
-        if trainer.world_size > 1:
-            payload = dist.broadcast_object(payload)
-        record, state = payload
-        if isinstance(record, str):
-            raise GnnkitError(record)
-        if state is not None and not trainer.is_main:
-            with torch.no_grad():
-                head.weight.copy_(state[0].to(head.weight.device))
-                head.bias.copy_(state[1].to(head.bias.device))
-        if record["accepted"]:
-            reset_optimizer_state(trainer.strategy, [head.weight, head.bias])
-            trainer.plateau_escaped = True
+            return None
+        head = head_of(model)
+        record = self._escape(ctx, model, head, evaluate)
+        state = None
+        if record["accepted"]:  # the accepted point stays in the head; the loop copies the same values
+            state = {name: p.detach().clone() for name, p in model.named_parameters()
+                     if p is head.weight or p is head.bias}
         self.records.append(record)
-        if trainer.is_main:
-            line = _describe(record)
-            if getattr(trainer, "progress", False):
-                tqdm.write(line)
-            log.info(line)
-            if getattr(trainer, "log_dir", None):
-                _write_json(self.records, os.path.join(trainer.log_dir, "escape.json"))
+        line = _describe(record)
+        if ctx.progress:
+            tqdm.write(line)
+        log.info(line)
+        if ctx.log_dir:
+            atomic_write_json(os.path.join(ctx.log_dir, "escape.json"), self.records, indent=1)
+        return EscapeResult(record, state)
 
-    # -- one call on the main rank ----------------------------------------------------------------
-    def _escape(self, trainer, head: nn.Linear) -> dict:
-        data, model = trainer.data, trainer.raw_model
-        y = data.y
+    # -- one call ---------------------------------------------------------------------------------
+    def _escape(self, ctx, model, head: nn.Linear, evaluate) -> dict:
+        y = ctx.features.get("y")
         if y.dim() != 1:
             raise GnnkitError("the milp escape needs single-label classes (data.y of shape [N]), "
                               f"got data.y of shape {tuple(y.shape)}")
         with torch.no_grad():
-            _, h_all = model.inference(data.x, trainer.full_adjacency(data), batch_size=trainer.inference_batch_size,
+            adj = ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
+            _, h_all = model.inference(ctx.features.get("x"), adj, batch_size=ctx.inference_batch_size,
                                        return_embedding=True)
-        train = data.train_mask & (y >= 0)
+        train = ctx.features.get("train_mask") & (y >= 0)
         h, yt = h_all[train].detach(), y[train]
-        wd = float(getattr(trainer, "weight_decay", 0.0) or 0.0)
+        wd = float(ctx.weight_decay or 0.0)
         saved_w, saved_b = head.weight.detach().clone(), head.bias.detach().clone()
         loss0, obj0 = training_objective(h, yt, head, wd)
-        val0 = self._val(trainer)
-        record = {"epoch": trainer.epoch, "solver": self.solver, "nodes": 0, "binaries": 0, "rows": 0,
+        val0 = self._val(ctx, evaluate)
+        record = {"epoch": ctx.epoch, "solver": self.solver, "nodes": 0, "binaries": 0, "rows": 0,
                   "status": "skipped", "gap": None, "seconds": 0.0, "satisfied_before": 0, "satisfied_after": None,
                   "train_loss_before": loss0, "train_loss_after": loss0, "objective_before": obj0,
                   "objective_after": obj0, "val_before": val0, "val_after": val0, "candidate_objective": None,
@@ -158,7 +142,7 @@ class MILPEscape(Escape):
         if idx.numel() == 0:
             record["reason"] = "no training node can change side within the radius"
             return record
-        found = self.search(h[idx], yt[idx], head, trainer)
+        found = self.search(h[idx], yt[idx], head, ctx)
         record.update(nodes=found.nodes, binaries=found.binaries, rows=found.rows, status=found.status,
                       gap=found.gap, seconds=round(found.seconds, 4), satisfied_before=found.satisfied_before,
                       satisfied_after=found.satisfied_after)
@@ -173,11 +157,10 @@ class MILPEscape(Escape):
             head.bias.add_(found.delta_b.to(head.bias.device, head.bias.dtype))
             record["satisfied_after"] = int((margins(head(h[idx]), yt[idx]) >= self.margin).sum())
         loss1, obj1 = training_objective(h, yt, head, wd)
-        val1 = self._val(trainer)
+        val1 = self._val(ctx, evaluate)
         record.update(train_loss_after=loss1, objective_after=obj1, val_after=val1, candidate_objective=obj1,
                       candidate_val=val1)
-        worse_val = _worse(val1, val0, trainer.higher_is_better)
-        if obj1 < obj0 and not worse_val:
+        if obj1 < obj0 and not _worse(val1, val0, ctx.higher_is_better):
             record.update(accepted=True, reason="training objective improved, validation did not drop")
             return record
         with torch.no_grad():  # revert bit for bit
@@ -185,17 +168,18 @@ class MILPEscape(Escape):
             head.bias.copy_(saved_b)
         record.update(train_loss_after=loss0, objective_after=obj0, val_after=val0,
                       reason=(f"rejected: objective {obj0:.6g} -> {obj1:.6g}" if obj1 >= obj0 else
-                              f"rejected: {trainer.monitor} {val0:.6g} -> {val1:.6g}"))
+                              f"rejected: {ctx.monitor} {val0:.6g} -> {val1:.6g}"))
         return record
 
-    def search(self, h, y, head: nn.Linear, trainer) -> HeadSearch:
+    def search(self, h, y, head: nn.Linear, ctx) -> HeadSearch:
         """The solver's candidate for the chosen nodes (a method so that tests can force one)."""
         return search_head(h, y, head.weight, head.bias, radius=self.radius, margin=self.margin, solver=self.solver,
-                           time_limit=self.time_limit, threads=self.threads, seed=int(getattr(trainer, "seed", 0)))
+                           time_limit=self.time_limit, threads=self.threads, seed=int(ctx.seed))
 
     @staticmethod
-    def _val(trainer) -> float:
-        return float(trainer.task.evaluate(trainer, splits=("val",))[trainer.monitor])
+    def _val(ctx, evaluate) -> float:
+        """The figure that selects the model, on the validation split."""
+        return float(evaluate(("val",))[ctx.monitor])
 
     # -- command line -----------------------------------------------------------------------------
     @classmethod
@@ -240,29 +224,12 @@ def training_objective(h, y, head: nn.Linear, weight_decay: float) -> tuple[floa
     return ce, ce + 0.5 * weight_decay * float((w * w).sum() + (b * b).sum())
 
 
-def reset_optimizer_state(strategy, params) -> None:
-    """Drop the per-parameter state of ``params`` in every optimizer the strategy holds."""
-    optims = [getattr(strategy, "optimizer", None)] + list(getattr(strategy, "optimizers", None) or [])
-    for opt in optims:
-        if isinstance(opt, torch.optim.Optimizer):
-            for p in params:
-                opt.state.pop(p, None)
-
-
 def _worse(new: float, old: float, higher_is_better: bool) -> bool:
     if math.isnan(new):
         return not math.isnan(old)
     if math.isnan(old):
         return False
     return new < old if higher_is_better else new > old
-
-
-def _write_json(obj, path: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=float)
-    os.replace(tmp, path)
 
 
 def _describe(r: dict) -> str:
