@@ -236,7 +236,8 @@ def _passes(variant, cls=GCN, data=None):
     neg = wrong_labels(data.y, C, k, seed=3) if k else None
     stack = LayerStack(model, label_dim=C if variant == "ff-la" else 0)
     views = GraphViews(ctx, LabelSetup(variant, C, k, vn, neg, feature_shift(data.x)))
-    return LayerPasses(stack, views, 2.0, "auto"), views.full(), data.train_mask.nonzero().view(-1), data.y[data.train_mask]
+    rows = data.train_mask.nonzero().view(-1)
+    return LayerPasses(stack, views, 2.0, "auto"), views.full(), rows, data.y[rows]
 
 
 @pytest.mark.parametrize("cls", [GCN, GraphSAGE])

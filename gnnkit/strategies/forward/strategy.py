@@ -40,6 +40,7 @@ from torch import Tensor
 
 from ...context import Control
 from ...errors import GnnkitError
+from ...samplers.loader import derive_seed
 from ..base import Strategy
 from .graphs import GraphViews, LabelSetup
 from .inputs import check_labels, feature_shift, l2_normalize, virtual_node_features, wrong_labels
@@ -101,10 +102,10 @@ class ForwardLearning(Strategy):
         self.stack = LayerStack(model, label_dim=C if self.variant == "ff-la" else 0).to(ctx.device)
         L = self.stack.num_layers
         self._optims = [ctx.make_optimizer(self.stack.parameters_of(l)) for l in range(L)]
-        seed = int(ctx.seed) * 1_000_003
-        vn = virtual_node_features(C, x.shape[1], seed + 1).to(ctx.device) if self.variant in ("sf", "ff-vn") else None
+        vn = (virtual_node_features(C, x.shape[1], derive_seed(ctx.seed, 1)).to(ctx.device)
+              if self.variant in ("sf", "ff-vn") else None)
         k = None if self.variant == "sf" else min(self.num_negs or C - 1, C - 1)
-        neg = wrong_labels(y, C, k, seed + 2) if k else None
+        neg = wrong_labels(y, C, k, derive_seed(ctx.seed, 2)) if k else None
         self.sched = Schedule(self.schedule, L, ctx.max_epochs, self.patience, self.val_every, self.layer_epochs)
         views = GraphViews(ctx, LabelSetup(self.variant, C, k, vn, neg, feature_shift(x)))
         self.passes = LayerPasses(self.stack, views, self.theta, self.cache)
@@ -161,7 +162,8 @@ class ForwardLearning(Strategy):
         view = passes.views.full()
         if self.states is None:
             self.states = passes.bottom_up(view)
-        y, states, new, total, L = passes.views.node("y", rows), self.states, [self.states[0]], 0.0, self.sched.num_layers
+        y, states, new, total = passes.views.node("y", rows), self.states, [self.states[0]], 0.0
+        L = self.sched.num_layers
         for j in range(L):
             out = self.stack(j, states[j], view.adj(0))
             emb = torch.stack([out] + states[j + 2:]).mean(0) if j + 2 <= L else out
