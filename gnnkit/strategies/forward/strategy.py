@@ -274,38 +274,3 @@ class ForwardLearning(Strategy):
                    val_every=args.forward_val_every, layer_epochs=args.forward_layer_epochs,
                    theta=args.forward_theta, num_negs=args.forward_num_negs, cache=args.forward_cache)
 
-
-# TEMPORARY: the pre-redesign Trainer calls configure(trainer, model), step(trainer, batch),
-# on_epoch_end(trainer, epoch, logs), predict(trainer, data); removed when the new loop lands.
-def _legacy_wrap(cls):
-    from . import _legacy
-
-    new = {k: getattr(cls, k) for k in ("configure", "step", "on_epoch_end", "predict")}
-
-    def configure(self, ctx, model):
-        if _legacy.is_trainer(ctx):
-            self._legacy_ctx = _legacy.LegacyContext(ctx)
-            return new["configure"](self, self._legacy_ctx, model)
-        return new["configure"](self, ctx, model)
-
-    def step(self, ctx, *args):
-        if _legacy.is_trainer(ctx):
-            return new["step"](self, self._legacy_ctx, ctx.raw_model, args[0], ctx.task)
-        return new["step"](self, ctx, *args)
-
-    def on_epoch_end(self, ctx, *args):
-        if _legacy.is_trainer(ctx):
-            return _legacy.apply(ctx, new["on_epoch_end"](self, self._legacy_ctx, ctx.raw_model, args[0],
-                                                          _legacy.evaluate_of(ctx)))
-        return new["on_epoch_end"](self, ctx, *args)
-
-    def predict(self, ctx, *args):
-        if _legacy.is_trainer(ctx):
-            return new["predict"](self, self._legacy_ctx, ctx.raw_model)
-        return new["predict"](self, ctx, *args)
-
-    cls.configure, cls.step, cls.on_epoch_end, cls.predict = configure, step, on_epoch_end, predict
-    return cls
-
-
-_legacy_wrap(ForwardLearning)
