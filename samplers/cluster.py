@@ -35,11 +35,10 @@ Several processes: every rank draws the same epoch order and takes its share of 
 the ``G`` groups do not divide among the ``w`` ranks, the list wraps around: the first
 ``w - G mod w`` groups of the epoch's order are dealt once more, so no cluster is dropped and
 every rank takes ``ceil(G / w)`` steps (those few clusters are visited twice that epoch). Rank 0
-partitions first and writes the cache; the others then read it (``ctx.main_first``).
+partitions first and writes the cache; the others then read it (``ctx.barrier``).
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Optional
 
 import torch
@@ -101,9 +100,13 @@ class ClusterSampler(Sampler):
             edge_index, nodes = graph.edge_index(), None
         n = graph.num_nodes if nodes is None else nodes.numel()
         check_request(n, int(edge_index.shape[1]), self.num_parts)
-        with getattr(ctx, "main_first", contextlib.nullcontext)():  # rank 0 computes and caches first
-            self.partition = partition_graph(edge_index, n, self.num_parts, seed=self.metis_seed,
-                                             ufactor=self.ufactor, cache_dir=self.cache_dir)
+        many = ctx.world_size > 1
+        if many and not ctx.is_main:
+            ctx.barrier()  # rank 0 computes and caches first
+        self.partition = partition_graph(edge_index, n, self.num_parts, seed=self.metis_seed, ufactor=self.ufactor,
+                                         cache_dir=self.cache_dir)
+        if many and ctx.is_main:
+            ctx.barrier()
         del edge_index
         device = graph.device
         parts = self.partition.parts.to(device)
