@@ -78,3 +78,33 @@ def test_feature_store_get_names_shapes_meta():
     assert feats.meta["num_classes"] == 2 and feats.meta["is_symmetric"] is False
     with pytest.raises(GnnkitError, match="no tensor 'val_mask'"):
         feats.get("val_mask")
+
+
+def _imports(path):
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module if node.level == 0 else "." * node.level + node.module)
+    return names
+
+
+def test_layering_data_layer_and_samplers_import_nothing_of_training():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data_layer = list((root / "gnnkit" / "stores").glob("*.py")) + list((root / "gnnkit" / "sparse").glob("*.py"))
+    data_layer += [root / "gnnkit" / "history.py", root / "gnnkit" / "partition.py"]
+    training = ("gnnkit.trainer", "gnnkit.tasks", "gnnkit.strategies", "gnnkit.samplers", "gnnkit.cli",
+                "gnnkit.commands", "gnnkit.distributed", "gnnkit.context")
+    for path in data_layer:
+        bad = [n for n in _imports(path) if n.startswith(training)]
+        assert not bad, (path.name, bad)
+    for path in (root / "samplers").glob("*.py"):
+        bad = [n for n in _imports(path) if n.startswith(("gnnkit.trainer", "gnnkit.cli", "gnnkit.commands",
+                                                          "gnnkit.distributed"))]
+        assert not bad, (path.name, bad)
