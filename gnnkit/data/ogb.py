@@ -22,7 +22,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
 from unittest import mock
 
 import torch
@@ -35,7 +35,14 @@ from .safe_pickle import forcing_weights_only, register_safe_globals, torch_reas
 
 # family -> (ogb subpackage, dataset class, label file stem, what the family's datasets are)
 FAMILIES = {"nodeproppred": ("PygNodePropPredDataset", "node-label", "node"),
-            "graphproppred": ("PygGraphPropPredDataset", "graph-label", "graph")}
+            "graphproppred": ("PygGraphPropPredDataset", "graph-label", "graph"),
+            "linkproppred": ("PygLinkPropPredDataset", None, "link")}
+
+
+def ogb_master(package: str, name: str):
+    """The column of ``ogb.<package>``'s ``master.csv`` for ``name`` (``package``: nodeproppred,
+    graphproppred or linkproppred); a GnnkitError names the known datasets otherwise."""
+    return meta(name, package)
 
 
 def meta(name: str, family: str = "nodeproppred"):
@@ -73,28 +80,34 @@ def expected_files(name: str, processed: bool = False, family: str = "nodeproppr
     label = FAMILIES[family][1]
     files = [f"RELEASE_v{info['version']}.txt"]
     if info["binary"] == "True":
-        files += ["raw/data.npz"] + ([] if processed else [f"raw/{label}.npz"])
+        files += ["raw/data.npz"] + ([] if processed or label is None else [f"raw/{label}.npz"])
     else:
         files += ["raw/edge.csv.gz"]
         files += ["raw/node-feat.csv.gz"] if info["has_node_attr"] == "True" else []
         files += ["raw/edge-feat.csv.gz"] if info["has_edge_attr"] == "True" else []
         extra = info["additional node files"]
         if not processed:
-            files += ["raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz", f"raw/{label}.csv.gz"]
+            files += ["raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz"]
+            files += [f"raw/{label}.csv.gz"] if label else []
             files += [f"raw/{f}.csv.gz" for f in extra.split(",")] if extra != "None" else []
     split = f"split/{info['split']}"
     return files + [f"{split}/train.csv.gz", f"{split}/valid.csv.gz", f"{split}/test.csv.gz"]
 
 
-def missing_files(name: str, root, family: str = "nodeproppred") -> List[str]:
-    """The files of :func:`expected_files` absent under ``root`` (a ``split_dict.pt`` stands in
-    for the three split files)."""
-    folder = dataset_dir(name, root)
-    processed = (folder / "processed" / "geometric_data_processed.pt").is_file()
-    files = expected_files(name, processed, family)
+def missing_under(folder: Path, files: List[str]) -> List[str]:
+    """The entries of ``files`` (relative paths) absent under ``folder``; a ``split/*/split_dict.pt``
+    stands in for the split files."""
+    folder = Path(folder)
     if any(folder.glob("split/*/split_dict.pt")):
         files = [f for f in files if not f.startswith("split/")]
     return [f for f in files if not (folder / f).is_file()]
+
+
+def missing_files(name: str, root, family: str = "nodeproppred") -> List[str]:
+    """The files of :func:`expected_files` absent under ``root`` (see :func:`missing_under`)."""
+    folder = dataset_dir(name, root)
+    processed = (folder / "processed" / "geometric_data_processed.pt").is_file()
+    return missing_under(folder, expected_files(name, processed, family))
 
 
 def no_prompt(*_args, **_kwargs):
@@ -106,19 +119,27 @@ def no_prompt(*_args, **_kwargs):
 _no_prompt = no_prompt
 
 
+@contextlib.contextmanager
+def offline_ogb(package: str) -> Iterator[None]:
+    """Run ogb's ``ogb.<package>`` readers offline and safely: ``input`` and the download question
+    raise (:func:`no_prompt`), ``torch.load`` is forced to ``weights_only=True`` (ogb calls it bare)
+    with PyG's data classes and numpy arrays admitted, and ogb's chatter goes to stderr."""
+    register_safe_globals()
+    with mock.patch("builtins.input", no_prompt), \
+            mock.patch(f"ogb.{package}.dataset_pyg.decide_download", no_prompt), \
+            mock.patch("torch.load", forcing_weights_only(torch.load)), \
+            contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def read_dataset(name: str, root, family: str = "nodeproppred"):
-    """``(dataset, split)`` from ogb's own reader for ``family``, with ``torch.load`` forced to
-    ``weights_only=True`` (ogb calls it bare), ``input`` and the download question patched to
-    raise, and ogb's chatter on stderr. Any failure is a GnnkitError naming the folder."""
+    """``(dataset, split)`` from ogb's own reader for ``family`` under :func:`offline_ogb`; any
+    failure is a GnnkitError naming the folder."""
     import importlib
 
     cls = getattr(importlib.import_module(f"ogb.{family}"), FAMILIES[family][0])
-    register_safe_globals()
     try:
-        with mock.patch("builtins.input", no_prompt), \
-                mock.patch(f"ogb.{family}.dataset_pyg.decide_download", no_prompt), \
-                mock.patch("torch.load", forcing_weights_only(torch.load)), \
-                contextlib.redirect_stdout(sys.stderr):
+        with offline_ogb(family):
             dataset = cls(name, root=os.fspath(root))
             return dataset, dataset.get_idx_split()
     except GnnkitError:
