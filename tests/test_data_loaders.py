@@ -318,3 +318,36 @@ def test_symlink_loop_root_is_not_found(tmp_path):
     (tmp_path / "Cora").symlink_to(tmp_path / "Cora")
     with pytest.raises(GnnkitError, match=r"Cora not found: expected ind\.cora\.x"):
         load("Cora", root=tmp_path)
+
+
+def _broken(kind):
+    if kind == "csc":
+        m = sp.csc_matrix(np.eye(140, 1433, dtype=np.float32))
+        m.indptr = m.indptr.copy()
+        m.indptr[1] = 10 ** 9  # scipy's tocsr would read far out of bounds
+    else:
+        m = sp.coo_matrix(np.eye(140, 1433, dtype=np.float32))
+        m.row = m.row.copy()
+        m.row[0] = 10 ** 9
+    return m
+
+
+@pytest.mark.parametrize("kind, message", [("csc", r"indptr decreases at row 1"),
+                                           ("coo", r"row index outside \[0, 140\)")])
+def test_crafted_sparse_matrix_checked_before_scipy_converts_it(cora_root, kind, message):
+    with open(cora_root / "Cora" / "raw" / "ind.cora.x", "wb") as f:
+        pickle.dump(_broken(kind), f, protocol=2)
+    with pytest.raises(GnnkitError, match=rf"ind\.cora\.x: {message}"):
+        load("Cora", root=cora_root)
+
+
+def test_planetoid_parts_as_csc_and_coo_still_load(cora_root):
+    from gnnkit.data.safe_pickle import safe_load_file
+
+    raw = cora_root / "Cora" / "raw"
+    ref = load("Cora", root=cora_root)
+    for part, kind in (("x", "csc"), ("tx", "coo")):
+        m = safe_load_file(raw / f"ind.cora.{part}")
+        with open(raw / f"ind.cora.{part}", "wb") as f:
+            pickle.dump(m.tocsc() if kind == "csc" else m.tocoo(), f, protocol=2)
+    assert torch.equal(load("Cora", root=cora_root).x, ref.x)

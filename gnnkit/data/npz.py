@@ -30,7 +30,7 @@ from gnnkit.errors import GnnkitError
 from .graph import labels_as_long, make_graph
 from .limits import check_allocation
 from .npz_reader import read_npz
-from .validate import check_csr
+from .validate import check_csr, sparse_to_csr
 
 _PREFIXES = {"adj": ("adj_", "adj_matrix."), "attr": ("attr_", "attr_matrix.")}
 
@@ -43,9 +43,7 @@ def _stored_matrix(z, key: str, path: Path):
     item = value.item() if value.shape == () else None
     if not sp.issparse(item):
         raise GnnkitError(f"{path}: {key} is an object array that does not hold a sparse matrix")
-    csr = item.tocsr() if item.format in ("csc", "coo") else item
-    if csr.format != "csr":
-        raise GnnkitError(f"{path}: {key}: unsupported sparse format {item.format}")
+    csr = sparse_to_csr(item, f"{path}: {key}")
     return csr.indptr, csr.indices, csr.data, np.asarray(csr.shape, dtype=np.int64)
 
 

@@ -28,7 +28,7 @@ from gnnkit.errors import GnnkitError
 
 from .limits import check_allocation
 from .safe_pickle import safe_load_file, safe_torch_load
-from .validate import check_csr
+from .validate import sparse_to_csr
 
 NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 RAW_PARTS = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -56,14 +56,10 @@ def _matrix(obj, what: str) -> Tensor:
     """A raw feature or one-hot label part as float32 ``[rows, cols]``: a scipy CSR/CSC matrix
     (its parts checked, then rebuilt) or a 2-d numeric array."""
     if sp.issparse(obj):
-        csr = obj.tocsr() if getattr(obj, "format", None) in ("csc", "coo") else obj
-        parts = getattr(csr, "__dict__", {})
-        indptr, indices, values = parts.get("indptr"), parts.get("indices"), parts.get("data")
-        shape = np.asarray(getattr(csr, "_shape", ()), dtype=np.int64)
-        check_csr(indptr, indices, values, shape, what)
-        rows, cols = (int(v) for v in shape)
+        csr = sparse_to_csr(obj, what)
+        rows, cols = csr.shape
         check_allocation(4.0 * rows * cols, f"{what}: dense [{rows} x {cols}]")
-        dense = sp.csr_matrix((values, indices, indptr), shape=(rows, cols)).toarray()
+        dense = csr.toarray()
     elif isinstance(obj, np.ndarray) and obj.ndim == 2 and obj.dtype.kind in "biuf":
         dense = obj
     else:

@@ -186,6 +186,38 @@ def check_csr(indptr, indices, data, shape, what: str) -> None:
         raise GraphValidationError(f"{what}: data must be numeric, got dtype {np.asarray(data).dtype}")
 
 
+def sparse_to_csr(obj, what: str):
+    """A scipy CSR/CSC/COO matrix that came out of a file (its attributes set by the unpickler, no
+    constructor ran) as a fresh ``csr_matrix``, built only from its arrays after they are checked:
+    scipy's conversions trust them and read out of bounds on bad ones."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    parts = getattr(obj, "__dict__", {})
+    shape = np.asarray(parts.get("_shape", parts.get("shape", ())))
+    fmt = obj.format if sp.issparse(obj) else None
+    if fmt == "csr":
+        check_csr(parts.get("indptr"), parts.get("indices"), parts.get("data"), shape, what)
+        return sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=tuple(int(v) for v in shape))
+    if fmt == "csc":  # the CSR of the transpose
+        check_csr(parts.get("indptr"), parts.get("indices"), parts.get("data"), shape[::-1], what)
+        return sp.csc_matrix((parts["data"], parts["indices"], parts["indptr"]),
+                             shape=tuple(int(v) for v in shape)).tocsr()
+    if fmt == "coo":
+        coords = parts.get("coords") or (parts.get("row"), parts.get("col"))
+        if len(coords) != 2 or shape.shape != (2,) or shape.dtype.kind not in "iu":
+            raise GraphValidationError(f"{what}: a COO matrix needs row and column arrays and a 2-d shape")
+        for arr, size, axis in ((coords[0], shape[0], "row"), (coords[1], shape[1], "column")):
+            arr = _int_array(arr, f"{what} {axis} indices")
+            if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= int(size)):
+                raise GraphValidationError(f"{what}: {axis} index outside [0, {int(size)})")
+        data = np.asarray(parts.get("data"))
+        if data.shape != np.asarray(coords[0]).shape or np.asarray(coords[1]).shape != data.shape:
+            raise GraphValidationError(f"{what}: COO row, column and data arrays differ in length")
+        return sp.coo_matrix((data, (coords[0], coords[1])), shape=tuple(int(v) for v in shape)).tocsr()
+    raise GraphValidationError(f"{what}: unsupported sparse format {fmt!r} (csr, csc or coo)")
+
+
 def num_nodes_of(data: Data) -> int:
     """``N``: the rows of ``x`` when present, else ``data.num_nodes`` (never guessed from edges)."""
     x = getattr(data, "x", None)
