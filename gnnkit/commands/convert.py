@@ -15,6 +15,8 @@ The store is written to a temporary folder and renamed when complete (see
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -44,7 +46,22 @@ def _disk_bytes(path: str) -> int:
     return sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
+    """Convert; SIGTERM stops like Ctrl-C, so the temporary folder is removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        return _convert(args)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _convert(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _convert(args) -> int:
     from gnnkit.stores import ondisk
 
     options = csbm_kwargs_from_args(args)

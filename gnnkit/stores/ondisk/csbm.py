@@ -2,7 +2,7 @@
 
 The same graph as :func:`gnnkit.data.csbm.csbm` with the same options (the same draws from the
 same generator, in the same order), without ever holding its edges or features: edge pairs are
-drawn in csbm's chunks twice (the generator's state is saved before the first draw and restored
+drawn in csbm's chunks (csbm's own generators) twice (the generator's state is saved before the first draw and restored
 for the second, see :func:`~gnnkit.stores.ondisk.csr.write_streamed_csr`), and feature rows are
 drawn, cast and written in csbm's row chunks. csbm's rows come out sorted and distinct (its
 ``edge_index`` is sorted by ``(row, col)`` and deduplicated), so the store's CSR equals the
@@ -18,6 +18,8 @@ the ``K`` labeled nodes: ogbn-papers100M's shape, 1.5M labeled nodes out of 111M
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
@@ -28,7 +30,8 @@ from gnnkit.data.split import make_split
 from gnnkit.errors import GnnkitError
 
 from .convert import feature_dtype_of, progress_bars
-from .csr import write_streamed_csr
+from .csr import INT32_MAX, write_streamed_csr
+from .format import itemsize
 from .writer import StoreWriter
 
 
@@ -38,45 +41,22 @@ def csbm_defaults() -> Dict[str, Any]:
 
 
 def _edge_pairs(o: Dict[str, Any], theta: Optional[Tensor], perm: Tensor, gen) -> Iterator[Tuple[Tensor, Tensor]]:
-    """csbm's edge draws, chunk by chunk, as ``(row, col)`` int64 with both directions of every
-    loop-free pair (the same draws as ``gnnkit.data.csbm._edges``)."""
-    n, num_classes = o["num_nodes"], o["num_classes"]
-    m = int(round(n * o["avg_degree"] / 2))
-    sampler = None if theta is None else C._InverseCdf(torch.cumsum(theta, 0))
-    classes = C._Classes(n, num_classes, sampler)
-    for begin in range(0, m, C._CHUNK):
-        size = min(C._CHUNK, m - begin)
-        if sampler is None:
-            src = torch.randint(0, n, (size,), generator=gen)
-        else:
-            src = sampler(torch.rand(size, generator=gen, dtype=torch.float64) * sampler.cum[-1])
-        a = classes.of(src)
-        other = (a + torch.randint(1, max(num_classes, 2), (size,), generator=gen)) % num_classes
-        b = torch.where(torch.rand(size, generator=gen) < o["homophily"], a, other)
-        dst = classes.draw(b, sampler, gen)
-        src, dst = perm[src].long(), perm[dst].long()
-        keep = src != dst
-        src, dst = src[keep], dst[keep]
+    """csbm's edge draws (:func:`gnnkit.data.csbm.edge_pair_chunks`), chunk by chunk, as
+    ``(row, col)`` int64 with both directions of every loop-free pair."""
+    for src, dst in C.edge_pair_chunks(o["num_nodes"], o["num_classes"], o["avg_degree"], o["homophily"], theta,
+                                       perm, gen):
+        src, dst = src.long(), dst.long()
         yield torch.cat([src, dst]), torch.cat([dst, src])
 
 
-def _class_means(o: Dict[str, Any], gen) -> Tensor:
-    """``μ`` ``[C, F]`` as csbm's ``_features`` draws it."""
-    g = torch.randn(o["num_features"], o["num_classes"], generator=gen)
-    mu = torch.linalg.qr(g).Q.T if o["num_classes"] <= o["num_features"] else (g / g.norm(dim=0, keepdim=True)).T
-    return (mu * o["feature_snr"]).contiguous()
-
-
 def _write_features(writer: StoreWriter, o, y: Tensor, gen, dtype: torch.dtype, tick) -> None:
-    """``x = μ[y] + N(0, I)`` drawn in csbm's row chunks, cast to ``dtype`` and appended."""
-    mu = _class_means(o, gen)
+    """``x = μ[y] + N(0, I)`` drawn in csbm's row chunks (:func:`gnnkit.data.csbm.feature_chunks`),
+    cast to ``dtype`` and appended."""
+    mu = C.class_means(o["num_classes"], o["num_features"], o["feature_snr"], gen)
     out = writer.array("x", dtype, (o["num_features"],))
-    rows_per = C._CHUNK // 4
-    for begin in range(0, y.numel(), rows_per):
-        ys = y[begin:begin + rows_per]
-        rows = torch.randn((ys.numel(), o["num_features"]), generator=gen)
-        out.append(rows.add_(mu[ys]))
-        tick(ys.numel())
+    for _, rows in C.feature_chunks(y, mu, gen):
+        out.append(rows)
+        tick(rows.shape[0])
 
 
 def _labels(o: Dict[str, Any], y: Tensor, gen, labeled_nodes: Optional[int]) -> Tensor:
@@ -102,7 +82,23 @@ def _options(options: Dict[str, Any]) -> Dict[str, Any]:
     o = {**defaults, **options}
     C._check(o["num_nodes"], o["num_classes"], o["avg_degree"], o["num_features"], o["homophily"],
              o["feature_snr"], o["degree_exponent"], o["label_noise"])
+    if not 0 <= int(o["seed"]) < 2 ** 63:
+        raise GnnkitError(f"csbm: seed must be in [0, 2^63), got {o['seed']}")
     return o
+
+
+def check_disk(path, o: Dict[str, Any], dtype: torch.dtype) -> None:
+    """Refuse (before writing) when the folder of ``path`` has less free space than the store needs
+    at its peak: the CSR twice (the scratch copy of pass 2 and the final one, int32 or int64 per
+    entry, ``N·avg_degree`` entries), ``indptr``, ``x`` and the ``[N]`` label and mask arrays."""
+    n, entries = o["num_nodes"], o["num_nodes"] * o["avg_degree"]
+    idx = 4 if n <= INT32_MAX else 8
+    need = 2 * idx * entries + 8 * (n + 1) + n * o["num_features"] * itemsize(dtype) + 11 * n
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    free = shutil.disk_usage(parent if os.path.isdir(parent) else ".").free
+    if need > free:
+        raise GnnkitError(f"csbm store of {n} nodes needs about {need / 2**30:.1f} GiB of disk at its peak; "
+                          f"{parent} has {free / 2**30:.1f} GiB free")
 
 
 def write_csbm(path, *, feature_dtype: str = "float32", overwrite: bool = False, progress: bool = False,
@@ -110,6 +106,7 @@ def write_csbm(path, *, feature_dtype: str = "float32", overwrite: bool = False,
     """Write ``csbm(**options)`` as a store at ``path`` without holding its edges or features (see
     the module docstring); returns the store's path."""
     o, fdt = _options(options), feature_dtype_of(feature_dtype)
+    check_disk(path, o, fdt)
     n, nc = o["num_nodes"], o["num_classes"]
     stage = progress_bars(progress)
     gen = torch.Generator().manual_seed(int(o["seed"]))

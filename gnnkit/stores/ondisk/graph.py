@@ -1,9 +1,9 @@
 """OnDiskGraphStore: the structure of a store, memory-mapped.
 
 ``csr()`` gives the mapped arrays themselves: ``indptr`` int64 ``[N + 1]`` and ``indices`` ``[E]``
-in their stored dtype (int32 while node ids fit in it: the in-memory store's are int64);
-:meth:`neighbors` and :meth:`sample_neighbors` (the base's, reading only the rows asked for)
-return int64 sources as every backend does. ``edge_index()`` and ``adjacency()`` build whole-graph
+in their stored dtype (int32 while node ids fit in it: the in-memory store's are int64); the
+base's ``neighbors`` and ``sample_neighbors`` read only the rows asked for and return int64
+sources, as on every backend. ``edge_index()`` and ``adjacency()`` build whole-graph
 tensors in memory (for graphs that fit: full-batch training, Cluster-GCN, ForwardGNN), equal bit
 for bit to the in-memory store of the graph the store was converted from.
 """
@@ -48,14 +48,6 @@ class OnDiskGraphStore(GraphStore):
 
     def csr(self) -> Tuple[Tensor, Tensor]:
         return self.files.tensor("indptr"), self.files.tensor("indices")
-
-    def neighbors(self, ids: Tensor) -> Tuple[Tensor, Tensor]:
-        counts, sources = super().neighbors(ids)
-        return counts, sources.long()
-
-    def sample_neighbors(self, ids: Tensor, k: int, gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
-        counts, sources = super().sample_neighbors(ids, k, gen)
-        return counts, sources.long()
 
     def edge_index(self) -> Tensor:
         """``[2, E]`` int64 in the source graph's edge order (built in memory once, then cached)."""
