@@ -287,3 +287,50 @@ def test_samplers_draw_the_same_batches_from_a_store(tmp_path, name):
             u, v = getattr(a, field), getattr(b, field)
             assert (u is None and v is None) or torch.equal(u, v), field
         assert _same_adj(a.adj, b.adj)
+
+
+def test_train_command_on_a_store_matches_the_source(tmp_path):
+    """`gnnkit train --dataset DIR` (a store, through gnnkit.data.load) gives the figures of the graph itself."""
+    import json
+
+    graph = ["--num-nodes", "700", "--avg-degree", "6", "--num-features", "12", "--num-classes", "4",
+             "--graph-seed", "5"]
+    assert main(["convert", "csbm", str(tmp_path / "s"), "--no-progress", *graph]) == 0
+    results = []
+    for dataset, extra in ((str(tmp_path / "s"), []), ("csbm", graph)):
+        out = tmp_path / f"run-{len(results)}"
+        assert main(["train", "--dataset", dataset, *extra, "--epochs", "3", "--no-progress", "--out", str(out)]) == 0
+        record = json.loads((out / "results.json").read_text())
+        results.append((record["val_mean"], record["test_mean"], record.get("fingerprint")))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("source", ["csbm", "streamed", "networkx"])
+def test_to_data_keeps_the_fingerprint(tmp_path, source):
+    from gnnkit.data.fingerprint import fingerprint
+
+    if source == "networkx":
+        data = load(nx.gnm_random_graph(80, 200, seed=1, directed=True))
+    else:
+        data = csbm(**SMALL)
+    if source == "streamed":
+        write_csbm(tmp_path / "s", **SMALL)
+    else:
+        write_data(data, tmp_path / "s")
+    back = to_data(tmp_path / "s")
+    assert sorted(back.keys()) == sorted(data.keys())
+    assert fingerprint(back) == fingerprint(data) == read_metadata(tmp_path / "s")["fingerprint"]
+
+
+def test_fingerprint_of_sampled_large_arrays(tmp_path):
+    """Graphs above the sample size (strided positions), half features, unsorted weighted edges."""
+    from gnnkit.data.fingerprint import fingerprint
+
+    gen = torch.Generator().manual_seed(0)
+    ei = torch.randint(0, 9000, (2, 40000), generator=gen)
+    data = Data(edge_index=ei, edge_weight=torch.rand(40000, generator=gen), x=torch.randn(9000, 9, generator=gen),
+                y=torch.randint(0, 3, (9000,), generator=gen), num_classes=3)
+    write_data(data, tmp_path / "s", feature_dtype="bfloat16")
+    data.x = data.x.bfloat16().float()
+    assert fingerprint(data, sample=1000) != fingerprint(data)
+    assert read_metadata(tmp_path / "s")["fingerprint"] == fingerprint(data) == fingerprint(to_data(tmp_path / "s"))

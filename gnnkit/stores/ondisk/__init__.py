@@ -37,17 +37,19 @@ def open_store(path, verify: bool = False,
 
 def to_data(path, verify: bool = False):
     """The store at ``path`` as a PyG ``Data`` (for graphs that fit in memory): ``edge_index`` in the
-    source graph's order, the node arrays (float32 ones stay memory-mapped) and the graph-level facts
-    of the metadata (``num_classes``, ``name``, ``is_symmetric``, ``evaluator_name``...)."""
+    source graph's order, the node arrays (float32 ones stay memory-mapped) and the source graph's
+    plain attributes as they were (``num_classes``, ``name``, ``is_symmetric``...), so that
+    :func:`gnnkit.data.fingerprint` gives the source's fingerprint."""
     from torch_geometric.data import Data
 
     graph, features = open_store(path, verify=verify)
-    data = Data(edge_index=graph.edge_index(), num_nodes=graph.num_nodes)
+    data = Data(edge_index=graph.edge_index())
     for name in features.names():
         data[name] = features.get(name)
-    for key, value in features.meta.items():
+    for key, value in graph.files.meta.get("attributes", {}).items():
         data[key] = value
-    data.is_symmetric = graph.is_symmetric
+    if not features.names():
+        data.num_nodes = graph.num_nodes
     weight = graph.edge_weight()
     if weight is not None:
         data.edge_weight = weight

@@ -5,8 +5,9 @@ The node arrays are every node-level tensor of the graph (those :func:`gnnkit.st
 feature store answers: ``x``, ``y``, the masks, ...), in their own dtype except ``x``, written in
 ``feature_dtype`` (``"float32"``, ``"float16"`` or ``"bfloat16"``). The structure is the in-memory
 store's CSR (:func:`~gnnkit.stores.ondisk.csr.write_csr_of`). The metadata keeps the graph-level
-facts (``num_classes``, ``evaluator_name``, ``name``, ``is_symmetric``, ``multilabel``) and the
-dataset's fingerprint (:func:`gnnkit.data.fingerprint` where it exists).
+facts (``num_classes``, ``evaluator_name``, ``name``, ``is_symmetric``, ``multilabel``), the
+graph's own plain attributes and the dataset's fingerprint (:func:`gnnkit.data.fingerprint`'s,
+read off the written arrays).
 """
 from __future__ import annotations
 
@@ -46,13 +47,9 @@ def graph_meta(data) -> Dict[str, Any]:
     return meta
 
 
-def data_fingerprint(data) -> Optional[str]:
-    """:func:`gnnkit.data.fingerprint` of ``data`` (None while that function does not exist)."""
-    try:
-        from gnnkit.data import fingerprint
-    except ImportError:
-        return None
-    return fingerprint(data)
+def plain_attributes(data) -> Dict[str, Any]:
+    """The graph's non-tensor attributes that JSON holds as they are (numbers, strings, booleans)."""
+    return {k: v for k, v in data.items() if isinstance(v, (bool, int, float, str))}
 
 
 def write_data(data, path, feature_dtype: str = "float32", overwrite: bool = False) -> str:
@@ -66,7 +63,7 @@ def write_data(data, path, feature_dtype: str = "float32", overwrite: bool = Fal
             dtype = fdt if name == "x" and t.is_floating_point() else t.dtype
             writer.write(name, t.cpu(), dtype, rows_per_chunk=ROWS_PER_CHUNK)
         return writer.commit(name=str(getattr(data, "name", "graph")), num_nodes=n, num_edges=e,
-                             is_symmetric=symmetric, meta=graph_meta(data), fingerprint=data_fingerprint(data))
+                             is_symmetric=symmetric, meta=graph_meta(data), attributes=plain_attributes(data))
 
 
 def copy_store(source, path, feature_dtype: Optional[str] = None, overwrite: bool = False,
@@ -83,7 +80,8 @@ def copy_store(source, path, feature_dtype: Optional[str] = None, overwrite: boo
             writer.write(name, t, dtype, role=spec.get("role", "node"), rows_per_chunk=ROWS_PER_CHUNK)
         m = files.meta
         return writer.commit(name=m.get("name", "graph"), num_nodes=m["num_nodes"], num_edges=m["num_edges"],
-                             is_symmetric=m["is_symmetric"], meta=m.get("meta"), fingerprint=m.get("fingerprint"))
+                             is_symmetric=m["is_symmetric"], meta=m.get("meta"), fingerprint=m.get("fingerprint"),
+                             attributes=m.get("attributes"))
 
 
 def progress_bars(enabled: bool) -> Callable[[str, int], Callable[[int], None]]:

@@ -137,5 +137,6 @@ def write_csbm(path, *, feature_dtype: str = "float32", overwrite: bool = False,
         stage(None, 0)
         name = (f"csbm(num_nodes={n}, num_classes={nc}, avg_degree={o['avg_degree']}, "
                 f"homophily={o['homophily']}, seed={o['seed']})")
-        return writer.commit(name=name, num_nodes=n, num_edges=e, is_symmetric=True,
-                             meta={"num_classes": nc, "name": name, "is_symmetric": True})
+        facts = {"num_classes": nc, "name": name, "is_symmetric": True}  # csbm()'s attributes
+        return writer.commit(name=name, num_nodes=n, num_edges=e, is_symmetric=True, meta=facts,
+                             attributes=facts)

@@ -120,16 +120,26 @@ class StoreWriter:
         return torch.from_file(file, shared=True, size=numel, dtype=dtype)
 
     def commit(self, *, name: str, num_nodes: int, num_edges: int, is_symmetric: bool,
-               meta: Optional[Dict[str, Any]] = None, fingerprint: Optional[str] = None) -> str:
-        """Close the arrays, write the metadata, move the folder to its destination; returns the path."""
+               meta: Optional[Dict[str, Any]] = None, fingerprint: Optional[str] = None,
+               attributes: Optional[Dict[str, Any]] = None) -> str:
+        """Close the arrays, write the metadata, move the folder to its destination; returns the path.
+        ``fingerprint`` (None: computed, :func:`~gnnkit.stores.ondisk.fingerprint.store_fingerprint`).
+        ``meta``: the feature store's graph-level facts; ``attributes``: the source graph's own plain
+        attributes (restored as they were by :func:`~gnnkit.stores.ondisk.to_data`)."""
         arrays = {key: a.close() for key, a in self._arrays.items()}
         for file in os.listdir(self.tmp):
             if file.startswith("scratch-"):
                 os.unlink(os.path.join(self.tmp, file))
-        atomic_write_json(os.path.join(self.tmp, META_FILE), {
-            "format": FORMAT, "version": VERSION, "name": name, "fingerprint": fingerprint,
-            "num_nodes": int(num_nodes), "num_edges": int(num_edges), "is_symmetric": bool(is_symmetric),
-            "meta": dict(meta or {}), "arrays": arrays})
+        record = {"format": FORMAT, "version": VERSION, "name": name, "fingerprint": fingerprint,
+                  "num_nodes": int(num_nodes), "num_edges": int(num_edges), "is_symmetric": bool(is_symmetric),
+                  "meta": dict(meta or {}), "attributes": dict(attributes or {}), "arrays": arrays}
+        atomic_write_json(os.path.join(self.tmp, META_FILE), record)
+        if fingerprint is None:  # the dataset fingerprint, read off the written arrays (sampled)
+            from .files import StoreFiles
+            from .fingerprint import store_fingerprint
+
+            record["fingerprint"] = store_fingerprint(StoreFiles(self.tmp))
+            atomic_write_json(os.path.join(self.tmp, META_FILE), record)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp's folder is private (0700); a store is not
