@@ -8,8 +8,9 @@ drawn, cast and written in csbm's row chunks. csbm's rows come out sorted and di
 ``edge_index`` is sorted by ``(row, col)`` and deduplicated), so the store's CSR equals the
 in-memory store's of ``csbm(...)`` bit for bit, and so do ``x`` (in float32), ``y`` and the masks.
 
-Memory: about eight ``[N]`` int64/float64 arrays (the permutation, degrees, cursors, labels,
-degree weights) plus one chunk, never ``E`` or ``N x F``.
+Memory: while the edges are drawn, the labels (int64), the permutation (int32), the row offsets
+and cursors (int64): 28 bytes per node (+ 32 with ``degree_exponent``: the degree weights, their
+running sum and the sampler's guide table), plus one chunk; never ``E`` or ``N x F``.
 
 ``labeled_nodes=K`` (not a csbm option) keeps the labels of ``K`` nodes drawn uniformly (a
 separately seeded generator) and sets the others to ``-1`` before the split, which then splits
@@ -114,7 +115,10 @@ def write_csbm(path, *, feature_dtype: str = "float32", overwrite: bool = False,
     perm = torch.randperm(n, generator=gen)
     theta = C._weights(cls, nc, o["avg_degree"], o["degree_exponent"], gen)
     before_edges = gen.get_state()
+    y = torch.empty(n, dtype=torch.long)  # csbm sets it after the edges; it draws nothing
+    y[perm] = cls
     perm32 = perm.int()
+    del cls, perm
 
     def chunks():
         gen.set_state(before_edges)
@@ -123,9 +127,6 @@ def write_csbm(path, *, feature_dtype: str = "float32", overwrite: bool = False,
     with StoreWriter(path, overwrite=overwrite) as writer:
         e = write_streamed_csr(writer, chunks, n, stage)
         del theta, perm32
-        y = torch.empty(n, dtype=torch.long)
-        y[perm] = cls
-        del cls, perm
         _write_features(writer, o, y, gen, fdt, stage("features", n))
         y = _labels(o, y, gen, labeled_nodes)
         masks = make_split(y, nc, o["split"], per_class=o["per_class"], num_val=o["num_val"], num_test=o["num_test"],

@@ -10,8 +10,8 @@ store's ``edge_index()`` is the graph's, bit for bit.
 (``src -> dst``) and is called twice. Pass 1 counts each row's entries; pass 2 scatters the
 sources into a scratch file mapped in memory (``[Σ counts]``, row after row, via one cursor per
 row); pass 3 reads the scratch file block of rows by block of rows, sorts each row, drops
-repeated sources and appends the rows to ``indices`` and their ends to ``indptr``. Memory: three
-int64 ``[N]`` arrays plus one chunk; the rows come out sorted and distinct.
+repeated sources and appends the rows to ``indices`` and their ends to ``indptr``. Memory: two
+int64 ``[N + 1]`` arrays (row offsets, cursors) plus one chunk; the rows come out sorted and distinct.
 """
 from __future__ import annotations
 
@@ -64,17 +64,20 @@ def write_csr_of(writer: StoreWriter, edge_index: Tensor, num_nodes: int, symmet
 
 
 def _count(chunks, n: int, tick) -> Tensor:
-    counts = torch.zeros(n, dtype=torch.long)
+    """Pass 1: ``ptr`` int64 ``[N + 1]``, the running sum of each row's entry count (``ptr[0] = 0``)."""
+    ptr = torch.zeros(n + 1, dtype=torch.long)
+    counts = ptr[1:]
     for dst, _ in chunks():
         counts.index_add_(0, dst, torch.ones_like(dst))
         tick(dst.numel())
-    return counts
+    torch.cumsum(counts, 0, out=counts)
+    return ptr
 
 
-def _scatter(chunks, raw: Tensor, starts: Tensor, tick) -> None:
+def _scatter(chunks, raw: Tensor, ptr: Tensor, tick) -> None:
     """Pass 2: ``raw[cursor[dst] + rank] = src``, ``rank`` = the entry's place among the chunk's
-    entries of that row; then the cursors move past them."""
-    cursor = starts.clone()
+    entries of that row; then the cursors move past them (``cursor`` starts at ``ptr[:-1]``)."""
+    cursor = ptr[:-1].clone()
     for dst, src in chunks():
         d, order = torch.sort(dst)
         rows, counts = torch.unique_consecutive(d, return_counts=True)
@@ -86,17 +89,17 @@ def _scatter(chunks, raw: Tensor, starts: Tensor, tick) -> None:
     del cursor
 
 
-def _compact(raw: Tensor, starts: Tensor, counts: Tensor, indptr_out, indices_out, tick) -> int:
-    """Pass 3: each row of ``raw`` sorted and deduplicated, appended to the two arrays; returns ``E``."""
-    n = counts.numel()
-    ends = starts + counts
-    bounds = torch.searchsorted(ends, torch.arange(0, int(ends[-1]) if n else 0, BLOCK), right=True).tolist()
+def _compact(raw: Tensor, ptr: Tensor, indptr_out, indices_out, tick) -> int:
+    """Pass 3: each row ``raw[ptr[i]:ptr[i + 1]]`` sorted and deduplicated, appended to the two
+    arrays, blocks of rows of about ``BLOCK`` entries at a time; returns ``E``."""
+    n = ptr.numel() - 1
+    bounds = torch.searchsorted(ptr[1:], torch.arange(0, int(ptr[-1]), BLOCK), right=True).tolist()
     bounds = sorted(set([0, *bounds, n]))
     indptr_out.append(torch.zeros(1, dtype=torch.long))
     total = 0
     for a, b in zip(bounds[:-1], bounds[1:]):
-        seg = raw[int(starts[a]):int(ends[b - 1])].long()
-        local = torch.repeat_interleave(torch.arange(b - a), counts[a:b], output_size=seg.numel())
+        seg = raw[int(ptr[a]):int(ptr[b])].long()
+        local = torch.repeat_interleave(torch.arange(b - a), ptr[a + 1:b + 1] - ptr[a:b], output_size=seg.numel())
         key = torch.sort(local * n + seg).values
         keep = torch.ones(key.numel(), dtype=torch.bool)
         keep[1:] = key[1:] != key[:-1]
@@ -113,13 +116,12 @@ def write_streamed_csr(writer: StoreWriter, chunks: Callable[[], Iterator[Tuple[
     """Write ``indptr``/``indices`` of the edges ``chunks()`` yields (see the module docstring),
     with sorted, distinct rows; returns ``E``. ``progress(stage, total)`` returns a ``tick(n)``."""
     progress = progress or (lambda stage, total: (lambda k: None))
-    counts = _count(chunks, num_nodes, progress("edges: count", 0))
-    starts = torch.cumsum(counts, 0) - counts
-    total = int(counts.sum())
+    ptr = _count(chunks, num_nodes, progress("edges: count", 0))  # [N + 1]: row i of the scratch copy
+    total = int(ptr[-1])
     raw = writer.scratch("raw", index_dtype(num_nodes), total)
-    _scatter(chunks, raw, starts, progress("edges: scatter", total))
+    _scatter(chunks, raw, ptr, progress("edges: scatter", total))
     indptr = writer.array("indptr", torch.int64, role="graph")
     indices = writer.array("indices", index_dtype(num_nodes), role="graph")
-    e = _compact(raw, starts, counts, indptr, indices, progress("edges: sort rows", total))
+    e = _compact(raw, ptr, indptr, indices, progress("edges: sort rows", total))
     del raw
     return e
