@@ -3,7 +3,9 @@
 Each case takes a small valid file, applies one mutation (bit flips, truncation, swapped arrays,
 shuffled rows, extreme values, dtype changes, dropped keys, ... see ``NPZ_MUTATIONS`` and
 ``EVENT_MUTATIONS``) and loads it through ``gnnkit.data.load`` or
-``gnnkit.temporal.events.load_events``. A case passes when loading succeeds or raises a
+``gnnkit.temporal.events.load_events``; a third family pickles scipy sparse matrices with one
+attribute tampered with (as a crafted Planetoid part carries them) and reads them back as the
+Planetoid reader does; ``--planetoid N`` also mutates copies of Cora's raw folder. A case passes when loading succeeds or raises a
 :class:`~gnnkit.errors.GnnkitError`; any other exception, or a load running past the time limit,
 is a failure (a crash ends the process, which fails the run too). ``tests/test_fuzz.py`` runs a
 few hundred cases; this script runs as many as asked::
@@ -215,6 +217,38 @@ EVENT_MUTATIONS: Dict[str, Callable] = {
 }
 
 
+def _sparse_case(rng) -> bytes:
+    """A pickled scipy CSR/CSC/COO matrix with one attribute tampered with (a value, a length, the
+    order, the dtype or the shape), as a crafted Planetoid part would carry it."""
+    import scipy.sparse as sp
+
+    m = sp.random(50, 30, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    m = m.asformat(["csr", "csc", "coo"][int(rng.integers(0, 3))]).copy()
+    d = m.__dict__
+    keys = sorted(k for k in d if isinstance(d[k], (np.ndarray, tuple)))
+    key = keys[int(rng.integers(0, len(keys)))]
+    if key == "_shape":
+        shapes = [(50, 30), (30, 50), (0, 0), (10 ** 12, 30), (30, 10 ** 12), (-1, 30), (50,), (2 ** 31, 2 ** 31)]
+        d[key] = shapes[int(rng.integers(0, len(shapes)))]
+        return pickle.dumps(m, protocol=2)
+    value = d[key]
+    j = int(rng.integers(0, len(value))) if isinstance(value, tuple) else 0
+    arr = np.asarray(value[j] if isinstance(value, tuple) else value).copy()
+    op = int(rng.integers(0, 5)) if arr.size else 2
+    if op == 0:
+        arr[int(rng.integers(0, arr.size))] = [-1, 10 ** 9, 2 ** 31 - 1, 0][int(rng.integers(0, 4))]
+    elif op == 1:
+        arr = arr[: int(rng.integers(0, arr.size))]
+    elif op == 2:
+        arr = np.concatenate([arr, arr])
+    elif op == 3:
+        rng.shuffle(arr)
+    else:
+        arr = arr.astype([np.float64, np.int8, np.uint64][int(rng.integers(0, 3))])
+    d[key] = tuple(arr if t == j else x for t, x in enumerate(value)) if isinstance(value, tuple) else arr
+    return pickle.dumps(m, protocol=2)
+
+
 # -- running -----------------------------------------------------------------------------------------
 class _Timeout(Exception):
     pass
@@ -227,6 +261,8 @@ def _alarm(_signum, _frame):
 def make_case(kind: str, index: int, seed: int) -> Tuple[str, str, bytes]:
     """``(family, mutation, file bytes)`` of case ``index`` (``kind``: "npz" or "events")."""
     rng = np.random.default_rng([seed, index, 0 if kind == "npz" else 1])
+    if kind == "sparse":
+        return kind, "tamper", _sparse_case(rng)
     table = NPZ_MUTATIONS if kind == "npz" else EVENT_MUTATIONS
     names = sorted(table)
     name = names[int(rng.integers(0, len(names)))]
@@ -242,6 +278,12 @@ def load_case(kind: str, path: str, sort: bool = False):
         warnings.simplefilter("ignore")
         if kind == "npz":
             return load(path, split="random")
+        if kind == "sparse":  # what the Planetoid reader does with a feature part
+            from gnnkit.data.safe_pickle import safe_load_file
+            from gnnkit.data.validate import sparse_to_csr
+
+            csr = sparse_to_csr(safe_load_file(path), path)
+            return csr.toarray() if csr.shape[0] * csr.shape[1] < 10 ** 7 else csr
         return load_events(path, sort=sort)
 
 
@@ -250,7 +292,7 @@ def run_case(kind: str, index: int, seed: int, folder: str, time_limit: float = 
     from gnnkit.errors import GnnkitError
 
     family, name, data = make_case(kind, index, seed)
-    path = os.path.join(folder, f"case{index}.{'npz' if kind == 'npz' else 'txt'}")
+    path = os.path.join(folder, f"case{index}.{ {'npz': 'npz', 'sparse': 'pkl'}.get(kind, 'txt')}")
     Path(path).write_bytes(data)
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, time_limit)
@@ -310,7 +352,7 @@ def run_planetoid_case(raw_src: Path, index: int, seed: int, folder: str) -> Opt
     return None
 
 
-def run(cases: int, seed: int, kinds=("npz", "events"), planetoid: int = 0, raw_src: Optional[Path] = None) -> List[str]:
+def run(cases: int, seed: int, kinds=("npz", "events", "sparse"), planetoid: int = 0, raw_src: Optional[Path] = None) -> List[str]:
     failures = []
     with tempfile.TemporaryDirectory() as folder:
         for kind in kinds:
@@ -339,7 +381,7 @@ def main(argv=None) -> int:
     failures = run(args.cases, args.seed, planetoid=args.planetoid, raw_src=raw)
     for line in failures:
         print(line)
-    done = 2 * args.cases + (args.planetoid if raw else 0)
+    done = 3 * args.cases + (args.planetoid if raw else 0)
     print(f"{done} cases, {len(failures)} failures, {time.perf_counter() - start:.1f} s")
     return 1 if failures else 0
 

@@ -21,7 +21,7 @@ _spec.loader.exec_module(fuzz)
 CASES = 200  # per family; about 5 s in all
 
 
-@pytest.mark.parametrize("kind", ["npz", "events"])
+@pytest.mark.parametrize("kind", ["npz", "events", "sparse"])
 def test_mutations_end_in_success_or_gnnkit_error(kind, tmp_path):
     failures = [f for i in range(CASES) if (f := fuzz.run_case(kind, i, seed=2026, folder=str(tmp_path)))]
     assert failures == []

@@ -186,7 +186,23 @@ def check_csr(indptr, indices, data, shape, what: str) -> None:
         raise GraphValidationError(f"{what}: data must be numeric, got dtype {np.asarray(data).dtype}")
 
 
+def _check_rows(shape, nnz: int, what: str) -> None:
+    """The CSR a conversion builds: ``indptr`` int64 ``[R + 1]`` plus indices and values per entry."""
+    from .limits import check_allocation
+
+    check_allocation(8.0 * (float(shape[0]) + 1) + 16.0 * nnz, f"{what}: a [{int(shape[0])} x {int(shape[1])}] "
+                                                                f"sparse matrix")
+
+
 def sparse_to_csr(obj, what: str):
+    """See :func:`_sparse_to_csr`; an allocation the process is refused is a GraphValidationError."""
+    try:
+        return _sparse_to_csr(obj, what)
+    except MemoryError:
+        raise GraphValidationError(f"{what}: the sparse matrix does not fit in this process's memory") from None
+
+
+def _sparse_to_csr(obj, what: str):
     """A scipy CSR/CSC/COO matrix that came out of a file (its attributes set by the unpickler, no
     constructor ran) as a fresh ``csr_matrix``, built only from its arrays after they are checked:
     scipy's conversions trust them and read out of bounds on bad ones."""
@@ -201,6 +217,7 @@ def sparse_to_csr(obj, what: str):
         return sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=tuple(int(v) for v in shape))
     if fmt == "csc":  # the CSR of the transpose
         check_csr(parts.get("indptr"), parts.get("indices"), parts.get("data"), shape[::-1], what)
+        _check_rows(shape, np.asarray(parts["indices"]).size, what)
         return sp.csc_matrix((parts["data"], parts["indices"], parts["indptr"]),
                              shape=tuple(int(v) for v in shape)).tocsr()
     if fmt == "coo":
@@ -214,6 +231,7 @@ def sparse_to_csr(obj, what: str):
         data = np.asarray(parts.get("data"))
         if data.shape != np.asarray(coords[0]).shape or np.asarray(coords[1]).shape != data.shape:
             raise GraphValidationError(f"{what}: COO row, column and data arrays differ in length")
+        _check_rows(shape, data.size, what)
         return sp.coo_matrix((data, (coords[0], coords[1])), shape=tuple(int(v) for v in shape)).tocsr()
     raise GraphValidationError(f"{what}: unsupported sparse format {fmt!r} (csr, csc or coo)")
 
