@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .readout import LayerReadout, _check
+from .base import check_sizes
+from .readout import LayerReadout
 
 
 def gin_mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -48,7 +49,7 @@ class GIN(nn.Module):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, *, num_layers: int = 5, dropout: float = 0.5,
                  train_eps: bool = False, eps: float = 0.0, pooling: str = "sum"):
         super().__init__()
-        _check(in_dim, hidden, out_dim, num_layers, dropout)
+        check_sizes(in_dim, hidden, out_dim, num_layers, dropout)
         dims = [in_dim] + [hidden] * num_layers
         self.convs = nn.ModuleList([GINConv(gin_mlp(dims[i], hidden, hidden), eps, train_eps)
                                     for i in range(num_layers)])

@@ -22,7 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
-from gnnkit.graphs.pooling import POOLS, pool
+from gnnkit.graphs.pooling import check_pool, pool
+
+from .base import check_sizes
 
 
 class GINEConv(nn.Module):
@@ -65,10 +67,8 @@ class MolGIN(nn.Module):
         super().__init__()
         from ogb.graphproppred.mol_encoder import AtomEncoder
 
-        if num_layers < 1 or hidden < 1 or out_dim < 1:
-            raise GnnkitError(f"need num_layers, hidden, out_dim >= 1, got {num_layers}, {hidden}, {out_dim}")
-        if pooling not in POOLS:
-            raise GnnkitError(f"unknown pooling {pooling!r}; known: {', '.join(POOLS)}")
+        check_sizes(1, hidden, out_dim, num_layers, dropout)
+        check_pool(pooling)
         self.num_layers, self.dropout, self.pooling, self.virtual_node = num_layers, dropout, pooling, virtual_node
         self.atom_encoder = AtomEncoder(hidden)
         self.convs = nn.ModuleList([GINEConv(hidden) for _ in range(num_layers)])

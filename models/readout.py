@@ -19,8 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
-from gnnkit.graphs.pooling import POOLS, pool
+from gnnkit.graphs.pooling import check_pool, pool
 
+from .base import check_sizes
 from .gcn import GCNConv
 from .sage import SAGEConv
 
@@ -30,8 +31,7 @@ class LayerReadout(nn.Module):
 
     def __init__(self, dims: Sequence[int], out_dim: int, pooling: str = "sum", dropout: float = 0.5):
         super().__init__()
-        if pooling not in POOLS:
-            raise GnnkitError(f"unknown pooling {pooling!r}; known: {', '.join(POOLS)}")
+        check_pool(pooling)
         self.pooling, self.dropout = pooling, dropout
         self.linears = nn.ModuleList([nn.Linear(d, out_dim) for d in dims])
 
@@ -44,15 +44,6 @@ class LayerReadout(nn.Module):
         return out
 
 
-def _check(in_dim: int, hidden: int, out_dim: int, num_layers: int, dropout: float) -> None:
-    if num_layers < 1:
-        raise GnnkitError(f"num_layers must be at least 1, got {num_layers}")
-    if min(in_dim, hidden, out_dim) < 1:
-        raise GnnkitError(f"dimensions must be positive, got in={in_dim} hidden={hidden} out={out_dim}")
-    if not 0.0 <= dropout < 1.0:
-        raise GnnkitError(f"dropout must be in [0, 1), got {dropout}")
-
-
 class GraphConvNet(nn.Module):
     """GCN or GraphSAGE layers with a graph readout (see the module docstring).
 
@@ -63,7 +54,7 @@ class GraphConvNet(nn.Module):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, *, conv: str = "gcn", num_layers: int = 3,
                  dropout: float = 0.5, pooling: str = "mean", readout: str = "last", norm: Optional[str] = "batch"):
         super().__init__()
-        _check(in_dim, hidden, out_dim, num_layers, dropout)
+        check_sizes(in_dim, hidden, out_dim, num_layers, dropout)
         if conv not in ("gcn", "sage"):
             raise GnnkitError(f"unknown graph conv {conv!r}; known: gcn, sage")
         if readout not in ("last", "all"):

@@ -19,98 +19,37 @@ for multi-class datasets (``ogbg-ppa``) or ``[G, T]`` float with NaN for missing
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from pathlib import Path
-from typing import List
-from unittest import mock
-
 import torch
 
-from gnnkit.data.ogb import _no_prompt, dataset_dir
-from gnnkit.data.safe_pickle import forcing_weights_only, register_safe_globals, torch_reason
+from gnnkit.data.ogb import dataset_dir, meta, missing_files, read_dataset
 from gnnkit.errors import GnnkitError, GraphValidationError
 
 from .collection import GraphCollection
 
-
-def meta_info(name: str):
-    """OGB's ``master.csv`` column for the ``ogbg-*`` dataset ``name``."""
-    import ogb.graphproppred
-    import pandas as pd
-
-    master = pd.read_csv(Path(ogb.graphproppred.__file__).parent / "master.csv", index_col=0,
-                         keep_default_na=False)
-    if name not in master:
-        raise GnnkitError(f"unknown OGB graph dataset {name!r}; known: {', '.join(master.keys())}")
-    return master[name]
-
-
-def expected_files(name: str, processed: bool = False) -> List[str]:
-    """Files (relative to :func:`dataset_dir`) ogb reads to load ``name`` without a download;
-    ``processed=True``: once ``processed/`` exists (files read only while processing drop out)."""
-    meta = meta_info(name)
-    files = [f"RELEASE_v{meta['version']}.txt"]
-    if not processed:
-        if meta["binary"] == "True":
-            files += ["raw/data.npz", "raw/graph-label.npz"]
-        else:
-            files += ["raw/edge.csv.gz", "raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz",
-                      "raw/graph-label.csv.gz"]
-            files += ["raw/node-feat.csv.gz"] if meta["has_node_attr"] == "True" else []
-            files += ["raw/edge-feat.csv.gz"] if meta["has_edge_attr"] == "True" else []
-    split = f"split/{meta['split']}"
-    return files + [f"{split}/train.csv.gz", f"{split}/valid.csv.gz", f"{split}/test.csv.gz"]
-
-
-def missing_files(name: str, root) -> List[str]:
-    """The files of :func:`expected_files` absent under ``root`` (``split_dict.pt`` stands in for
-    the three split files)."""
-    folder = dataset_dir(name, root)
-    processed = (folder / "processed" / "geometric_data_processed.pt").is_file()
-    files = expected_files(name, processed)
-    if any(folder.glob("split/*/split_dict.pt")):
-        files = [f for f in files if not f.startswith("split/")]
-    return [f for f in files if not (folder / f).is_file()]
+FAMILY = "graphproppred"
 
 
 def load_ogbg(name: str, root) -> GraphCollection:
     """Load the OGB graph dataset ``name`` from ``root`` (see the module docstring)."""
-    meta = meta_info(name)
+    info = meta(name, FAMILY)
     if not name.startswith("ogbg-"):
         raise GnnkitError(f"{name} is not an ogbg-* graph-property dataset")
-    if meta["task type"] == "subtoken prediction":
+    if info["task type"] == "subtoken prediction":
         raise GnnkitError(f"{name}: subtoken prediction (code2) is not supported")
-    missing = missing_files(name, root)
+    missing = missing_files(name, root, FAMILY)
     if missing:
         raise GnnkitError(f"{name} not found: expected {', '.join(missing)} under {dataset_dir(name, root)} "
-                          f"(gnnkit does not download; unpack OGB's {meta['download_name']}.zip there)")
-    from ogb.graphproppred import PygGraphPropPredDataset
-
-    register_safe_globals()
-    try:
-        with mock.patch("builtins.input", _no_prompt), \
-                mock.patch("ogb.graphproppred.dataset_pyg.decide_download", _no_prompt), \
-                mock.patch("torch.load", forcing_weights_only(torch.load)), \
-                contextlib.redirect_stdout(sys.stderr):
-            ds = PygGraphPropPredDataset(name, root=os.fspath(root))
-            split = ds.get_idx_split()
-    except GnnkitError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever ogb raises on a bad folder is the folder's fault
-        raise GnnkitError(f"{name}: cannot read the files under {dataset_dir(name, root)} "
-                          f"({torch_reason(exc)})") from None
-    data, slices = ds._data, ds.slices
-    task = "multiclass" if meta["task type"] == "multiclass classification" else (
-        "binary" if "classification" in meta["task type"] else "regression")
+                          f"(gnnkit does not download; unpack OGB's {info['download_name']}.zip there)")
+    ds, split = read_dataset(name, root, FAMILY)
+    task = "multiclass" if info["task type"] == "multiclass classification" else (
+        "binary" if "classification" in info["task type"] else "regression")
     num_classes = int(ds.num_classes) if task == "multiclass" else None
     split = {k: torch.as_tensor(v, dtype=torch.long) for k, v in split.items()}
-    coll = GraphCollection.from_collated(data, slices, task=task, num_classes=num_classes, name=name,
+    coll = GraphCollection.from_collated(ds._data, ds.slices, task=task, num_classes=num_classes, name=name,
                                          evaluator_name=name, meta={"split": split,
-                                                                    "eval_metric": meta["eval metric"]})
+                                                                    "eval_metric": info["eval metric"]})
     _check_split(coll, split)
-    if meta["data type"] == "mol":
+    if info["data type"] == "mol":
         _check_categories(coll)
     return coll
 

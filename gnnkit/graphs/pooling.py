@@ -23,6 +23,13 @@ from gnnkit.errors import GnnkitError
 POOLS = ("sum", "mean", "max")
 
 
+def check_pool(kind: str) -> str:
+    """``kind`` itself when it names a pooling, else a :class:`GnnkitError`."""
+    if kind not in POOLS:
+        raise GnnkitError(f"unknown pooling {kind!r}; known: {', '.join(POOLS)}")
+    return kind
+
+
 def lengths_of(ptr: Optional[Tensor] = None, batch: Optional[Tensor] = None, num_graphs: Optional[int] = None
                ) -> Tensor:
     """Segment lengths ``[B]`` from ``ptr`` ``[B + 1]`` or from a sorted ``batch`` ``[n_b]``."""
@@ -39,8 +46,7 @@ def lengths_of(ptr: Optional[Tensor] = None, batch: Optional[Tensor] = None, num
 def pool(h: Tensor, kind: str = "sum", *, ptr: Optional[Tensor] = None, batch: Optional[Tensor] = None,
          num_graphs: Optional[int] = None) -> Tensor:
     """``[n_b, d]`` -> ``[B, d]`` (see the module docstring)."""
-    if kind not in POOLS:
-        raise GnnkitError(f"unknown pooling {kind!r}; known: {', '.join(POOLS)}")
+    check_pool(kind)
     lengths = lengths_of(ptr, batch, num_graphs)
     if int(lengths.sum()) != h.shape[0]:
         raise GnnkitError(f"pooling: segments cover {int(lengths.sum())} rows, h has {h.shape[0]}")
