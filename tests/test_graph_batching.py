@@ -127,8 +127,12 @@ def test_loader_is_seeded_covering_and_sharded():
     assert torch.equal(first, again)
     loader.set_epoch(1)
     assert not torch.equal(torch.cat([b.graph_ids for b in loader]), first)
-    shards = [torch.cat([b.graph_ids for b in GraphLoader(batcher, ids, 4, seed=5, rank=r, world_size=3)])
-              for r in range(3)]
+    from gnnkit.distributed import shard
+
+    loaders = [GraphLoader(batcher, ids, 4, seed=5, shard=lambda items, r=r: shard(items, r, 3), world_size=3)
+               for r in range(3)]
+    assert [len(ld) for ld in loaders] == [3, 3, 3]
+    shards = [torch.cat([b.graph_ids for b in ld]) for ld in loaders]
     assert len(set(sum((s.tolist() for s in shards), []))) == 30
     assert [s.numel() for s in shards] == [10, 10, 10]
     assert len(GraphLoader(batcher, ids, 8, drop_last=True)) == 3

@@ -20,12 +20,11 @@ loop over a batch's graphs: every step is a fixed number of tensor operations.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from gnnkit import distributed
 from gnnkit.errors import GnnkitError
 from gnnkit.samplers.loader import epoch_generator, shuffled
 from gnnkit.sparse import Adjacency
@@ -140,16 +139,21 @@ class GraphBatcher:
 class GraphLoader:
     """Batches of ``batch_size`` graphs from ``graph_ids`` ``[M]``: per epoch shuffled (when
     ``shuffle``) with the generator of ``(seed, epoch)`` (:func:`gnnkit.samplers.loader.epoch_generator`,
-    so a resumed run draws the same batches), then this rank's equal round-robin share, cut into
-    consecutive batches (the last may be smaller unless ``drop_last``)."""
+    so a resumed run draws the same batches), then this rank's share, cut into consecutive batches
+    (the last may be smaller unless ``drop_last``).
+
+    ``shard``: ``items -> this rank's items`` (``RunContext.shard``: an equal round-robin share);
+    ``None`` keeps all (one process). ``world_size``: how many ranks share, for :meth:`__len__`.
+    """
 
     def __init__(self, batcher: GraphBatcher, graph_ids: Tensor, batch_size: int, *, shuffle: bool = True,
-                 seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, drop_last: bool = False, shard: Optional[Callable[[Sequence], Sequence]] = None,
+                 world_size: int = 1):
         if batch_size < 1:
             raise GnnkitError(f"batch_size must be at least 1, got {batch_size}")
         self.batcher, self.batch_size, self.shuffle, self.seed = batcher, int(batch_size), shuffle, seed
         self.ids = torch.as_tensor(graph_ids, dtype=torch.long)
-        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.drop_last, self.shard, self.world_size = drop_last, shard, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -158,7 +162,7 @@ class GraphLoader:
     def order(self) -> Tensor:
         """This rank's graph ids for the current epoch, in visiting order."""
         ids = shuffled(self.ids, epoch_generator(self.seed, self.epoch)) if self.shuffle else self.ids
-        return distributed.shard(ids, self.rank, self.world_size)
+        return ids if self.shard is None else self.shard(ids)
 
     def __len__(self) -> int:
         m = self.ids.numel() // self.world_size if self.world_size > 1 else self.ids.numel()
