@@ -81,3 +81,16 @@ def test_malformed_tu_files_refused(tu_root):
     with pytest.raises(GnnkitError, match="MUTAG: cannot read the TU files") as info:
         load_tu("MUTAG", tu_root)
     assert "\n" not in str(info.value)
+
+
+def test_featureless_tu_set_gets_degree_features(tmp_path):
+    """IMDB-BINARY style: no node labels; an isolated last node keeps its graph's node count."""
+    raw = tmp_path / "TOY" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "TOY_A.txt").write_text("1, 2\n2, 1\n2, 3\n3, 2\n4, 5\n5, 4\n")
+    (raw / "TOY_graph_indicator.txt").write_text("1\n1\n1\n2\n2\n2\n")
+    (raw / "TOY_graph_labels.txt").write_text("1\n-1\n")
+    for _ in range(2):  # raw files, then PyG's processed file
+        coll = load_tu("TOY", tmp_path)
+        assert coll.node_ptr.tolist() == [0, 3, 6] and coll.y.tolist() == [1, 0]
+        assert coll.x.argmax(1).tolist() == [1, 2, 1, 1, 1, 0]
