@@ -279,11 +279,10 @@ def load_case(kind: str, path: str, sort: bool = False):
         if kind == "npz":
             return load(path, split="random")
         if kind == "sparse":  # what the Planetoid reader does with a feature part
+            from gnnkit.data.planetoid import as_dense_matrix
             from gnnkit.data.safe_pickle import safe_load_file
-            from gnnkit.data.validate import sparse_to_csr
 
-            csr = sparse_to_csr(safe_load_file(path), path)
-            return csr.toarray() if csr.shape[0] * csr.shape[1] < 10 ** 7 else csr
+            return as_dense_matrix(safe_load_file(path), path)
         return load_events(path, sort=sort)
 
 

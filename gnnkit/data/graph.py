@@ -13,7 +13,7 @@ from torch_geometric.utils import to_undirected
 
 from gnnkit.errors import GraphValidationError
 
-from .limits import check_allocation
+from .limits import check_nodes
 from .split import attach_split
 from .validate import GraphWarning
 
@@ -61,7 +61,7 @@ def make_graph(edge_index, num_nodes: int, x=None, y=None, num_classes: Optional
     ``(row, col)``, duplicates merged). ``masks`` (a triple of bool ``[N]``) is used as given,
     otherwise :func:`~gnnkit.data.split.make_split` draws ``split`` with ``split_options``.
     """
-    check_allocation(4.0 * num_nodes, f"a graph of {num_nodes} nodes")
+    check_nodes(num_nodes, name)
     edge_index = as_tensor(edge_index, torch.long).view(2, -1)
     if undirected:
         edge_index = to_undirected(edge_index, num_nodes=num_nodes)

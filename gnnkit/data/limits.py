@@ -73,3 +73,14 @@ def check_allocation(nbytes: float, what: str) -> None:
 def check_elements(count: float, itemsize: int, what: str) -> None:
     """:func:`check_allocation` for ``count`` elements of ``itemsize`` bytes."""
     check_allocation(float(count) * itemsize, what)
+
+
+# Bytes every node costs whatever its features: int64 label, three bool masks, int64 degree and
+# CSR pointer, a float32 constant feature when there are none (rounded up).
+BYTES_PER_NODE = 32
+
+
+def check_nodes(num_nodes: float, what: str = "") -> None:
+    """:func:`check_allocation` for the per-node arrays of a graph of ``num_nodes`` nodes."""
+    prefix = f"{what}: " if what else ""
+    check_allocation(float(num_nodes) * BYTES_PER_NODE, f"{prefix}a graph of {num_nodes} nodes")

@@ -28,7 +28,7 @@ from torch_geometric.data import Data
 from gnnkit.errors import GnnkitError
 
 from .graph import labels_as_long, make_graph
-from .limits import check_allocation
+from .limits import check_allocation, check_nodes
 from .npz_reader import read_npz
 from .validate import check_csr, sparse_to_csr
 
@@ -43,6 +43,9 @@ def _stored_matrix(z, key: str, path: Path):
     item = value.item() if value.shape == () else None
     if not sp.issparse(item):
         raise GnnkitError(f"{path}: {key} is an object array that does not hold a sparse matrix")
+    shape = np.asarray(getattr(item, "__dict__", {}).get("_shape", ()))
+    if shape.shape == (2,) and shape.dtype.kind in "iu":
+        check_nodes(float(shape[0]), f"{path}: {key}")
     csr = sparse_to_csr(item, f"{path}: {key}")
     return csr.indptr, csr.indices, csr.data, np.asarray(csr.shape, dtype=np.int64)
 

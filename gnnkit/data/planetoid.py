@@ -52,14 +52,15 @@ def missing_files(name: str, root) -> List[str]:
     return [f for f in expected_files(name) if not (folder / f).is_file()]
 
 
-def _matrix(obj, what: str) -> Tensor:
-    """A raw feature or one-hot label part as float32 ``[rows, cols]``: a scipy CSR/CSC matrix
-    (its parts checked, then rebuilt) or a 2-d numeric array."""
+def as_dense_matrix(obj, what: str) -> Tensor:
+    """A raw feature or one-hot label part as float32 ``[rows, cols]``: a scipy CSR/CSC/COO matrix
+    (the dense size of its declared shape checked first, then rebuilt from its checked arrays) or a
+    2-d numeric array."""
     if sp.issparse(obj):
-        csr = sparse_to_csr(obj, what)
-        rows, cols = csr.shape
-        check_allocation(4.0 * rows * cols, f"{what}: dense [{rows} x {cols}]")
-        dense = csr.toarray()
+        shape = np.asarray(getattr(obj, "__dict__", {}).get("_shape", ()))
+        if shape.shape == (2,) and shape.dtype.kind in "iu":
+            check_allocation(4.0 * float(shape[0]) * float(shape[1]), f"{what}: dense [{shape[0]} x {shape[1]}]")
+        dense = sparse_to_csr(obj, what).toarray()
     elif isinstance(obj, np.ndarray) and obj.ndim == 2 and obj.dtype.kind in "biuf":
         dense = obj
     else:
@@ -104,7 +105,7 @@ def _read_raw(folder: Path, prefix: str) -> dict:
     parts = {}
     for part in RAW_PARTS[:-2]:
         path = folder / f"ind.{prefix}.{part}"
-        parts[part] = _matrix(safe_load_file(path), str(path))
+        parts[part] = as_dense_matrix(safe_load_file(path), str(path))
     parts["graph"] = safe_load_file(folder / f"ind.{prefix}.graph")
     parts["test.index"] = _test_index(folder / f"ind.{prefix}.test.index")
     return parts

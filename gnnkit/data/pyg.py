@@ -25,7 +25,7 @@ from torch_geometric.data import Data
 from gnnkit.errors import GraphValidationError
 
 from .graph import labels_as_long
-from .limits import check_allocation
+from .limits import check_nodes
 from .split import attach_split
 from .validate import MASKS, GraphWarning, num_nodes_of
 
@@ -66,7 +66,7 @@ def from_pyg(data: Data, split: str = "auto", name: str = "", **split_options) -
     n = num_nodes_of(out)
     if n == 0:
         raise GraphValidationError("empty graph: 0 nodes (set x or num_nodes)")
-    check_allocation(16.0 * n, f"a graph of {n} nodes")  # labels, masks and (maybe) a constant feature
+    check_nodes(n)
     ei = getattr(out, "edge_index", None)
     if isinstance(ei, Tensor) and not ei.dtype.is_floating_point and ei.dtype != torch.bool:
         out.edge_index = ei.long()
