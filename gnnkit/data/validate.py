@@ -118,7 +118,8 @@ def _check_y(data: Data, n: int) -> None:
         raise GraphValidationError(f"y must hold integer class ids, got dtype {y.dtype}")
     c = getattr(data, "num_classes", None)
     if not isinstance(c, int) or isinstance(c, bool) or c < 0:
-        raise GraphValidationError(f"num_classes must be a non-negative int, got {c!r}")
+        raise GraphValidationError(f"num_classes must be a non-negative int, got {c!r} "
+                                   f"(gnnkit.data.load(data) infers it from y)")
     bad = (y < -1) | (y >= c)
     if bool(bad.any()):
         i = _first(bad)
