@@ -288,7 +288,8 @@ def test_integral_float_labels_are_kept(tmp_path):
 def test_npz_member_larger_than_memory_refused_before_reading(tmp_path, monkeypatch):
     np.savez(tmp_path / "g.npz", **_tiny_arrays())
     monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "64")
-    with pytest.raises(GnnkitError, match=r"member .*\.npy needs \d+ B, more than this machine's 64 B of memory"):
+    with pytest.raises(GnnkitError, match=r"g\.npz: 6 arrays of 948 bytes uncompressed needs 1\.9 KiB, more than this "
+                                          r"machine's 64 B of memory"):
         load(tmp_path / "g.npz")
 
 
@@ -351,3 +352,15 @@ def test_planetoid_parts_as_csc_and_coo_still_load(cora_root):
         with open(raw / f"ind.cora.{part}", "wb") as f:
             pickle.dump(m.tocsc() if kind == "csc" else m.tocoo(), f, protocol=2)
     assert torch.equal(load("Cora", root=cora_root).x, ref.x)
+
+
+def test_zip_bomb_refused_before_expanding(tmp_path, monkeypatch):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (8388608,), }"
+        zf.writestr("adj_data.npy", header.ljust(128 - 1) + b"\n" + bytes(64 << 20))  # 64 MiB of zeros
+    assert (tmp_path / "bomb.npz").stat().st_size < 200_000
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "32M")
+    with pytest.raises(GnnkitError, match=r"bomb\.npz: 1 arrays of \d+ bytes uncompressed needs 128\.0 MiB, more than"):
+        load(tmp_path / "bomb.npz")

@@ -5,8 +5,9 @@
 ``allow_pickle=True``) and trusts every header's shape (a 20-byte member may announce 10^12
 elements). Here each ``<key>.npy`` member of the zip is read by hand:
 
-- the declared uncompressed size is checked against the memory bound
-  (:func:`gnnkit.data.limits.check_allocation`) before anything is read;
+- the declared uncompressed size of all members (twice: the bytes and the array) is checked
+  against the memory bound (:func:`gnnkit.data.limits.check_allocation`) before anything is
+  read (a compressed member can expand a thousandfold; zipfile stops at the declared size);
 - the npy header (magic, version, ``descr``/``fortran_order``/``shape``) is parsed by numpy's
   header reader, and ``prod(shape) * itemsize`` must equal the bytes that follow: a truncated
   or padded member is refused;
@@ -84,11 +85,11 @@ def read_npz(path, *, objects: bool = True) -> Dict[str, np.ndarray]:
     out: Dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.is_dir() or not info.filename.endswith(".npy"):
-                    continue
+            members = [i for i in zf.infolist() if not i.is_dir() and i.filename.endswith(".npy")]
+            total = sum(i.file_size for i in members)  # as declared: a compressed member may expand a lot
+            check_allocation(2.0 * total, f"{path}: {len(members)} arrays of {total} bytes uncompressed")
+            for info in members:
                 what = f"{path}: member {info.filename}"
-                check_allocation(info.file_size, what)
                 raw = zf.read(info)
                 array = _member(raw, what, objects)
                 if array is not None:
