@@ -5,9 +5,9 @@ shuffled rows, extreme values, dtype changes, dropped keys, ... see ``NPZ_MUTATI
 ``EVENT_MUTATIONS``) and loads it through ``gnnkit.data.load`` or
 ``gnnkit.temporal.events.load_events``; a third family pickles scipy sparse matrices with one
 attribute tampered with (as a crafted Planetoid part carries them) and reads them back as the
-Planetoid reader does; ``--planetoid N`` also mutates copies of Cora's raw folder. A case passes when loading succeeds or raises a
-:class:`~gnnkit.errors.GnnkitError`; any other exception, or a load running past the time limit,
-is a failure (a crash ends the process, which fails the run too). ``tests/test_fuzz.py`` runs a
+Planetoid reader does; ``--planetoid N`` also mutates copies of Cora's raw folder. A case passes
+when loading succeeds or raises a :class:`~gnnkit.errors.GnnkitError`; any other exception, or a
+load running past the time limit, is a failure (a crash ends the process, which fails the run too). ``tests/test_fuzz.py`` runs a
 few hundred cases; this script runs as many as asked::
 
     python benchmarks/fuzz.py --cases 5000 --seed 0
@@ -351,7 +351,8 @@ def run_planetoid_case(raw_src: Path, index: int, seed: int, folder: str) -> Opt
     return None
 
 
-def run(cases: int, seed: int, kinds=("npz", "events", "sparse"), planetoid: int = 0, raw_src: Optional[Path] = None) -> List[str]:
+def run(cases: int, seed: int, kinds=("npz", "events", "sparse"), planetoid: int = 0,
+        raw_src: Optional[Path] = None) -> List[str]:
     failures = []
     with tempfile.TemporaryDirectory() as folder:
         for kind in kinds:

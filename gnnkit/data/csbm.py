@@ -235,7 +235,8 @@ class _Classes:
         return torch.minimum(node, hi - 1)
 
 
-def edge_pair_chunks(num_nodes, num_classes, avg_degree, homophily, theta, perm, gen) -> Iterator[Tuple[Tensor, Tensor]]:
+def edge_pair_chunks(num_nodes, num_classes, avg_degree, homophily, theta, perm,
+                     gen) -> Iterator[Tuple[Tensor, Tensor]]:
     """The ``M = round(N·avg_degree/2)`` undirected draws in chunks of ``_CHUNK``: ``(src, dst)``
     int ``[k]`` each (node ids after ``perm``, self-loops dropped, duplicates not yet removed).
     ``theta`` from ``_weights`` (None: uniform); consumes ``gen`` exactly as :func:`csbm` does."""

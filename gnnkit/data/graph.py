@@ -46,7 +46,8 @@ def labels_as_long(y, num_nodes: int, what: str = "labels") -> Tensor:
         bad = (a < -1) | (a >= num_nodes)
         if bool(bad.any()):
             i = int(bad.argmax())
-            raise GraphValidationError(f"{what}: class id {a[i].item()} at node {i} is outside [-1, num_nodes={num_nodes})")
+            raise GraphValidationError(f"{what}: class id {a[i].item()} at node {i} is outside "
+                                       f"[-1, num_nodes={num_nodes})")
     return torch.from_numpy(np.ascontiguousarray(a.astype(np.int64)))
 
 

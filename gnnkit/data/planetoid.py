@@ -118,7 +118,8 @@ def _assemble(parts: dict, folder: Path, prefix: str) -> Data:
     if not (x.size(1) == tx.size(1) == allx.size(1)) or not (y.size(1) == ty.size(1) == ally.size(1)) \
             or x.size(0) != y.size(0) or tx.size(0) != ty.size(0) or allx.size(0) != ally.size(0):
         raise GnnkitError(f"{where}.*: the parts do not fit together (x {tuple(x.shape)}, tx {tuple(tx.shape)}, "
-                          f"allx {tuple(allx.shape)}, y {tuple(y.shape)}, ty {tuple(ty.shape)}, ally {tuple(ally.shape)})")
+                          f"allx {tuple(allx.shape)}, y {tuple(y.shape)}, ty {tuple(ty.shape)}, "
+                          f"ally {tuple(ally.shape)})")
     lo, hi = int(test_index.min()), int(test_index.max())
     span = hi - lo + 1 if prefix == "citeseer" else tx.size(0)
     if test_index.numel() != tx.size(0) or lo < allx.size(0) or hi >= allx.size(0) + span \
