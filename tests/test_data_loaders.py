@@ -364,3 +364,38 @@ def test_zip_bomb_refused_before_expanding(tmp_path, monkeypatch):
     monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "32M")
     with pytest.raises(GnnkitError, match=r"bomb\.npz: 1 arrays of \d+ bytes uncompressed needs 128\.0 MiB, more than"):
         load(tmp_path / "bomb.npz")
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_safe_unpickler_reads_plain_data_in_every_protocol(protocol):
+    from collections import defaultdict
+
+    from gnnkit.data.safe_pickle import safe_loads
+
+    graph = defaultdict(list, {0: [1, 2], 1: [0]})
+    value = {"a": np.arange(5, dtype=np.int32), "m": sp.csr_matrix(np.eye(3)), "g": graph, "b": b"\x00\xff",
+             "t": (1, 2.5, "s", None, True), "names": np.array(["x", "y"], dtype=object)}
+    out = safe_loads(pickle.dumps(value, protocol=protocol), "t")
+    assert out["a"].tolist() == [0, 1, 2, 3, 4] and out["m"].toarray().tolist() == np.eye(3).tolist()
+    assert out["g"] == graph and out["b"] == b"\x00\xff" and out["names"].tolist() == ["x", "y"]
+
+
+@pytest.mark.parametrize("global_", ["builtins eval", "builtins getattr", "numpy load", "os system",
+                                     "subprocess Popen", "torch load", "scipy.sparse load_npz",
+                                     "numpy.testing._private.utils runstring", "codecs decode", "builtins __import__"])
+def test_safe_unpickler_refuses_other_globals(global_):
+    from gnnkit.data.safe_pickle import safe_loads
+
+    module, name = global_.split()
+    payload = b"c" + module.encode() + b"\n" + name.encode() + b"\n(S'x'\ntR."  # GLOBAL, then a call
+    with pytest.raises(GnnkitError, match=rf"t: cannot read the pickle safely \(refused global {module}\.{name}"):
+        safe_loads(payload, "t")
+
+
+def test_codecs_encode_admitted_for_text_codecs_only():
+    from gnnkit.data.safe_pickle import safe_loads
+
+    ok = b"c_codecs\nencode\n(S'abc'\nS'latin1'\ntR."
+    assert safe_loads(ok, "t") == b"abc"
+    with pytest.raises(GnnkitError, match="refused _codecs.encode with encoding 'zlib_codec'"):
+        safe_loads(b"c_codecs\nencode\n(S'abc'\nS'zlib_codec'\ntR.", "t")

@@ -180,3 +180,11 @@ def test_metrics_match_sklearn():
         label = (torch.rand(30, generator=g) < 0.4).float()
         assert average_precision(score, label) == pytest.approx(sk.average_precision_score(label, score))
         assert roc_auc(score, label) == pytest.approx(sk.roc_auc_score(label, score))
+
+
+def test_fingerprint_of_an_event_stream():
+    from gnnkit.data import fingerprint
+
+    a = make_stream([0, 1, 2], [1, 2, 0], [0.0, 1.0, 2.0])
+    b = make_stream([0, 1, 2], [1, 2, 0], [0.0, 1.0, 2.5])
+    assert fingerprint(a) == fingerprint(a.replace(name="other")) != fingerprint(b)

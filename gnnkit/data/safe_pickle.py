@@ -49,6 +49,9 @@ def _allowed() -> Dict[Tuple[str, str], Any]:
     for mod in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
         table[mod, "ndarray"] = np.ndarray
         table[mod, "dtype"] = np.dtype
+    numeric = np._core.numeric if hasattr(np, "_core") else np.core.numeric
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol 5's out-of-band arrays
+        table[mod, "_frombuffer"] = numeric._frombuffer
     for kind in ("csr", "csc", "coo"):
         matrix, array = getattr(sp, f"{kind}_matrix"), getattr(sp, f"{kind}_array")
         for mod in ("scipy.sparse", f"scipy.sparse.{kind}", f"scipy.sparse._{kind}"):
