@@ -399,3 +399,11 @@ def test_codecs_encode_admitted_for_text_codecs_only():
     assert safe_loads(ok, "t") == b"abc"
     with pytest.raises(GnnkitError, match="refused _codecs.encode with encoding 'zlib_codec'"):
         safe_loads(b"c_codecs\nencode\n(S'abc'\nS'zlib_codec'\ntR.", "t")
+
+
+def test_sizes_in_a_pickle_are_not_allocations():
+    from gnnkit.data.safe_pickle import safe_loads
+
+    with pytest.raises(GnnkitError, match=r"refused bytes\(<int>\): a size, not data"):
+        safe_loads(b"c__builtin__\nbytes\n(I10000000000\ntR.", "t")
+    assert safe_loads(pickle.dumps(bytearray(b"ab"), protocol=2), "t") == bytearray(b"ab")

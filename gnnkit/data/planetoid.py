@@ -62,7 +62,8 @@ def as_dense_matrix(obj, what: str) -> Tensor:
             check_allocation(4.0 * float(shape[0]) * float(shape[1]), f"{what}: dense [{shape[0]} x {shape[1]}]")
         dense = sparse_to_csr(obj, what).toarray()
     elif isinstance(obj, np.ndarray) and obj.ndim == 2 and obj.dtype.kind in "biuf":
-        dense = obj
+        check_allocation(4.0 * obj.shape[0] * obj.shape[1], f"{what}: [{obj.shape[0]} x {obj.shape[1]}]")
+        dense = obj  # may be a strided view of a few bytes: its float copy is what the check counts
     else:
         desc = f"{obj.dtype} {obj.shape}" if isinstance(obj, np.ndarray) else type(obj).__name__
         raise GnnkitError(f"{what}: expected a sparse matrix or a 2-d numeric array, got {desc}")

@@ -34,9 +34,11 @@ def _allowed() -> Dict[Tuple[str, str], Any]:
 
     table: Dict[Tuple[str, str], Any] = {}
     for mod in ("builtins", "__builtin__"):
-        for name in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes",
-                     "bytearray", "bool", "object", "long", "unicode", "slice"):
+        for name in ("list", "dict", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bool",
+                     "object", "long", "unicode", "slice"):
             table[mod, name] = getattr(builtins, {"long": "int", "unicode": "str"}.get(name, name))
+        table[mod, "bytes"] = _sized(bytes)
+        table[mod, "bytearray"] = _sized(bytearray)
     for mod in ("copy_reg", "copyreg"):
         table[mod, "_reconstructor"] = _reconstructor
     table["_codecs", "encode"] = _encode
@@ -58,6 +60,17 @@ def _allowed() -> Dict[Tuple[str, str], Any]:
             table[mod, f"{kind}_matrix"] = matrix
             table[mod, f"{kind}_array"] = array
     return table
+
+
+def _sized(kind):
+    """``bytes``/``bytearray`` from data only: ``bytes(10**10)`` would fill 10 GB from a 20-byte file."""
+
+    def make(*args):
+        if args and isinstance(args[0], int):
+            raise pickle.UnpicklingError(f"refused {kind.__name__}(<int>): a size, not data")
+        return kind(*args)
+
+    return make
 
 
 def _reconstructor(cls, base, state):
