@@ -232,6 +232,10 @@ def test_planetoid_reader_matches_pyg_and_writes_nothing(cora_root, tmp_path):
     ("x", "swap:tx", r"the parts do not fit together"),
     ("graph", {0: [1, 99999]}, r"ind\.cora\.graph: neighbour ids must be integers in \[0, 2708\)"),
     ("graph", [1, 2], r"ind\.cora\.graph: expected a dict of neighbour lists, got list"),
+    ("graph", {0: [[1], [2]]}, r"ind\.cora\.graph: neighbour ids must be integers in \[0, 2708\), got int64 values "
+                               r"of shape \(2, 1\)"),
+    ("graph", {0: [[1], 2]}, r"ind\.cora\.graph: node ids must be integers"),
+    ("graph", {10 ** 30: [1]}, r"ind\.cora\.graph: node ids must be integers in \[0, 2708\), got object"),
     ("y", np.zeros((140, 7, 2)), r"ind\.cora\.y: expected a sparse matrix or a 2-d numeric array"),
     ("test.index", "text:1\nabc\n", r"ind\.cora\.test\.index: expected one integer node id per line"),
     ("x", "truncate", r"ind\.cora\.x: cannot read the pickle safely"),

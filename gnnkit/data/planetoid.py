@@ -76,17 +76,23 @@ def _graph(obj, num_nodes: int, what: str) -> Tensor:
 
     if not isinstance(obj, dict):
         raise GnnkitError(f"{what}: expected a dict of neighbour lists, got {type(obj).__name__}")
-    keys = np.array(list(obj.keys()))
     lists = list(obj.values())
     if not all(isinstance(v, (list, tuple)) for v in lists):
         raise GnnkitError(f"{what}: every value must be a list of node ids")
     # a pickle can repeat one list many times by reference: bound the total before flattening
     check_allocation(64.0 * sum(len(v) for v in lists), f"{what}: {sum(len(v) for v in lists)} neighbour entries")
-    cols = np.array([c for v in lists for c in v])
+    try:
+        keys = np.array(list(obj.keys()))
+        cols = np.array([c for v in lists for c in v])
+    except (ValueError, TypeError, OverflowError):
+        keys = cols = np.array([None])  # ragged or mixed content: refused below
     for arr, part in ((keys, "node"), (cols, "neighbour")):
-        if arr.size and (arr.dtype.kind not in "iu" or int(arr.min()) < 0 or int(arr.max()) >= num_nodes):
-            raise GnnkitError(f"{what}: {part} ids must be integers in [0, {num_nodes}), got "
-                              f"{arr.dtype} in [{arr.min()}, {arr.max()}]")
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise GnnkitError(f"{what}: {part} ids must be integers in [0, {num_nodes}), got {arr.dtype} "
+                              f"values of shape {arr.shape}")
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= num_nodes):
+            raise GnnkitError(f"{what}: {part} ids must be integers in [0, {num_nodes}), got values in "
+                              f"[{arr.min()}, {arr.max()}]")
     clean = {int(k): [int(c) for c in v] for k, v in zip(keys.tolist(), lists)}
     return edge_index_from_dict(clean, num_nodes=num_nodes)
 
