@@ -411,3 +411,28 @@ def test_sizes_in_a_pickle_are_not_allocations():
     with pytest.raises(GnnkitError, match=r"refused bytes\(<int>\): a size, not data"):
         safe_loads(b"c__builtin__\nbytes\n(I10000000000\ntR.", "t")
     assert safe_loads(pickle.dumps(bytearray(b"ab"), protocol=2), "t") == bytearray(b"ab")
+
+
+def test_citeseer_layout_with_test_gaps_matches_pyg(shared_data, tmp_path):
+    # CiteSeer's test ids have gaps (isolated nodes); built here from Cora's files with 10 test nodes dropped
+    from torch_geometric.io.planetoid import read_planetoid_data
+
+    from gnnkit.data.safe_pickle import safe_load_file
+
+    src, raw = shared_data / "Planetoid" / "Cora" / "raw", tmp_path / "CiteSeer" / "raw"
+    raw.mkdir(parents=True)
+    for part in ("x", "allx", "y", "ally", "graph"):
+        shutil.copy(src / f"ind.cora.{part}", raw / f"ind.citeseer.{part}")
+    test_index = np.loadtxt(src / "ind.cora.test.index", dtype=np.int64)
+    keep = np.ones(test_index.size, dtype=bool)
+    inner = np.nonzero((test_index != test_index.min()) & (test_index != test_index.max()))[0]
+    keep[np.random.default_rng(0).choice(inner, 10, replace=False)] = False
+    np.savetxt(raw / "ind.citeseer.test.index", test_index[keep], fmt="%d")
+    for part in ("tx", "ty"):
+        with open(raw / f"ind.citeseer.{part}", "wb") as f:
+            pickle.dump(safe_load_file(src / f"ind.cora.{part}")[keep], f, protocol=2)
+    data = load("CiteSeer", root=tmp_path)
+    ref = read_planetoid_data(str(raw), "citeseer")  # PyG's reader, on files this test wrote itself
+    for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(data[key], ref[key].to(data[key].dtype)), key
+    assert int(data.test_mask.sum()) == 990
