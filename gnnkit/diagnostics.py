@@ -19,7 +19,6 @@ from typing import Iterator
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 
 from .errors import GnnkitError
 
@@ -30,7 +29,7 @@ def _flat_grad(model: torch.nn.Module, loss: Tensor) -> Tensor:
     return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)])
 
 
-def _batches(sampler, draws: int, gen: torch.Generator) -> Iterator[Data]:
+def _batches(sampler, draws: int, gen: torch.Generator) -> Iterator:
     if hasattr(sampler, "sample"):
         if hasattr(sampler, "refresh_candidates"):
             sampler.refresh_candidates(gen)
@@ -69,8 +68,10 @@ def gradient_stats(model: torch.nn.Module, data, sampler, draws: int = 100, seed
     was = model.training
     model.eval()
     train = data.train_mask.nonzero().view(-1)
-    full = Data(x=data.x, y=data.y, adj=trainer.full_adjacency(data), n_id=None, loss_index=train,
-                num_nodes=data.num_nodes)
+    from gnnkit.samplers.batch import Batch
+
+    adj = trainer.ctx.graph.adjacency(model.adj_norm, model.diag_lambda)  # the model's whole-graph operator
+    full = Batch(x=data.x, y=data.y, adj=adj, n_id=None, loss_index=train, num_nodes=data.num_nodes)
     full_grad = _flat_grad(model, trainer.task.training_step(model, full)[0])
     gen = torch.Generator(device=train.device).manual_seed(int(seed))
     sq, total, sizes, n = 0.0, torch.zeros_like(full_grad), 0, 0
@@ -86,9 +87,3 @@ def gradient_stats(model: torch.nn.Module, data, sampler, draws: int = 100, seed
         raise GnnkitError("the full-batch gradient is zero at this state; nothing to normalize by")
     return {"variance": sq / n / norm2, "bias": float((total / n - full_grad).pow(2).sum()) / norm2,
             "full_norm2": norm2, "mean_batch_size": sizes / n, "draws": n}
-
-
-def gradient_variance(model: torch.nn.Module, data, sampler, draws: int = 100, seed: int = 0,
-                      trainer=None) -> float:
-    """``(1/draws) Σ_b ‖g_b − ∇f‖² / ‖∇f‖²`` at the model's current state (see :func:`gradient_stats`)."""
-    return gradient_stats(model, data, sampler, draws=draws, seed=seed, trainer=trainer)["variance"]

@@ -432,3 +432,76 @@ def test_split_option_reaches_the_node_task(tmp_path):
     assert main([*TRAIN, "--split", "random:0.2,0.3", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["split"] == "random:0.2,0.3"
+
+
+def test_failed_write_names_the_path_and_leaves_no_tmp(tmp_path, capfd, monkeypatch):
+    """Disk full while writing results: exit 2 naming the file and the reason, no ``.tmp`` left."""
+    import errno
+
+    from gnnkit import fileio
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    out = tmp_path / "out"
+    rc, err = run_cli([*TRAIN, "--out", str(out)], tmp_path, False, capfd)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err
+    assert "seed-0.json" in lines[0] and "No space left on device" in lines[0]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_interrupted_between_seeds_says_which_finished(tmp_path, capfd, monkeypatch):
+    from gnnkit.commands import factory
+
+    build, calls = factory.build_model, []
+
+    def interrupt_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return build(*a, **k)
+
+    monkeypatch.setattr(factory, "build_model", interrupt_second)
+    out = tmp_path / "out"
+    rc, err = run_cli([*TRAIN, "--seeds", "3", "--out", str(out)], tmp_path, False, capfd)
+    assert rc == 130 and "resume with: gnnkit train" in err and "--resume" in err
+    results = json.loads((out / "results.json").read_text())
+    assert results["finished_seeds"] == [0] and results["seeds"] == [0, 1, 2] and results["complete"] is False
+    assert results["settings"]["hidden"] == 16 and results["argv"][:2] == ["gnnkit", "train"]
+    assert results["fingerprint"] and results["versions"]["torch"]
+    # the resume command finishes seeds 1 and 2 and keeps seed 0's record
+    monkeypatch.setattr(factory, "build_model", build)
+    seed0 = (out / "runs" / "seed-0.json").read_bytes()
+    assert main([*TRAIN, "--seeds", "3", "--out", str(out), "--resume"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["finished_seeds"] == [0, 1, 2] and results["complete"] is True
+    assert (out / "runs" / "seed-0.json").read_bytes() == seed0
+
+
+def test_overwrite_replaces_the_earlier_run(tmp_path):
+    out = tmp_path / "out"
+    assert main([*TRAIN, "--seeds", "2", "--out", str(out)]) == 0
+    assert main([*TRAIN, "--seed-start", "5", "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["seed-5.json"]  # no stale per-seed files
+
+
+def test_sigterm_stops_like_sigint_and_prints_the_resume_command(tmp_path):
+    import signal
+    import time
+
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    argv = [sys.executable, "-m", "gnnkit", "train", *TINY[:-3], "--epochs", "100000", "--no-progress",
+            "--checkpoint-dir", str(ck), "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not list(ck.glob("seed-0/epoch-*.pt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM" in err
+    assert str(ck / "seed-0") in err and "--resume" in err and f"--checkpoint-dir {ck}" in err
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

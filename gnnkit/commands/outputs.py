@@ -118,6 +118,8 @@ def clear_earlier(args, seeds) -> None:
     for f in _earlier_results(args.out, seeds) + _earlier_checkpoints(args, seeds):
         try:
             os.unlink(f)
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             raise GnnkitError(f"--overwrite: cannot remove {f} ({exc.strerror or exc})") from None
 

@@ -166,7 +166,8 @@ def _run(args, names, seeds) -> int:
     results = outputs.Results(args.out, seeds, info, header, getattr(args, "_argv", None), write=dist.is_main())
     if args.resume:
         results.check_summary()
-    outputs.clear_earlier(args, seeds)
+    if dist.is_main():
+        outputs.clear_earlier(args, seeds)
     task = None
     for i, seed in enumerate(seeds):
         if args.resume and results.kept(seed) is not None:
