@@ -2,12 +2,14 @@
 
 Callbacks have no-op hooks (``on_fit_start``, ``on_epoch_start``, ``on_batch_end``,
 ``on_epoch_end``, ``on_validation_end``, ``on_plateau``, ``on_checkpoint``, ``on_fit_end``) and a
-``state_dict`` that goes into checkpoints, so a resumed run keeps the callback's state.
+``state_dict`` that goes into checkpoints, so a resumed run keeps the callback's state. A callback
+asks the loop to stop by returning ``Control(stop=True)``; it never assigns to the Trainer.
 
     python examples/callback.py
 """
 import gnnkit
 from gnnkit.callbacks import Callback
+from gnnkit.context import Control
 from gnnkit.data.csbm import csbm
 from gnnkit.models import GCN
 
@@ -20,7 +22,8 @@ class StopAtTarget(Callback):
         print(f"epoch {trainer.epoch:3d}  val {metrics['val_accuracy']:.4f}")
         if metrics["val_accuracy"] >= self.target and self.reached_at is None:
             self.reached_at = trainer.epoch
-            trainer.should_stop = True
+            return Control(stop=True)
+        return None
 
     def state_dict(self):
         return {"reached_at": self.reached_at}
