@@ -20,18 +20,14 @@ with OGB's positives (``[2, E]``) and negatives: ``[2, E']`` pairs for the Hits 
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from pathlib import Path
 from typing import List, Optional, Tuple
-from unittest import mock
 
 import torch
 from torch import Tensor
 
-from gnnkit.data.ogb import _no_prompt, dataset_dir
-from gnnkit.data.safe_pickle import forcing_weights_only, register_safe_globals, torch_reason
+from gnnkit.data.ogb import dataset_dir, missing_under, offline_ogb, ogb_master
+from gnnkit.data.safe_pickle import torch_reason
 from gnnkit.errors import GnnkitError
 
 from .split import LinkSplit
@@ -39,21 +35,10 @@ from .split import LinkSplit
 SUPPORTED = ("ogbl-collab", "ogbl-ddi", "ogbl-ppa", "ogbl-citation2")
 
 
-def meta_info(name: str):
-    """OGB's ``master.csv`` column for the ``ogbl-*`` dataset ``name``."""
-    import ogb.linkproppred
-    import pandas as pd
-
-    master = pd.read_csv(Path(ogb.linkproppred.__file__).parent / "master.csv", index_col=0,
-                         keep_default_na=False)
-    if name not in master:
-        raise GnnkitError(f"unknown OGB link dataset {name!r}; known: {', '.join(master.keys())}")
-    return master[name]
-
-
 def expected_files(name: str, processed: bool = False) -> List[str]:
-    """Files (relative to the dataset folder) ogb reads to load ``name`` without a download."""
-    meta = meta_info(name)
+    """Files (relative to the dataset folder) ogb reads to load ``name`` without a download: the
+    raw files until ``processed/`` exists, and the ``.pt`` split files."""
+    meta = ogb_master("linkproppred", name)
     files = [f"RELEASE_v{meta['version']}.txt"]
     if not processed:
         files += ["raw/edge.csv.gz", "raw/num-node-list.csv.gz", "raw/num-edge-list.csv.gz"]
@@ -65,25 +50,17 @@ def expected_files(name: str, processed: bool = False) -> List[str]:
 
 
 def missing_files(name: str, root) -> List[str]:
-    """The files of :func:`expected_files` absent under ``root`` (``split_dict.pt`` stands in for
-    the three split files)."""
+    """The files of :func:`expected_files` absent under ``root``."""
     folder = dataset_dir(name, root)
     processed = (folder / "processed" / "geometric_data_processed.pt").is_file()
-    files = expected_files(name, processed)
-    if any(folder.glob("split/*/split_dict.pt")):
-        files = [f for f in files if not f.startswith("split/")]
-    return [f for f in files if not (folder / f).is_file()]
+    return missing_under(folder, expected_files(name, processed))
 
 
 def _read(name: str, root):
     from ogb.linkproppred import PygLinkPropPredDataset
 
-    register_safe_globals()
     try:
-        with mock.patch("builtins.input", _no_prompt), \
-                mock.patch("ogb.linkproppred.dataset_pyg.decide_download", _no_prompt), \
-                mock.patch("torch.load", forcing_weights_only(torch.load)), \
-                contextlib.redirect_stdout(sys.stderr):
+        with offline_ogb("linkproppred"):
             dataset = PygLinkPropPredDataset(name, root=os.fspath(root))
             return dataset[0], dataset.get_edge_split()
     except GnnkitError:
@@ -137,7 +114,7 @@ def load_ogbl(name: str, root, val_in_test_graph: Optional[bool] = None) -> Tupl
     """Load ``name`` from ``root`` (see the module docstring): ``(data, split)``."""
     from torch_geometric.data import Data
 
-    meta = meta_info(name)
+    meta = ogb_master("linkproppred", name)
     if name not in SUPPORTED:
         raise GnnkitError(f"{name} is not supported (homogeneous link datasets: {', '.join(SUPPORTED)})")
     missing = missing_files(name, root)
