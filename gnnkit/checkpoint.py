@@ -2,18 +2,21 @@
 
 Layout of the dict::
 
-    {"format": "gnnkit-checkpoint/1", "epoch": int, "model": state_dict,
-     "model_signature": {param name: shape}, "strategy": ..., "sampler": ..., "task": ...,
-     "escape": ..., "callbacks": [...], "trainer": {...}, "rng": {...}}
+    {"format": "gnnkit-checkpoint/2", "epoch": int, "model": state_dict,
+     "model_signature": {param name: shape},
+     "components": {"task": .., "sampler": .., "strategy": .., "escape": ..},
+     "callbacks": {state_key: state}, "loop": {...}, "rng": {...}, "run": {...}}
 
-Files are ``DIR/epoch-000012.pt``; :func:`latest` finds the newest one that loads, reporting
-(and skipping) a truncated or corrupt newest file.
+``run`` describes the run (:func:`check_run` compares it on resume). Files are
+``DIR/epoch-000012.pt``; :func:`latest` finds the newest one that loads and sets aside (renames to
+``*.unreadable``) the truncated or corrupt ones newer than it, so that they hold no slot.
 """
 from __future__ import annotations
 
 import glob
 import os
 import random
+import re
 import warnings
 from typing import Any, Optional
 
@@ -21,16 +24,14 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError
+from .fileio import atomic_torch_save
 
-FORMAT = "gnnkit-checkpoint/1"
+FORMAT = "gnnkit-checkpoint/2"
 
 
 def save(obj: dict, path: str) -> None:
     """Write ``obj`` to ``path`` atomically (temporary file in the same folder, then replace)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(path, obj)
 
 
 def load(path: str) -> dict:
@@ -42,8 +43,10 @@ def load(path: str) -> dict:
     except Exception as exc:  # truncated, corrupt, or not a torch file at all
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+    if not isinstance(obj, dict) or not str(obj.get("format", "")).startswith("gnnkit-checkpoint/"):
         raise CheckpointError(f"{path} is not a gnnkit checkpoint (no format tag {FORMAT!r})")
+    if obj["format"] != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {obj['format']!r}; this gnnkit reads {FORMAT!r}")
     return obj
 
 
@@ -59,23 +62,84 @@ def check_signature(ckpt: dict, model: torch.nn.Module, path: str) -> None:
         raise CheckpointError(f"checkpoint {path} belongs to another model (parameters differ: {', '.join(diff)})")
 
 
+def snapshot(epoch: int, model: torch.nn.Module, components: dict, callbacks: list, loop: dict, run: dict) -> dict:
+    """The checkpoint dict of the layout above (``callbacks`` keyed by their ``key()``)."""
+    return {"format": FORMAT, "epoch": epoch, "model": model.state_dict(), "model_signature": model_signature(model),
+            "components": {name: part.state_dict() for name, part in components.items()},
+            "callbacks": {cb.key(): cb.state_dict() for cb in callbacks}, "loop": loop, "rng": rng_state(),
+            "run": run}
+
+
+def restore(state: dict, model: torch.nn.Module, components: dict, callbacks: list) -> None:
+    """Load the model, the components, the callbacks found by key (a callback the checkpoint does
+    not know keeps its fresh state) and the random generators of ``state``."""
+    model.load_state_dict(state["model"])
+    for name, part in components.items():
+        part.load_state_dict(state["components"].get(name, {}))
+    for cb in callbacks:
+        if cb.key() in state["callbacks"]:
+            cb.load_state_dict(state["callbacks"][cb.key()])
+    set_rng_state(state["rng"])
+
+
+def run_differences(saved: Any, mine: Any, prefix: str = "") -> list[str]:
+    """``"key: saved vs mine"`` for every key of ``saved`` whose value differs in ``mine`` (nested
+    dicts compared key by key; a key ``mine`` lacks counts as different)."""
+    if isinstance(saved, dict) and isinstance(mine, dict):
+        out = []
+        for k, v in saved.items():
+            out += run_differences(v, mine.get(k, "<missing>"), f"{prefix}{k}.")
+        return out
+    return [] if saved == mine else [f"{prefix[:-1]}: {saved} vs {mine}"]
+
+
+def check_run(ckpt: dict, run: dict, path: str) -> None:
+    """Refuse to resume a checkpoint of another run (dataset, settings or components differ)."""
+    diffs = run_differences(ckpt.get("run") or {}, run)
+    if diffs:
+        raise CheckpointError(f"checkpoint {path} is of another run ({'; '.join(diffs[:4])}"
+                              f"{'; ...' if len(diffs) > 4 else ''})")
+
+
 def path_for(directory: str, epoch: int) -> str:
     return os.path.join(directory, f"epoch-{epoch:06d}.pt")
 
 
+def epoch_of(path: str) -> int:
+    m = re.search(r"epoch-(\d+)\.pt$", path)
+    return int(m.group(1)) if m else -1
+
+
 def listing(directory: str) -> list[str]:
     """Checkpoint files in ``directory``, newest first."""
-    return sorted(glob.glob(os.path.join(directory, "epoch-*.pt")), reverse=True)
+    return sorted(glob.glob(os.path.join(directory, "epoch-*.pt")), key=epoch_of, reverse=True)
 
 
-def latest(directory: str) -> Optional[tuple[str, dict]]:
-    """The newest checkpoint in ``directory`` that loads, or ``None`` when there is none."""
+def latest(directory: str, set_aside: bool = False) -> Optional[tuple[str, dict]]:
+    """The newest checkpoint in ``directory`` that loads, or ``None`` when there is none. With
+    ``set_aside``, newer unreadable ones are renamed to ``*.unreadable`` (kept for inspection,
+    no longer counted by :func:`prune`)."""
     for path in listing(directory):
         try:
             return path, load(path)
         except CheckpointError as exc:
             warnings.warn(f"skipping checkpoint: {exc}", stacklevel=2)
+            if set_aside:
+                try:
+                    os.replace(path, path + ".unreadable")
+                except OSError:
+                    pass
     return None
+
+
+def find(ckpt_path: str, directory: Optional[str], set_aside: bool = False) -> Optional[tuple[str, dict]]:
+    """``(path, state)`` of ``ckpt_path``: a file, or ``"last"`` for the newest loadable checkpoint in
+    ``directory`` (``None`` when there is none yet)."""
+    if ckpt_path != "last":
+        return ckpt_path, load(ckpt_path)
+    if not directory:
+        raise CheckpointError("ckpt_path='last' needs checkpoint_dir")
+    return latest(directory, set_aside=set_aside)
 
 
 def prune(directory: str, keep: int) -> None:

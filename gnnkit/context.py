@@ -5,7 +5,7 @@ The Trainer builds one :class:`RunContext` at the start of ``fit`` and hands it 
 it (assigning raises :class:`~gnnkit.errors.GnnkitError`), nor to the Trainer or the model.
 
 Ranks: ``rank``, ``world_size`` and ``is_main`` read :mod:`gnnkit.distributed` each time, and
-``shard`` / ``row_range`` / ``gather_rows`` / ``broadcast`` delegate to it, so plug-ins never import
+``shard`` / ``row_range`` / ``gather_rows`` / ``broadcast`` / ``barrier`` delegate to it, so plug-ins never import
 it (work that rank 0 does alone, e.g. an escape's search, sees one process).
 
 Also here, so that plug-ins import them without the Trainer: :class:`Control` (what a strategy's
@@ -112,6 +112,10 @@ class RunContext:
     def gather_rows(self, local: torch.Tensor, n: int) -> torch.Tensor:
         """The ``[n, ...]`` tensor whose :meth:`row_range` blocks the ranks hold as ``local``."""
         return dist.all_gather_rows(local, n)
+
+    def barrier(self) -> None:
+        """Wait for every rank (nothing with one process)."""
+        dist.barrier()
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank (``obj`` itself with one process)."""

@@ -15,6 +15,8 @@ from typing import Any, Optional, Sequence
 import torch
 import torch.distributed as dist
 
+from .errors import GnnkitError
+
 
 def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -70,6 +72,52 @@ def shutdown(started: bool) -> None:
         dist.destroy_process_group()
 
 
+def resolve_device(device: Any) -> torch.device:
+    """``"auto"``/``None``: this process' CUDA device when present (by local rank), else the CPU;
+    otherwise the named device, given an index (``set_device`` and DDP need one)."""
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank() % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise GnnkitError(f"unknown device {device!r} ({str(exc).splitlines()[0]})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GnnkitError(f"device {device!r} was asked for but CUDA is not available")
+    if dev.type == "cuda" and dev.index is None:
+        many = env_world_size() > 1
+        dev = torch.device("cuda", local_rank() % torch.cuda.device_count() if many else torch.cuda.current_device())
+    return dev
+
+
+def wrap_model(model: torch.nn.Module, device: torch.device, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when several processes run, else ``model`` itself."""
+    if world_size() <= 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters)
+
+
+def run_on_main(fn):
+    """``fn()`` on rank 0 alone (inside :func:`local_only`, so it sees one process), its result
+    broadcast to every rank; a :class:`GnnkitError` raised there is raised on every rank."""
+    payload = None
+    if is_main():
+        try:
+            with local_only():
+                payload = ("ok", fn())
+        except GnnkitError as exc:
+            if not is_initialized():
+                raise
+            payload = ("error", str(exc))
+    kind, value = broadcast_object(payload)
+    if kind == "error":
+        raise GnnkitError(value)
+    return value
+
+
 def barrier() -> None:
     if is_initialized():
         dist.barrier()
@@ -88,13 +136,6 @@ def main_first():
     finally:
         if is_main():
             dist.barrier()
-
-
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum of ``t`` over ranks (in place; ``t`` itself with one process)."""
-    if is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

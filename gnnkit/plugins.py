@@ -1,26 +1,33 @@
 """The plug-in mechanism behind gnnkit's four axes (task, sampler, strategy, escape).
 
 Each axis has one abstract base class (``Task``, ``Sampler``, ``Strategy``, ``Escape``) deriving
-from :class:`Plugin`. A concrete class that sets ``name = "..."`` registers itself under that name
-when its module is imported; the axis package imports all of its modules on first lookup, so a new
-sampler is one file in ``samplers/`` and nothing else. Plug-ins are also callbacks: the Trainer
-calls their hooks (see :class:`gnnkit.callbacks.Callback`) beside the user's callbacks.
+from :class:`Plugin` (an :class:`abc.ABC`). A concrete class that sets ``name = "..."`` registers
+itself under that name when its module is imported; the axis package imports all of its modules on
+first lookup, so a new sampler is one file in ``samplers/`` and nothing else.
+
+Plug-ins receive a read-only :class:`~gnnkit.context.RunContext` and return results; they never
+assign to the Trainer, the context or the model. Besides its axis' methods every plug-in has two
+optional hooks (no-ops here) that the loop calls on task, sampler, strategy and escape in that
+order: ``on_epoch_start(ctx, epoch)`` and ``on_validation_end(ctx, metrics, selected)``
+(``selected``: this evaluation made the current weights the selected model). ``state_dict`` /
+``load_state_dict`` go into checkpoints under the axis' name.
 
 Command-line options belong to the plug-in too: ``add_args(parser)`` declares them and
 ``from_args(args)`` builds an instance, so ``gnnkit train --sampler X`` needs no edit of the CLI.
+Every flag is declared once: :func:`add_option` refuses a second declaration.
 """
 from __future__ import annotations
 
+import abc
 import argparse
 import importlib
 import pkgutil
 from typing import Any, ClassVar
 
-from .callbacks import Callback
 from .errors import GnnkitError
 
 
-class Plugin(Callback):
+class Plugin(abc.ABC):
     """Base of every axis object. Subclasses set ``name`` to register."""
 
     name: ClassVar[str] = ""
@@ -45,6 +52,19 @@ class Plugin(Callback):
     def from_args(cls, args: argparse.Namespace) -> "Plugin":
         """Build an instance from parsed command-line options."""
         return cls()
+
+    # -- hooks of the loop (optional) ----------------------------------------------------------
+    def on_epoch_start(self, ctx, epoch: int) -> None:
+        """Before the epoch's first batch (after ``sampler.set_epoch``)."""
+
+    def on_validation_end(self, ctx, metrics: dict, selected: bool) -> None:
+        """After the loop's evaluation of all splits; ``selected``: the weights were selected."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     # -- lookup -------------------------------------------------------------------------------
     @classmethod

@@ -6,6 +6,7 @@ import torch
 from gnnkit import CheckpointError, GnnkitError, Trainer
 from gnnkit.callbacks import Callback
 from gnnkit.models import GCN, MLP, GraphSAGE
+from gnnkit.stores import from_data
 
 from helpers import two_community_graph
 
@@ -129,12 +130,16 @@ def test_bad_arguments():
         Trainer(strategy="nope")
     with pytest.raises(GnnkitError, match="patience"):
         Trainer(patience=0)
-    with pytest.raises(GnnkitError, match="CUDA is not available"):
-        if torch.cuda.is_available():
-            raise GnnkitError("CUDA is not available (skipped meaning: GPU present)")
-        _fit(epochs=1, device="cuda")
     with pytest.raises(GnnkitError, match="call fit"):
         Trainer().test()
+    with pytest.raises(GnnkitError, match="unknown device"):
+        _fit(epochs=1, device="nope")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA runs cuda devices")
+def test_cuda_asked_without_cuda():
+    with pytest.raises(GnnkitError, match="CUDA is not available"):
+        _fit(epochs=1, device="cuda")
 
 
 def test_csv_log(tmp_path):
@@ -148,9 +153,7 @@ def test_inference_matches_forward_in_chunks():
     for cls in (GCN, GraphSAGE, MLP):
         torch.manual_seed(0)
         model = cls(8, 16, 2, num_layers=3, norm="batch").eval()
-        t = Trainer(progress=False)
-        t.raw_model = model
-        adj = t.full_adjacency(data)
+        adj = from_data(data)[0].adjacency("gcn")
         with torch.no_grad():
             ref = model(data.x, adj)
         assert torch.allclose(model.inference(data.x, adj, batch_size=7), ref, atol=1e-5)

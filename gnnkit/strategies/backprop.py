@@ -20,20 +20,23 @@ class Backprop(Strategy):
         self.grad_clip = grad_clip
         self.optimizer = None
 
-    def configure(self, trainer, model) -> None:
-        self.optimizer = trainer.make_optimizer(model.parameters())
+    def configure(self, ctx, model) -> None:
+        self.optimizer = ctx.make_optimizer(model.parameters())
 
-    def step(self, trainer, batch) -> dict:
+    def step(self, ctx, model, batch, task) -> dict:
         self.optimizer.zero_grad(set_to_none=True)
-        loss, outputs = trainer.task.training_step(trainer.model, batch)
+        loss, outputs = task.training_step(model, batch)
         if not torch.isfinite(loss):
-            raise GnnkitError(f"loss became {float(loss)} at epoch {trainer.epoch}; lower the learning rate")
+            raise GnnkitError(f"loss became {float(loss)} at epoch {ctx.epoch}; lower the learning rate")
         loss.backward()
         if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(trainer.raw_model.parameters(), self.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
         self.optimizer.step()
         outputs["loss"] = float(loss.detach())
         return outputs
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer] if self.optimizer is not None else []
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict() if self.optimizer else None}

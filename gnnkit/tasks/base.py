@@ -1,14 +1,22 @@
-"""Task: what is learned and how it is scored.
+"""Task: what is learned and how it is scored (loss and metrics only).
 
-A task turns a model and a batch into a loss (``training_step``) and a model and a split into
-figures (``evaluate``). It names its metric and whether higher is better; the Trainer selects the
-model and stops early on ``val_<metric>``.
+``prepare_data(data, seed)`` checks the graph and returns what the run trains on (before the
+run context exists: the task's ``metric`` may depend on the data, e.g. an OGB evaluator).
+``setup(ctx, model)`` once the context exists (model read-only). ``training_step(model, batch)``
+turns a batch into ``(loss, outputs)``. ``score(ctx, predictions, splits)`` turns the strategy's
+output for every node into figures ``{"<split>_<metric>": .., "<split>_loss": ..}``; the loop
+evaluates through ``evaluate(ctx, model, predict, splits)``, which is ``score(ctx, predict(),
+splits)`` unless a task scores a stream itself (temporal link prediction). The task names its
+``metric`` and whether higher is better; the loop selects the model on ``val_<metric>``.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+import abc
+from typing import Any, Callable, ClassVar, Sequence
 
 from ..plugins import Plugin
+
+SPLITS = ("train", "val", "test")
 
 
 class Task(Plugin):
@@ -18,35 +26,28 @@ class Task(Plugin):
 
     metric: str = "accuracy"
     higher_is_better: bool = True
-    #: ``None`` when the task runs on several processes, else the reason it cannot.
-    distributed_unsupported: Optional[str] = None
+    #: the sampler ``gnnkit train`` uses when none is named
+    default_sampler: ClassVar[str] = "full"
 
-    # -- used by ``gnnkit train`` -----------------------------------------------------------------
-    def load_data(self, args) -> Any:
-        """The dataset named on the command line (``--dataset``, ``--root``, ...)."""
-        raise NotImplementedError  # abstract: every task defines it
+    def prepare_data(self, data: Any, seed: int) -> Any:
+        """The validated data this task trains on (called by ``fit`` before anything else)."""
+        return data
 
-    def build_model(self, args, data):
-        """The model named on the command line, sized for ``data``."""
-        raise NotImplementedError  # abstract: every task defines it
+    def setup(self, ctx, model) -> None:
+        """Called once by ``fit`` with the run context, before the strategy and the sampler."""
 
     def run_summary(self, result: dict) -> dict:
         """Extra per-run figures for ``results.json`` (beyond val/test/epochs/seconds)."""
         return {}
 
-    # -- used by the Trainer ----------------------------------------------------------------------
-    def setup(self, trainer, data) -> Any:
-        """Called once by ``fit`` before the sampler's setup; may return the data to train on."""
-        return data
-
+    @abc.abstractmethod
     def training_step(self, model, batch) -> tuple[Any, dict]:
-        """The batch's loss (a scalar tensor) and outputs handed to callbacks and the sampler."""
-        raise NotImplementedError  # abstract: every task defines it
+        """The batch's loss (a scalar tensor) and outputs handed to the sampler and callbacks."""
 
-    def predict(self, trainer):
-        """The model's output for every node (what ``Trainer.predict`` returns)."""
-        return trainer.strategy.predict(trainer, trainer.data)
+    @abc.abstractmethod
+    def score(self, ctx, predictions, splits: Sequence[str] = SPLITS) -> dict[str, float]:
+        """Figures ``{"<split>_<metric>": value, "<split>_loss": value, ...}`` on ``splits``."""
 
-    def evaluate(self, trainer, splits=("train", "val", "test")) -> dict[str, float]:
-        """Figures ``{"<split>_<metric>": value, ...}`` on the given splits."""
-        raise NotImplementedError  # abstract: every task defines it
+    def evaluate(self, ctx, model, predict: Callable[[], Any], splits: Sequence[str] = SPLITS) -> dict[str, float]:
+        """The loop's evaluation (eval mode, no gradient): ``score(ctx, predict(), splits)``."""
+        return self.score(ctx, predict(), splits)

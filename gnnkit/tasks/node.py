@@ -1,52 +1,49 @@
 """Node classification: cross-entropy on the batch's loss rows, accuracy (or OGB's metric) per split.
 
-Single-label graphs (``y`` ``[N]`` int64, ``-1`` for unlabeled nodes) use softmax cross-entropy and
-accuracy; multi-label graphs (``y`` ``[N, T]`` float, e.g. ogbn-proteins) use binary
-cross-entropy. OGB datasets (``data.evaluator_name``) are scored with ``ogb``'s ``Evaluator``.
+Labels ``y`` ``[N]`` int64 (``-1`` for unlabeled nodes, as :func:`gnnkit.data.validate` leaves
+them); the loss is softmax cross-entropy, the metric accuracy, or the metric of ``ogb``'s
+``Evaluator`` for OGB datasets (``data.evaluator_name``). Labels and masks are read through the
+run's feature store.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import GnnkitError
-from .base import Task
-
-SPLITS = ("train", "val", "test")
-
-
-def per_node_loss(logits: Tensor, y: Tensor) -> Tensor:
-    """``[m]`` losses of ``logits`` ``[m, C]`` against ``y`` (``[m]`` classes or ``[m, C]`` targets)."""
-    if y.dim() == 2:
-        return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none").mean(1)
-    return F.cross_entropy(logits, y, reduction="none")
+from .base import SPLITS, Task
 
 
 def weighted_loss(logits: Tensor, y: Tensor, weight: Optional[Tensor]) -> Tensor:
-    """Mean of per-node losses, or ``Σ w_i ℓ_i`` when weights (already normalized) are given."""
-    losses = per_node_loss(logits, y)
+    """Mean of the per-node cross-entropies ``ℓ_i`` of ``logits`` ``[m, C]`` against ``y`` ``[m]``,
+    or ``Σ w_i ℓ_i`` when weights ``[m]`` (already normalized) are given."""
+    losses = F.cross_entropy(logits, y, reduction="none")
     return losses.mean() if weight is None else (losses * weight).sum()
 
 
 class NodeClassification(Task):
     name = "node"
 
-    def setup(self, trainer, data):
+    def __init__(self) -> None:
+        self.evaluator = None
+
+    def prepare_data(self, data, seed: int):
         for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
             if getattr(data, key, None) is None:
                 raise GnnkitError(f"node classification needs data.{key}")
-        self.evaluator = None
-        self.metric = "accuracy"
+        if data.y.dim() != 1:
+            raise GnnkitError(f"node classification needs one class per node (data.y of shape [N]), "
+                              f"got {tuple(data.y.shape)}")
+        self.evaluator, self.metric = None, "accuracy"
         name = getattr(data, "evaluator_name", None)
         if name:
             from ogb.nodeproppred import Evaluator
 
             self.evaluator = Evaluator(name)
             self.metric = "accuracy" if self.evaluator.eval_metric == "acc" else self.evaluator.eval_metric
-        return data.to(trainer.device)
+        return data
 
     def training_step(self, model, batch):
         logits, h = model(batch.x, batch.adj, return_embedding=True)
@@ -54,29 +51,28 @@ class NodeClassification(Task):
         loss = weighted_loss(logits[idx], batch.y[idx], getattr(batch, "loss_weight", None))
         return loss, {"logits": logits, "embedding": h}
 
-    def score(self, logits: Tensor, y: Tensor) -> float:
+    def figure(self, logits: Tensor, y: Tensor) -> float:
+        """The metric of ``logits`` ``[m, C]`` against ``y`` ``[m]`` (NaN for no rows)."""
         if y.numel() == 0:
             return float("nan")
         if self.evaluator is not None:
-            y_true = y.view(-1, 1) if y.dim() == 1 else y
-            y_pred = logits.argmax(-1, keepdim=True) if y.dim() == 1 else logits
-            return float(self.evaluator.eval({"y_true": y_true.cpu(), "y_pred": y_pred.cpu()})[self.evaluator.eval_metric])
-        if y.dim() == 2:
-            return float(((logits > 0) == (y > 0.5)).float().mean())
+            y_pred = logits.argmax(-1, keepdim=True)
+            return float(self.evaluator.eval({"y_true": y.view(-1, 1).cpu(), "y_pred": y_pred.cpu()})[
+                self.evaluator.eval_metric])
         return float((logits.argmax(-1) == y).float().mean())
 
-    @torch.no_grad()
-    def evaluate(self, trainer, splits=SPLITS) -> dict:
+    def score(self, ctx, predictions: Tensor, splits: Sequence[str] = SPLITS) -> dict:
+        """``{split}_{metric}`` and ``{split}_loss`` (mean cross-entropy) of ``predictions`` ``[N, C]``."""
         for s in splits:
             if s not in SPLITS:
                 raise GnnkitError(f"unknown split {s!r}; known: {', '.join(SPLITS)}")
-        data = trainer.data
-        logits = trainer.predict()
+        y = ctx.features.get("y")
         out = {}
         for s in splits:
-            mask = getattr(data, f"{s}_mask")
-            out[f"{s}_{self.metric}"] = self.score(logits[mask], data.y[mask])
-            out[f"{s}_loss"] = float(per_node_loss(logits[mask], data.y[mask]).mean()) if mask.any() else float("nan")
+            mask = ctx.features.get(f"{s}_mask")
+            logits, labels = predictions[mask], y[mask]
+            out[f"{s}_{self.metric}"] = self.figure(logits, labels)
+            out[f"{s}_loss"] = float(F.cross_entropy(logits, labels, reduction="none").mean()) if mask.any() else float("nan")
         return out
 
     # -- command line ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from ..temporal.metrics import average_precision, roc_auc
 from ..temporal.model import TGN
 from ..temporal.neighbors import LastNeighbors
 from ..temporal.split import temporal_split
-from .base import Task
+from .base import SPLITS, Task
 
 EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the authors: fixed per split
 MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
@@ -65,7 +65,7 @@ class TemporalLinkPrediction(Task):
     name = "temporal-link"
     metric = "ap"
     higher_is_better = True
-    distributed_unsupported = "TGN processes the event stream in order in one process"
+    default_sampler = "temporal"
 
     def __init__(self, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  num_neighbors: int = 10, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
@@ -123,39 +123,43 @@ class TemporalLinkPrediction(Task):
                 "inductive_ap": m.get("test_new_ap"), "inductive_auc": m.get("test_new_auc"),
                 "val_inductive_ap": m.get("val_new_ap"), "val_inductive_auc": m.get("val_new_auc")}
 
-    # -- Trainer hooks --------------------------------------------------------------------------
-    def setup(self, trainer, data) -> EventStream:
+    # -- the loop's hooks -----------------------------------------------------------------------
+    def prepare_data(self, data, seed: int) -> EventStream:
         data = load_events(data, sort=self.sort_events)
         if data.train_mask is None:
-            data = temporal_split(data, new_node_fraction=self.new_node_fraction, seed=trainer.seed)
-        data = data.to(trainer.device)
-        model = trainer.raw_model
+            data = temporal_split(data, new_node_fraction=self.new_node_fraction, seed=seed)
+        return data
+
+    def setup(self, ctx, model) -> None:
+        if ctx.world_size > 1:
+            raise GnnkitError(f"task {self.name!r} cannot run on {ctx.world_size} processes: TGN processes "
+                              "the event stream in order in one process")
+        data = ctx.data
         if not isinstance(model, TGN):
             raise GnnkitError(f"--task temporal-link trains a TGN model, got {type(model).__name__}")
         if model.msg_dim != data.msg_dim:
             raise GnnkitError(f"the model expects {model.msg_dim}-wide messages, {data.name} has {data.msg_dim}")
         self.data = data
-        self.memory = TemporalMemory(data.num_nodes, model.memory_dim, data.msg_dim, device=trainer.device)
-        self.neighbors = LastNeighbors(data.num_nodes, self.num_neighbors, device=trainer.device)
+        self.memory = TemporalMemory(data.num_nodes, model.memory_dim, data.msg_dim, device=ctx.device)
+        self.neighbors = LastNeighbors(data.num_nodes, self.num_neighbors, device=ctx.device)
         self.eval_sets = evaluation_sets(data)
         self._best, self._fresh, self._eval_state = None, False, None
-        return data
 
-    def on_epoch_start(self, trainer, epoch: int) -> None:
+    def on_epoch_start(self, ctx, epoch: int) -> None:
         self.memory.reset()
         self.neighbors.reset()
         self._fresh = True
 
     def training_step(self, model, batch: EventBatch):
         tgn = getattr(model, "module", model)
-        pos, neg, ctx = tgn.score(self.memory, self.neighbors, self.data, batch)
+        pos, neg, state = tgn.score(self.memory, self.neighbors, self.data, batch)
         loss = (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
                 + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg)))
-        tgn.commit(self.memory, self.neighbors, batch, ctx)
+        tgn.commit(self.memory, self.neighbors, batch, state)
         return loss, {"pos_logit": pos.detach(), "neg_logit": neg.detach()}
 
-    def on_validation_end(self, trainer, metrics: dict) -> None:
-        if trainer.best_epoch == trainer.epoch and self._eval_state is not None:
+    def on_validation_end(self, ctx, metrics: dict, selected: bool) -> None:
+        if selected and self._eval_state is not None:
             self._best = self._eval_state
         self._fresh = False
 
@@ -175,25 +179,25 @@ class TemporalLinkPrediction(Task):
         for lo in range(0, e_id.numel(), self.eval_batch_size):
             e, n = e_id[lo: lo + self.eval_batch_size], neg[lo: lo + self.eval_batch_size]
             batch = EventBatch(e_id=e, src=d.src[e], dst=d.dst[e], t=d.t[e], msg=d.msg[e], neg_dst=n)
-            pos, negl, ctx = model.score(self.memory, self.neighbors, d, batch)
+            pos, negl, state = model.score(self.memory, self.neighbors, d, batch)
             score = torch.cat([pos, negl]).sigmoid()
             label = torch.cat([torch.ones_like(pos), torch.zeros_like(negl)])
             aps.append(average_precision(score, label))
             aucs.append(roc_auc(score, label))
-            model.commit(self.memory, self.neighbors, batch, ctx)
+            model.commit(self.memory, self.neighbors, batch, state)
         return (sum(aps) / len(aps), sum(aucs) / len(aucs)) if aps else (math.nan, math.nan)
 
-    def predict(self, trainer):
+    def score(self, ctx, predictions, splits=SPLITS) -> dict:
         raise GnnkitError("temporal link prediction scores events as they stream in; use "
                           "trainer.evaluate('val') / trainer.test() for AP and AUC")
 
-    def evaluate(self, trainer, splits=("train", "val", "test")) -> dict:
+    def evaluate(self, ctx, model, predict, splits=SPLITS) -> dict:
+        """AP and AUC of the validation/test events (and their inductive parts), streamed in order."""
         for s in splits:
-            if s not in ("train", "val", "test"):
-                raise GnnkitError(f"unknown split {s!r}; known: train, val, test")
+            if s not in SPLITS:
+                raise GnnkitError(f"unknown split {s!r}; known: {', '.join(SPLITS)}")
         if "val" not in splits and "test" not in splits:
             return {}
-        model = trainer.raw_model
         was_training = model.training
         model.eval()
         if not self._fresh and self._best is not None:

@@ -1,0 +1,31 @@
+"""Callbacks: small hooks around the Trainer's loop, every one a no-op by default.
+
+The loop's own duties beyond running batches are callbacks too: :class:`ModelSelection` (the best
+weights, ties broken by validation loss), :class:`EarlyStopping`, :class:`Checkpointing` (files and
+pruning), :class:`CSVLogger` and :class:`ProgressBar`. See :class:`Callback` for the order of calls.
+"""
+from .base import Callback
+from .checkpointing import Checkpointing
+from .csv_logger import CSVLogger
+from .early_stopping import EarlyStopping
+from .progress import ProgressBar
+from .selection import ModelSelection
+
+__all__ = ["Callback", "ModelSelection", "EarlyStopping", "Checkpointing", "CSVLogger", "ProgressBar", "loop_callbacks"]
+
+
+def loop_callbacks(selection: ModelSelection, user, *, log_dir=None, patience=None, checkpoint_dir=None,
+                   keep_checkpoints: int = 2, progress: bool = True) -> list:
+    """The Trainer's callbacks in calling order: model selection, the user's, the CSV logger,
+    early stopping (``patience``: ``None``/0 for none), checkpointing, the progress bar. Refuses two
+    callbacks with the same state key (their states would overwrite each other in checkpoints)."""
+    cbs = [selection, *user, *([CSVLogger(log_dir)] if log_dir else []),
+           *([EarlyStopping(patience)] if patience else []),
+           *([Checkpointing(checkpoint_dir, keep_checkpoints)] if checkpoint_dir else []), ProgressBar(progress)]
+    keys = [cb.key() for cb in cbs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        from ..errors import GnnkitError
+
+        raise GnnkitError(f"two callbacks share a state key ({', '.join(twice)}); give one a distinct state_key")
+    return cbs

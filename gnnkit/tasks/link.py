@@ -1,0 +1,146 @@
+"""Link prediction as a Task: an encoder (any gnnkit model, its output = node embeddings ``z``
+``[N, d]``) and a decoder scoring edges, trained with BCE on positives against sampled negatives.
+
+* ``prepare_data(data, seed)``: the split. ``data.link_split`` (an OGB split from
+  :func:`gnnkit.link.ogbl.load_ogbl`) when present, else the seeded GAE split
+  (:func:`gnnkit.link.random_link_split`, ``val_frac``/``test_frac``, drawn with the run's seed).
+  The returned graph's ``edge_index`` is the *training* message-passing graph, so the run's graph
+  store never holds a validation or test edge; ``y`` is a placeholder and every node is a
+  "training node" of the full-batch sampler (the loss is on edges, not nodes).
+* ``training_step``: ``z = model(x, adj)``, positives = the training edges in both directions,
+  ``num_negatives`` negatives per positive (:class:`gnnkit.link.NegativeSampler`, ``uniform`` or
+  ``degree``, seeded from the run's seed), loss = :func:`gnnkit.link.link_loss`.
+* ``evaluate``: ``z`` from the loop's ``predict()``; per split AUC and AP against the fixed
+  negatives (``metric="auc"``), or the ``ogbl-*`` dataset's own metric through OGB's Evaluator
+  (``hits@50``, ``mrr``, ...); ``<split>_loss`` = BCE on the same edges. The ``train`` figures use
+  a fixed, seeded set of negatives drawn in ``setup``. With ogbl-collab's rule the test split is
+  scored with ``z`` computed on the training + validation graph.
+
+The decoder here is the dot product (no parameters, so the loop's optimizer needs nothing more);
+the Hadamard-MLP decoder of :mod:`gnnkit.link.decoders` needs the loop to optimize task parameters.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch_geometric.data import Data
+
+from ..errors import GnnkitError
+from ..link import DotDecoder, NegativeSampler, auc_ap, link_loss, ogbl_metric, ogbl_score, random_link_split
+from .base import SPLITS, Task
+
+
+class LinkPrediction(Task):
+    name = "link"
+    metric = "auc"
+    higher_is_better = True
+
+    def __init__(self, negatives: str = "uniform", num_negatives: int = 1, val_frac: float = 0.05,
+                 test_frac: float = 0.10) -> None:
+        if num_negatives < 1:
+            raise GnnkitError(f"num_negatives must be >= 1, got {num_negatives}")
+        self.negatives, self.num_negatives = negatives, int(num_negatives)
+        self.val_frac, self.test_frac = val_frac, test_frac
+        self.split = self.evaluator_name = self.sampler = self.gen = self.train_neg = self.positives = None
+        self.decoder = DotDecoder()
+
+    def prepare_data(self, data, seed: int):
+        for key in ("x", "edge_index"):
+            if getattr(data, key, None) is None:
+                raise GnnkitError(f"link prediction needs data.{key}")
+        n = int(data.num_nodes)
+        split = getattr(data, "link_split", None)
+        if split is None:
+            split = random_link_split(data.edge_index.cpu(), n, val_frac=self.val_frac, test_frac=self.test_frac,
+                                      seed=seed, name=getattr(data, "name", "link-split"))
+        name = getattr(data, "evaluator_name", None)
+        self.evaluator_name = name if isinstance(name, str) and name.startswith("ogbl-") else None
+        self.metric = ogbl_metric(self.evaluator_name) if self.evaluator_name else "auc"
+        self.split = split
+        out = Data(x=data.x.float(), edge_index=split.message_edges("train"), num_nodes=n,
+                   y=torch.zeros(n, dtype=torch.long), train_mask=torch.ones(n, dtype=torch.bool),
+                   val_mask=torch.zeros(n, dtype=torch.bool), test_mask=torch.zeros(n, dtype=torch.bool))
+        out.name = getattr(data, "name", "link")
+        return out
+
+    def setup(self, ctx, model) -> None:
+        if self.split is None:
+            raise GnnkitError("link task: prepare_data was not called")
+        mp = self.split.message_edges("train")
+        self.sampler = NegativeSampler(self.split.num_nodes, mp, method=self.negatives)
+        self.gen = torch.Generator().manual_seed(int(ctx.seed))
+        self.train_neg = self.sampler.sample(mp, 1, torch.Generator().manual_seed(int(ctx.seed) + 1))
+        self.positives = mp.to(ctx.device)
+
+    def training_step(self, model, batch):
+        if batch.n_id is not None:
+            raise GnnkitError("the link task trains on whole-graph batches (sampler 'full') for now")
+        z = model(batch.x, batch.adj)
+        neg = self.sampler.sample(self.positives.cpu(), self.num_negatives, self.gen).to(z.device)
+        loss = link_loss(self.decoder(z, self.positives), self.decoder(z, neg))
+        return loss, {"embedding": z}
+
+    def _edges(self, split: str):
+        if split == "train":
+            return self.positives, self.train_neg
+        return self.split.positives(split), self.split.negatives(split)
+
+    def _figures(self, z, split: str) -> dict:
+        pos_e, neg_e = self._edges(split)
+        pos = self.decoder(z, pos_e.to(z.device))
+        if neg_e.shape[0] != 2:  # per-source destination lists (ogbl-citation2): [E, K]
+            src = pos_e[0].to(z.device).view(-1, 1).expand_as(neg_e)
+            neg = self.decoder(z, torch.stack([src.reshape(-1), neg_e.to(z.device).reshape(-1)])).view(neg_e.shape)
+        else:
+            neg = self.decoder(z, neg_e.to(z.device))
+        out = {f"{split}_loss": float(link_loss(pos, neg))}
+        if self.evaluator_name and split != "train":
+            out.update({f"{split}_{k}": v for k, v in ogbl_score(self.evaluator_name, pos, neg).items()})
+        else:
+            figs = auc_ap(pos, neg.reshape(-1))
+            out.update({f"{split}_auc": figs["auc"], f"{split}_ap": figs["ap"]})
+        return out
+
+    def score(self, ctx, predictions, splits: Sequence[str] = SPLITS) -> dict:
+        """Figures of the embeddings ``predictions`` ``[N, d]`` on ``splits`` (module docstring)."""
+        out = {}
+        for s in splits:
+            if s not in SPLITS:
+                raise GnnkitError(f"unknown split {s!r}; known: {', '.join(SPLITS)}")
+            out.update(self._figures(predictions, s))
+        return out
+
+    def evaluate(self, ctx, model, predict, splits: Sequence[str] = SPLITS) -> dict:
+        z = predict()
+        out = self.score(ctx, z, [s for s in splits if not (s == "test" and self.split.val_in_test_graph)])
+        if "test" in splits and self.split.val_in_test_graph:
+            out.update(self.score(ctx, self._test_embeddings(ctx, model), ["test"]))
+        return out
+
+    def _test_embeddings(self, ctx, model) -> torch.Tensor:
+        """``z`` on the training + validation graph (ogbl-collab's rule), whole graph at once."""
+        from ..sparse import Adjacency
+
+        adj = Adjacency.from_edge_index(self.split.message_edges("test").to(ctx.device), self.split.num_nodes,
+                                        norm=ctx.adj_norm, diag_lambda=ctx.diag_lambda)
+        return model(ctx.features.get("x"), adj)
+
+    # -- command line -------------------------------------------------------------------------------
+    @classmethod
+    def add_args(cls, parser) -> None:
+        from ..plugins import add_option
+
+        add_option(parser, "--negatives", default="uniform", help="training negatives: uniform or degree")
+        add_option(parser, "--num-negatives", type=int, default=1, help="negatives per positive edge (default 1)")
+
+    @classmethod
+    def from_args(cls, args) -> "LinkPrediction":
+        return cls(negatives=args.negatives, num_negatives=args.num_negatives)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()} if self.gen is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("gen") is not None and self.gen is not None:
+            self.gen.set_state(state["gen"])
