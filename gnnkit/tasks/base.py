@@ -28,6 +28,8 @@ class Task(Plugin):
     higher_is_better: bool = True
     #: the sampler ``gnnkit train`` uses when none is named
     default_sampler: ClassVar[str] = "full"
+    #: what the task trains on: ``"graph"`` (a PyG ``Data``) or ``"events"`` (an ``EventStream``)
+    input: ClassVar[str] = "graph"
 
     def prepare_data(self, data: Any, seed: int) -> Any:
         """The validated data this task trains on (called by ``fit`` before anything else)."""

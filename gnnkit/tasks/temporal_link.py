@@ -66,56 +66,35 @@ class TemporalLinkPrediction(Task):
     metric = "ap"
     higher_is_better = True
     default_sampler = "temporal"
+    input = "events"
+
+    """Args: num_neighbors: most recent neighbors each node attends to; new_node_fraction: share of
+    nodes held out for the inductive test split; eval_batch_size: events per scored batch;
+    sort_events: sort unsorted event times when given a file. The model's sizes (memory_dim,
+    time_dim, embedding_dim, heads, dropout, aggregator, message, embedding) are accepted for
+    compatibility and unused: the model is built by its caller (``gnnkit.commands.factory``)."""
 
     def __init__(self, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  num_neighbors: int = 10, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
-                 message: str = "identity", embedding: str = "transformer", new_node_fraction: float = 0.1, eval_batch_size: int = 200,
-                 sort_events: bool = False):
+                 message: str = "identity", embedding: str = "transformer", new_node_fraction: float = 0.1,
+                 eval_batch_size: int = 200, sort_events: bool = False):
         if eval_batch_size < 1:
             raise GnnkitError(f"eval batch size must be >= 1, got {eval_batch_size}")
-        self.model_kwargs = dict(memory_dim=memory_dim, time_dim=time_dim, embedding_dim=embedding_dim,
-                                 heads=heads, dropout=dropout, aggregator=aggregator, message=message,
-                                 embedding=embedding)
         self.num_neighbors, self.new_node_fraction = num_neighbors, new_node_fraction
         self.eval_batch_size, self.sort_events = eval_batch_size, sort_events
         self.memory = self.neighbors = None
         self._best, self._fresh, self._eval_state = None, False, None
 
-    # -- command line ---------------------------------------------------------------------------
+    # -- command line (the model's sizes and --sort-events are the command layer's) -----------------
     @classmethod
     def add_args(cls, parser) -> None:
-        add_option(parser, "--memory-dim", type=int, default=100, help="temporal-link: TGN memory width (default 100)")
-        add_option(parser, "--time-dim", type=int, default=100, help="temporal-link: time encoding width (default 100)")
-        add_option(parser, "--embedding-dim", type=int, default=100, help="temporal-link: embedding width (default 100)")
         add_option(parser, "--num-neighbors", type=int, default=10, help="temporal-link: attended neighbors (default 10)")
-        add_option(parser, "--attention-heads", type=int, default=2, help="temporal-link: attention heads (default 2)")
-        add_option(parser, "--aggregator", default="last", help="temporal-link: message aggregator, last or mean")
-        add_option(parser, "--message-function", default="identity", help="temporal-link: identity or mlp")
-        add_option(parser, "--temporal-embedding", default="transformer",
-                   help="temporal-link: transformer (PyG example's TransformerConv, default) or attention "
-                        "(the authors' TGN-attn)")
         add_option(parser, "--new-node-fraction", type=float, default=0.1,
                    help="temporal-link: share of nodes held out for the inductive test (default 0.1)")
-        add_option(parser, "--sort-events", action="store_true", help="temporal-link: sort unsorted event times")
 
     @classmethod
     def from_args(cls, args) -> "TemporalLinkPrediction":
-        if getattr(args, "sampler", None) == "full":  # the CLI default: TGN needs the event sampler
-            args.sampler = "temporal"
-        return cls(memory_dim=args.memory_dim, time_dim=args.time_dim, embedding_dim=args.embedding_dim,
-                   num_neighbors=args.num_neighbors, heads=args.attention_heads, aggregator=args.aggregator,
-                   message=args.message_function, embedding=args.temporal_embedding, new_node_fraction=args.new_node_fraction,
-                   sort_events=args.sort_events)
-
-    def load_data(self, args) -> EventStream:
-        if args.dataset in (None, "csbm"):
-            raise GnnkitError("--task temporal-link needs --dataset PATH to an event file "
-                              "(whitespace 'src dst t' lines or a JODIE .csv)")
-        return load_events(args.dataset, sort=self.sort_events)
-
-    def build_model(self, args, data: EventStream) -> TGN:
-        node_dim = 0 if data.x is None else int(data.x.size(1))
-        return TGN(data.msg_dim, node_dim=node_dim, **self.model_kwargs)
+        return cls(num_neighbors=args.num_neighbors, new_node_fraction=args.new_node_fraction)
 
     def run_summary(self, result: dict) -> dict:
         m = result.get("metrics", {})
