@@ -113,6 +113,10 @@ class RunContext:
         """The ``[n, ...]`` tensor whose :meth:`row_range` blocks the ranks hold as ``local``."""
         return dist.all_gather_rows(local, n)
 
+    def main_first(self):
+        """A context manager: rank 0 runs the body first, the other ranks after it (caches written once)."""
+        return dist.main_first()
+
     def barrier(self) -> None:
         """Wait for every rank (nothing with one process)."""
         dist.barrier()
@@ -134,6 +138,21 @@ class RunContext:
         if name == "sgd":
             return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=0.9)
         raise GnnkitError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+
+
+def run_data(data: Any, device: torch.device) -> tuple[Any, Any, Any]:
+    """``(data, graph, features)`` of what ``fit`` was given: a ``(GraphStore, FeatureStore)`` pair
+    is used as it is (``data`` None); a PyG ``Data`` is moved to ``device`` (in place, as PyG does)
+    and seen through the in-memory stores; anything else (an event stream) is moved, without stores."""
+    if isinstance(data, tuple):
+        graph, features = data
+        return None, graph, features
+    data = data.to(device)
+    if hasattr(data, "edge_index"):
+        from .stores import from_data
+
+        return (data, *from_data(data))
+    return data, None, None
 
 
 def _read_only(self, name: str, value: Any = None) -> None:

@@ -24,7 +24,7 @@ import torch
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .callbacks import Callback, Checkpointing, ModelSelection, loop_callbacks
-from .context import Control, LoopClock, RunContext
+from .context import Control, LoopClock, RunContext, run_data
 from .distributed import resolve_device  # noqa: F401 - re-exported for the command layer
 from .errors import GnnkitError
 from .escape.base import Escape, cpu_copy, load_head
@@ -132,7 +132,8 @@ class Trainer:
 
     # -- fit ------------------------------------------------------------------------------------------
     def fit(self, model: torch.nn.Module, data, ckpt_path: Optional[str] = None) -> dict:
-        """Train ``model`` on ``data``; ``ckpt_path``: resume from a file or ``"last"`` (in checkpoint_dir)."""
+        """Train ``model`` on ``data`` (a PyG ``Data``, an event stream, or a ``(GraphStore,
+        FeatureStore)`` pair); ``ckpt_path``: resume from a file or ``"last"`` (in checkpoint_dir)."""
         self.device = resolve_device(self.device_spec)
         started = dist.init(self.device, self.backend)
         try:
@@ -157,15 +158,12 @@ class Trainer:
 
     def _setup(self, model, data) -> None:
         """Everything in the order that fixes the random stream: seed, model, data, optimizer, sampler."""
-        from .stores import from_data
-
         seed_everything(self.seed)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         self.raw_model = model.to(self.device)
-        self.data = self.task.prepare_data(data, self.seed).to(self.device)
-        graph, features = from_data(self.data) if hasattr(self.data, "edge_index") else (None, None)
+        self.data, graph, features = run_data(self.task.prepare_data(data, self.seed), self.device)
         large = graph is not None and graph.num_nodes > LARGE_GRAPH
         ibs = self.inference_batch_size or (INFERENCE_ROWS if large else None)
         self.ctx = RunContext(

@@ -15,6 +15,8 @@ from torch import Tensor
 from ..errors import GnnkitError
 from .base import SPLITS, Task
 
+MASKS = tuple(f"{s}_mask" for s in SPLITS)
+
 
 def weighted_loss(logits: Tensor, y: Tensor, weight: Optional[Tensor]) -> Tensor:
     """Mean of the per-node cross-entropies ``ℓ_i`` of ``logits`` ``[m, C]`` against ``y`` ``[m]``,
@@ -30,14 +32,20 @@ class NodeClassification(Task):
         self.evaluator = None
 
     def prepare_data(self, data, seed: int):
-        for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
-            if getattr(data, key, None) is None:
-                raise GnnkitError(f"node classification needs data.{key}")
-        if data.y.dim() != 1:
-            raise GnnkitError(f"node classification needs one class per node (data.y of shape [N]), "
-                              f"got {tuple(data.y.shape)}")
+        """Checks that ``data`` (a PyG ``Data`` or a ``(graph, features)`` store pair) has features,
+        one class per node and the three masks; picks the metric (OGB's evaluator when named)."""
+        features = data[1] if isinstance(data, tuple) else None
+        if features is None:
+            missing = [k for k in ("x", "y", "edge_index", *MASKS) if getattr(data, k, None) is None]
+        else:
+            missing = [k for k in ("x", "y", *MASKS) if k not in features.names()]
+        if missing:
+            raise GnnkitError(f"node classification needs data.{missing[0]}")
+        y_shape = tuple(features.shape("y")) if features is not None else tuple(data.y.shape)
+        if len(y_shape) != 1:
+            raise GnnkitError(f"node classification needs one class per node (data.y of shape [N]), got {y_shape}")
         self.evaluator, self.metric = None, "accuracy"
-        name = getattr(data, "evaluator_name", None)
+        name = features.meta.get("evaluator_name") if features is not None else getattr(data, "evaluator_name", None)
         if name:
             from ogb.nodeproppred import Evaluator
 
