@@ -28,21 +28,6 @@ from gnnkit.plugins import Plugin
 from .batch import Batch
 
 
-def _legacy_context(trainer, data):
-    """The run context of a Trainer that still calls ``setup(trainer, data)`` (until the loop passes a
-    :class:`~gnnkit.context.RunContext` itself)."""
-    from gnnkit.context import RunContext
-    from gnnkit.stores import from_data
-
-    model = trainer.raw_model
-    graph, features = from_data(data) if hasattr(data, "edge_index") else (None, None)
-    ctx = RunContext(device=trainer.device, seed=int(trainer.seed), graph=graph, features=features, data=data,
-                     adj_norm=getattr(model, "adj_norm", "gcn"), diag_lambda=float(getattr(model, "diag_lambda", 0.0)),
-                     lr=trainer.lr, weight_decay=trainer.weight_decay, optimizer=trainer.optimizer_name,
-                     max_epochs=trainer.max_epochs, inference_batch_size=trainer.inference_batch_size)
-    return ctx, model
-
-
 class Sampler(Plugin, abc.ABC):
     axis = "sampler"
     package = "gnnkit.samplers"
@@ -53,8 +38,6 @@ class Sampler(Plugin, abc.ABC):
 
     def setup(self, ctx, model) -> None:
         """Keep the context and the model (read only); subclasses call this first."""
-        if hasattr(ctx, "raw_model"):  # a Trainer of the old protocol: setup(trainer, data)
-            ctx, model = _legacy_context(ctx, model)
         self.ctx, self.model, self.epoch = ctx, model, 0
 
     def set_epoch(self, epoch: int) -> None:
