@@ -35,7 +35,7 @@ Several processes: every rank draws the same epoch order and takes its share of 
 the ``G`` groups do not divide among the ``w`` ranks, the list wraps around: the first
 ``w - G mod w`` groups of the epoch's order are dealt once more, so no cluster is dropped and
 every rank takes ``ceil(G / w)`` steps (those few clusters are visited twice that epoch). Rank 0
-partitions first and writes the cache; the others then read it (``ctx.barrier``).
+partitions first and writes the cache; the others then read it (``ctx.main_first``).
 """
 from __future__ import annotations
 
@@ -100,13 +100,9 @@ class ClusterSampler(Sampler):
             edge_index, nodes = graph.edge_index(), None
         n = graph.num_nodes if nodes is None else nodes.numel()
         check_request(n, int(edge_index.shape[1]), self.num_parts)
-        many = ctx.world_size > 1
-        if many and not ctx.is_main:
-            ctx.barrier()  # rank 0 computes and caches first
-        self.partition = partition_graph(edge_index, n, self.num_parts, seed=self.metis_seed, ufactor=self.ufactor,
-                                         cache_dir=self.cache_dir)
-        if many and ctx.is_main:
-            ctx.barrier()
+        with ctx.main_first():  # rank 0 computes and caches first, the others then read the cache
+            self.partition = partition_graph(edge_index, n, self.num_parts, seed=self.metis_seed,
+                                             ufactor=self.ufactor, cache_dir=self.cache_dir)
         del edge_index
         device = graph.device
         parts = self.partition.parts.to(device)
