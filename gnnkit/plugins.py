@@ -102,7 +102,9 @@ def _discover(axis: type) -> None:
 
 
 def add_option(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
-    """``parser.add_argument`` that tolerates a flag another plug-in already declared."""
-    if any(f in parser._option_string_actions for f in flags):  # noqa: SLF001 - argparse has no API
-        return
+    """``parser.add_argument``, refusing a flag that is already declared: every option has one owner
+    (a shared one, like ``--batch-size``, is declared by the command layer and read by the plug-ins)."""
+    taken = [f for f in flags if f in parser._option_string_actions]  # noqa: SLF001 - argparse has no API
+    if taken:
+        raise GnnkitError(f"option {taken[0]} is declared twice (each option has one owner)")
     parser.add_argument(*flags, **kwargs)

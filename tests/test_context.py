@@ -226,3 +226,14 @@ def test_callback_state_is_keyed_by_name(tmp_path):
     assert counter2.n == 5 and added.n == 2
     with pytest.raises(GnnkitError, match="share a state key"):
         Trainer(callbacks=[_Counter(), _Counter()])
+
+
+def test_an_option_is_declared_once():
+    import argparse
+
+    from gnnkit.plugins import add_option
+
+    parser = argparse.ArgumentParser()
+    add_option(parser, "--batch-size", type=int)
+    with pytest.raises(GnnkitError, match="--batch-size is declared twice"):
+        add_option(parser.add_argument_group("sampler"), "--batch-size", type=int)
