@@ -143,12 +143,15 @@ class RunContext:
 def run_data(data: Any, device: torch.device) -> tuple[Any, Any, Any]:
     """``(data, graph, features)`` of what ``fit`` was given: a ``(GraphStore, FeatureStore)`` pair
     is used as it is (``data`` None); a PyG ``Data`` is moved to ``device`` (in place, as PyG does)
-    and seen through the in-memory stores; anything else (an event stream) is moved, without stores."""
+    and seen through the in-memory stores; anything else (an event stream, a collection of graphs)
+    is moved, without stores."""
     if isinstance(data, tuple):
         graph, features = data
         return None, graph, features
+    from torch_geometric.data import Data
+
     data = data.to(device)
-    if hasattr(data, "edge_index"):
+    if isinstance(data, Data):
         from .stores import from_data
 
         return (data, *from_data(data))
