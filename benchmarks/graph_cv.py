@@ -25,21 +25,14 @@ from pathlib import Path
 
 import torch
 
+from _graph import evaluate, train_epoch
+
 SHARED_TU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "TU"
-
-
-def evaluate(model, batcher, ids) -> float:
-    from gnnkit.graphs import accuracy
-
-    model.eval()
-    with torch.no_grad():
-        b = batcher(ids)
-        return accuracy(model(b.x, b.adj, b.ptr), b.y)
 
 
 def run_fold(coll, batcher, train, val, test, args, seed: int):
     """``(val_curve, test_curve)`` over the epochs of one fold (``val_curve`` empty without ``val``)."""
-    from gnnkit.graphs import GraphLoader, graph_loss
+    from gnnkit.graphs import GraphLoader
     from gnnkit.models.gin import GIN
 
     torch.manual_seed(seed)
@@ -49,12 +42,7 @@ def run_fold(coll, batcher, train, val, test, args, seed: int):
     loader = GraphLoader(batcher, train, args.batch_size, seed=seed)
     val_curve, test_curve = [], []
     for epoch in range(args.epochs):
-        loader.set_epoch(epoch)
-        model.train()
-        for b in loader:
-            opt.zero_grad()
-            graph_loss(model(b.x, b.adj, b.ptr), b.y).backward()
-            opt.step()
+        train_epoch(model, loader, opt, epoch)
         sched.step()
         if val is not None:
             val_curve.append(evaluate(model, batcher, val))

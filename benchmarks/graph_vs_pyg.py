@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _graph import evaluate, train_epoch
+
 SHARED_TU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "TU"
 
 
@@ -81,18 +83,13 @@ def pyg_state(gnnkit_model) -> dict:
 
 
 def run_gnnkit(model, batcher, train_ids, test_ids, args, seed: int):
-    from gnnkit.graphs import GraphLoader, accuracy, graph_loss
+    from gnnkit.graphs import GraphLoader
 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = GraphLoader(batcher, train_ids, args.batch_size, seed=seed)
     t0 = time.perf_counter()
     for epoch in range(args.epochs):
-        loader.set_epoch(epoch)
-        model.train()
-        for b in loader:
-            opt.zero_grad()
-            graph_loss(model(b.x, b.adj, b.ptr), b.y).backward()
-            opt.step()
+        train_epoch(model, loader, opt, epoch)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for epoch in range(args.epochs):
@@ -100,10 +97,7 @@ def run_gnnkit(model, batcher, train_ids, test_ids, args, seed: int):
         for b in loader:
             pass
     load_s = time.perf_counter() - t0
-    model.eval()
-    with torch.no_grad():
-        b = batcher(test_ids)
-        acc = accuracy(model(b.x, b.adj, b.ptr), b.y)
+    acc = evaluate(model, batcher, test_ids)
     return train_s, load_s, acc
 
 
