@@ -125,11 +125,14 @@ class ForwardLearning(Strategy):
         opt.step()
 
     def step(self, ctx, model, batch, task) -> dict:
-        """One update of the layer in training (``top2loss``: of every layer) on ``batch``."""
+        """One update of the layer in training (``top2loss``: of every layer) on ``batch``: the whole
+        graph (``batch.n_id is None``) or a subgraph batch (Cluster-GCN). The loss is each layer's
+        local loss (:mod:`.losses`) on ``batch.loss_index`` (weighted by ``batch.loss_weight``), not
+        the task's; ``model`` is reached through the layer stack built at :meth:`configure`."""
         if self.sched.done:
             return {"loss": 0.0}
-        full = getattr(batch, "n_id", None) is None
-        rows, weight = batch.loss_index, getattr(batch, "loss_weight", None)
+        full = batch.n_id is None
+        rows, weight = batch.loss_index, batch.loss_weight
         if not self.sched.sequential:
             return {"loss": self._step_top2loss(full, rows, weight)}
         l, passes = self.sched.layer, self.passes
