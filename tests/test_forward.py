@@ -374,6 +374,43 @@ def test_resume_from_state_dict_gives_same_model():
         sf.load_state_dict(saved["strategy"])
 
 
+def test_resume_through_the_trainer_gives_same_model(tmp_path):
+    """A run stopped at epoch 9 and resumed from its last checkpoint ends with the same weights."""
+    from gnnkit.callbacks import Callback
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 9:
+                raise Stop
+
+    class Epochs(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_epoch_start(self, trainer, epoch):
+            self.seen.append(epoch)
+
+    def run(folder, callbacks=(), ckpt=None):
+        model = gcn()
+        t = Trainer(strategy=ForwardLearning("ff-la", patience=3, layer_epochs=8), max_epochs=24, lr=0.01, seed=0,
+                    progress=False, device="cpu", eval_every=4, callbacks=callbacks,
+                    checkpoint_dir=str(tmp_path / folder))
+        return t.fit(model, binary_graph(), ckpt_path=ckpt), model
+
+    r_full, m_full = run("full")
+    with pytest.raises(Stop):
+        run("stopped", [StopAt()])
+    epochs = Epochs()
+    r_res, m_res = run("stopped", [epochs], ckpt="last")
+    assert epochs.seen[0] == 9 and epochs.seen[-1] == 23  # resumed after the last finished epoch
+    assert r_res["test"] == r_full["test"] and r_res["best_epoch"] == r_full["best_epoch"]
+    for a, b in zip(m_full.state_dict().values(), m_res.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_command_line_options():
     p = argparse.ArgumentParser()
     ForwardLearning.add_args(p)
