@@ -18,7 +18,6 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from .csr import csr_edges
 from .files import StoreFiles
 
 
