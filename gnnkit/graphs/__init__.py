@@ -9,7 +9,9 @@ metrics, cross-validation protocols (issue 24).
 * :func:`pool` (``pooling.py``): sum / mean / max readouts;
 * :func:`graph_loss`, :func:`score`, ... (``metrics.py``);
 * :func:`stratified_kfold`, :func:`inner_split`, :func:`official_split` (``folds.py``);
-* :func:`summarize_folds` (``protocol.py``): the GIN paper's and Errica et al.'s fold summaries.
+* :func:`summarize_folds` (``protocol.py``): the GIN paper's and Errica et al.'s fold summaries;
+* the Trainer plug-ins :class:`GraphClassification` (task ``graph``, ``task.py``) and
+  :class:`GraphSampler` (sampler ``graph``, ``sampler.py``), registered when this package is imported.
 """
 from .batching import GraphBatch, GraphBatcher, GraphLoader
 from .collection import GraphCollection
@@ -19,8 +21,11 @@ from .metrics import accuracy, average_precision, graph_loss, ogb_score, roc_auc
 from .ogbg import load_ogbg
 from .pooling import POOLS, pool
 from .protocol import PROTOCOLS, summarize_folds
+from .sampler import GraphSampler
+from .task import GraphClassification
 from .tu import load_tu
 
 __all__ = ["GraphCollection", "GraphBatch", "GraphBatcher", "GraphLoader", "add_degree_features",
            "one_hot_degree", "stratified_kfold", "inner_split", "official_split", "graph_loss", "score",
-           "accuracy", "roc_auc", "average_precision", "ogb_score", "pool", "POOLS", "summarize_folds", "PROTOCOLS", "load_tu", "load_ogbg"]
+           "accuracy", "roc_auc", "average_precision", "ogb_score", "pool", "POOLS", "summarize_folds", "PROTOCOLS", "load_tu", "load_ogbg",
+           "GraphClassification", "GraphSampler"]

@@ -92,6 +92,36 @@ class GraphCollection:
             raise GraphValidationError(f"x has {x.shape[0]} rows, the graphs have {self.num_nodes} nodes")
         return replace(self, x=x)
 
+    def to(self, device) -> "GraphCollection":
+        """The collection on ``device`` (tensors and the split's id tensors moved; ``self`` when there)."""
+        if self.x.device == torch.device(device):
+            return self
+        move = {f: getattr(self, f) for f in ("x", "edge_index", "node_ptr", "edge_ptr", "y", "edge_attr")}
+        moved = {k: None if v is None else v.to(device) for k, v in move.items()}
+        meta = dict(self.meta)
+        if "split" in meta:
+            meta["split"] = {k: v.to(device) for k, v in meta["split"].items()}
+        return replace(self, **moved, meta=meta)
+
+    def with_split(self, train, val, test) -> "GraphCollection":
+        """The same graphs with the split ``{"train", "val", "test"}`` -> int64 graph ids (a fold)."""
+        split = {k: torch.as_tensor(v, dtype=torch.long, device=self.y.device)
+                 for k, v in (("train", train), ("val", val), ("test", test))}
+        for k, ids in split.items():
+            if ids.dim() != 1 or ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_graphs):
+                raise GraphValidationError(f"{k} split must be graph ids in [0, {self.num_graphs})")
+        return replace(self, meta={**self.meta, "split": split})
+
+    def split_ids(self, name: str) -> Tensor:
+        """Graph ids of split ``name`` (``train``, ``val``, ``test``; OGB's ``valid`` serves ``val``)."""
+        split = self.meta.get("split")
+        if split is None:
+            raise GnnkitError(f"{self.name} has no split: use with_split(train, val, test) (e.g. a fold)")
+        key = "valid" if name == "val" and "val" not in split else name
+        if key not in split:
+            raise GnnkitError(f"{self.name}'s split has no {name!r} part (has {', '.join(split)})")
+        return split[key]
+
     def describe(self) -> Dict[str, Any]:
         """Sizes for ``gnnkit info``: graphs, average nodes and edges, classes, task."""
         g = max(self.num_graphs, 1)
