@@ -6,8 +6,8 @@ are then permuted so that cluster ``c`` is the contiguous range ``ptr[c]:ptr[c+1
 and the graph's edges are stored once more in CSR over positions (row = target ``i``, column =
 source ``j`` of each edge ``j -> i``).
 
-Batches. Each epoch draws a random order of the ``P`` clusters (``torch.Generator`` seeded with the
-Trainer's seed and the epoch, so a resumed run draws the same batches) and cuts it into groups of
+Batches. Each epoch draws a random order of the ``P`` clusters (the epoch's generator of
+:mod:`samplers.loader`, from the run's seed and the epoch, so a resumed run draws the same batches) and cuts it into groups of
 ``q = clusters_per_batch``: every cluster is visited once per epoch, ``ceil(P / q)`` batches (groups
 holding no training node are skipped). A batch of clusters ``c_1..c_q`` has the ``n_b`` nodes of
 their ranges and *every* edge among them, the between-cluster edges included (the rows of the

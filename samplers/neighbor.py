@@ -6,7 +6,7 @@ replacement* (all of them when its degree is at most ``k_h``; ``-1`` means all).
 belongs to the seeds, as in PyG's ``num_neighbors``, so a model with ``L`` graph layers (head
 included) takes ``L`` fanouts.
 
-The batch (see :mod:`gnnkit.samplers.base`):
+The batch (see :class:`~samplers.batch.Batch`):
 
 * ``n_id`` ``[n_L]``: global ids, the ``B`` seeds first, then each hop's new nodes;
 * ``x = features.get("x", n_id)``, ``y = features.get("y", seeds)``, ``loss_index = arange(B)``,
