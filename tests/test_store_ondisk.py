@@ -230,23 +230,31 @@ def _weights_hash(model) -> str:
     return hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
 
 
-@pytest.mark.parametrize("sampler", ["full", "neighbor"])
-def test_training_from_store_is_bitwise_in_memory_training(tmp_path, sampler):
-    """Same seed: the store read back as a Data trains to the same weights as the graph it came from."""
+def _train(graph, sampler: str, epochs: int = 3):
     from gnnkit import Trainer
+    from gnnkit.samplers.cluster import ClusterSampler
+    from gnnkit.samplers.mvs import MVSSampler
     from gnnkit.samplers.neighbor import NeighborSampler
     from models import build_model
 
+    torch.manual_seed(0)
+    model = build_model("sage" if sampler != "cluster" else "gcn", 12, 4, hidden=16, num_layers=2)
+    s = {"full": lambda: None, "neighbor": lambda: NeighborSampler(fanouts=[4, 4], batch_size=64),
+         "cluster": lambda: ClusterSampler(num_parts=6, clusters_per_batch=2),
+         "mvs": lambda: MVSSampler(batch_size=64)}[sampler]()
+    result = Trainer(sampler=s, max_epochs=epochs, seed=0, progress=False, device="cpu").fit(model, graph)
+    return _weights_hash(model), result["val"], result["test"]
+
+
+@pytest.mark.parametrize("sampler", ["full", "neighbor", "cluster", "mvs"])
+def test_training_from_store_is_bitwise_in_memory_training(tmp_path, sampler):
+    """Same seed: training from the memory-mapped stores (and from the store read back as a Data)
+    gives the weights of training on the graph it was converted from, bit for bit."""
     data = csbm(**SMALL)
     write_data(data, tmp_path / "s")
-    hashes = []
-    for graph in (data, to_data(tmp_path / "s")):
-        torch.manual_seed(0)
-        model = build_model("sage", 12, 4, hidden=16, num_layers=2)
-        s = NeighborSampler(fanouts=[4, 4], batch_size=64) if sampler == "neighbor" else None
-        Trainer(sampler=s, max_epochs=3, seed=0, progress=False, device="cpu").fit(model, graph)
-        hashes.append(_weights_hash(model))
-    assert hashes[0] == hashes[1]
+    runs = [_train(data, sampler), _train(open_store(tmp_path / "s"), sampler),
+            _train(to_data(tmp_path / "s"), sampler)]
+    assert runs[0] == runs[1] == runs[2]
 
 
 def _same_adj(a, b) -> bool:
@@ -334,3 +342,11 @@ def test_fingerprint_of_sampled_large_arrays(tmp_path):
     data.x = data.x.bfloat16().float()
     assert fingerprint(data, sample=1000) != fingerprint(data)
     assert read_metadata(tmp_path / "s")["fingerprint"] == fingerprint(data) == fingerprint(to_data(tmp_path / "s"))
+
+
+def test_training_from_a_half_precision_store(tmp_path):
+    """float16 features on disk train as the graph whose features were rounded to float16."""
+    data = csbm(**SMALL)
+    write_data(data, tmp_path / "h", feature_dtype="float16")
+    data.x = data.x.half().float()
+    assert _train(open_store(tmp_path / "h"), "neighbor") == _train(data, "neighbor")
