@@ -26,7 +26,7 @@ from a sampler's no-grad refresh).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -39,13 +39,17 @@ class HistoryStore:
     """Stored embeddings ``h̄^l`` ``[N, d_l]`` per layer ``l`` (layer ``l``'s *input*), on ``device``.
 
     Layers are allocated on their first push (the width comes from the pushed rows). Rows never
-    pushed cannot be pulled (a :class:`~gnnkit.errors.GnnkitError` names the layer).
+    pushed cannot be pulled (a :class:`~gnnkit.errors.GnnkitError` names the layer). ``allocate(rows,
+    width, dtype)`` returns the zero-filled ``[rows, width]`` array of a layer (default: ``torch.zeros``
+    on ``device``); a graph bigger than memory passes a file-backed one (e.g. ``torch.from_file``).
     """
 
-    def __init__(self, num_nodes: int, device="cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, num_nodes: int, device="cpu", dtype: torch.dtype = torch.float32,
+                 allocate: Optional[Callable[[int, int, torch.dtype], Tensor]] = None):
         if num_nodes < 1:
             raise GnnkitError(f"a history store needs at least one node, got {num_nodes}")
         self.num_nodes, self.device, self.dtype = int(num_nodes), torch.device(device), dtype
+        self.allocate = allocate or (lambda rows, width, dt: torch.zeros(rows, width, dtype=dt, device=self.device))
         self.emb: Dict[int, Tensor] = {}
         self.filled: Dict[int, Tensor] = {}
 
@@ -54,7 +58,7 @@ class HistoryStore:
         if values.dim() != 2 or values.shape[0] != ids.numel():
             raise GnnkitError(f"history push: {ids.numel()} ids but values of shape {tuple(values.shape)}")
         if layer not in self.emb:
-            self.emb[layer] = torch.zeros(self.num_nodes, values.shape[1], dtype=self.dtype, device=self.device)
+            self.emb[layer] = self.allocate(self.num_nodes, values.shape[1], self.dtype)
             self.filled[layer] = torch.zeros(self.num_nodes, dtype=torch.bool, device=self.device)
         elif self.emb[layer].shape[1] != values.shape[1]:
             raise GnnkitError(f"history layer {layer} holds width {self.emb[layer].shape[1]}, got {values.shape[1]}")

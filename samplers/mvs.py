@@ -98,14 +98,16 @@ class MVSSampler(Sampler):
         candidates: ``γ``, the candidate fraction of the training nodes (``None``: 1.0 up to 50k
             training nodes, else 0.1).
         uniform: keep candidates with equal probability ``B / m`` instead of by gradient norm.
-        history_device: where the stored embeddings live (default: the graph's device).
+        history_device: where the stored embeddings live (default: the run's device).
+        history_allocate: ``allocate(rows, width, dtype)`` of each stored layer (default: in memory;
+            see :class:`~gnnkit.history.HistoryStore`), e.g. a memory-mapped file for huge graphs.
     """
 
     name = "mvs"
     wants_feedback = True
 
     def __init__(self, batch_size: int = 512, refresh: Optional[int] = None, candidates: Optional[float] = None,
-                 uniform: bool = False, history_device=None):
+                 uniform: bool = False, history_device=None, history_allocate=None):
         if batch_size < 1:
             raise GnnkitError(f"batch_size must be at least 1, got {batch_size}")
         if refresh is not None and refresh < 1:
@@ -113,7 +115,7 @@ class MVSSampler(Sampler):
         if candidates is not None and not 0.0 < candidates <= 1.0:
             raise GnnkitError(f"--mvs-candidates must be in (0, 1], got {candidates}")
         self.batch_size, self.refresh, self.candidates = int(batch_size), refresh, candidates
-        self.uniform, self.history_device = uniform, history_device
+        self.uniform, self.history_device, self.history_allocate = uniform, history_device, history_allocate
 
     def setup(self, ctx, model) -> None:
         super().setup(ctx, model)
@@ -134,7 +136,7 @@ class MVSSampler(Sampler):
         if self.m == 0:
             raise GnnkitError(f"{n} training nodes at γ={gamma} give no candidates for {self.world} ranks")
         self.adj = ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
-        self.store = HistoryStore(ctx.graph.num_nodes, self.history_device or ctx.device)
+        self.store = HistoryStore(ctx.graph.num_nodes, self.history_device or ctx.device, allocate=self.history_allocate)
         self.lid = torch.full((ctx.graph.num_nodes,), -1, dtype=torch.long, device=self.train.device)
         self.cand = self.g = None
 

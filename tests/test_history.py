@@ -52,6 +52,21 @@ def test_row_block_holds_the_exact_rows():
     assert not set(halo.tolist()) & set(batch.tolist())
 
 
+def test_store_layers_can_live_in_a_file(tmp_path):
+    made = []
+
+    def mapped(rows, width, dtype):
+        path = tmp_path / f"history-{len(made)}.bin"
+        made.append(path)
+        return torch.from_file(str(path), shared=True, size=rows * width, dtype=dtype).view(rows, width)
+
+    store = HistoryStore(4, allocate=mapped)
+    store.push(2, torch.tensor([1, 3]), torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert store.pull(2, torch.tensor([3])).tolist() == [[3.0, 4.0]]
+    on_disk = torch.from_file(str(made[0]), shared=False, size=8, dtype=torch.float32).view(4, 2)
+    assert on_disk[3].tolist() == [3.0, 4.0] and on_disk[0].tolist() == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("name", ["gcn", "sage"])
 def test_fresh_history_reproduces_the_full_model(name):
     data = random_graph()
