@@ -169,6 +169,7 @@ class Case:
     setup: Optional[Callable[[Path], Dict[str, str]]] = None
     proc: bool = False  # run in a subprocess under a memory limit
     marker: bool = False
+    env: Optional[Dict[str, str]] = None  # extra environment (subprocess cases)
 
 
 def _cases() -> List[Case]:
@@ -320,8 +321,79 @@ def _cases() -> List[Case]:
              "TOML", _file("f", "[[[")),
         Case("bench-out-is-file", "traceback", ["bench", "--datasets", "csbm", "--methods", "full", "--seeds", "1",
              "--out", "{f}"], "--out", _file("f")),
+        # -- the data layer's cases (helper C1's list) ------------------------------------------
+        Case("npz-labels-2d", "wrong", info_npz, "labels must be one class id per node",
+             npz_case(labels=np.zeros((12, 2), np.int64))),
+        Case("npz-adj-shape-3", "traceback", info_npz, "shape", npz_case(adj_shape=np.array([12, 12, 12]))),
+        Case("npz-float-indices", "wrong", info_npz, "integer",
+             npz_case(adj_indices=graph_arrays()["adj_indices"].astype(np.float64))),
+        Case("npz-attr-indptr-huge", "crash", info_npz, "indptr",
+             npz_case(drop=("attr_matrix",), attr_data=np.ones(4, np.float32), attr_indices=np.array([0, 1, 0, 1]),
+                      attr_indptr=np.r_[0, 10**9, np.full(11, 4)].astype(np.int64), attr_shape=np.array([12, 2])),
+             proc=True),
+        Case("npz-header-shape-huge", "crash", info_npz, "labels.npy", lambda tmp: _huge_header_npz(tmp), proc=True),
+        Case("npz-memory-limit", "crash", info_npz, "64 B", npz_case(), proc=True, env={"GNNKIT_MEMORY_LIMIT": "64"}),
+        Case("planetoid-x-truncated-1000", "traceback", ["info", "Cora", "--root", "{root}"], "ind.cora.x",
+             planetoid_case(lambda raw: (raw / "ind.cora.x").write_bytes((raw / "ind.cora.x").read_bytes()[:1000]))),
+        Case("planetoid-graph-a-list", "traceback", ["info", "Cora", "--root", "{root}"], "ind.cora.graph",
+             planetoid_case(_pickled("ind.cora.graph", [1, 2]))),
+        Case("planetoid-graph-out-of-range", "crash", ["info", "Cora", "--root", "{root}"], "ind.cora.graph",
+             planetoid_case(_pickled("ind.cora.graph", {0: [1, 99999]}))),
+        Case("planetoid-crafted-csc", "crash", ["info", "Cora", "--root", "{root}"], "ind.cora.x",
+             planetoid_case(_crafted_csc), proc=True),
+        Case("planetoid-cora-self-symlink", "traceback", ["info", "Cora", "--root", "{root}"], "Cora",
+             lambda tmp: _self_symlink(tmp)),
+        Case("events-unsorted", "wrong", tl, "earlier", events_case("0 1 5\n1 2 3\n2 3 7\n")),
+        Case("events-sparse-20g", "crash", tl, "needs", _sparse_events, proc=True),
     ]
     return c
+
+
+def _pickled(name: str, obj):
+    def edit(raw: Path):
+        with open(raw / name, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+    return edit
+
+
+def _crafted_csc(raw: Path):
+    import scipy.sparse as sp
+
+    m = sp.csc_matrix(np.eye(140, 1433, dtype=np.float32))
+    m.indptr = m.indptr.copy()
+    m.indptr[1] = 10**9
+    with open(raw / "ind.cora.x", "wb") as f:
+        pickle.dump(m, f, protocol=2)
+
+
+def _self_symlink(tmp: Path) -> Dict[str, str]:
+    (tmp / "root").mkdir()
+    os.symlink(tmp / "root" / "Cora", tmp / "root" / "Cora")
+    return {"root": str(tmp / "root")}
+
+
+def _sparse_events(tmp: Path) -> Dict[str, str]:
+    path = tmp / "events.txt"
+    with open(path, "wb") as f:
+        f.truncate(20 << 30)
+    return {"ev": str(path)}
+
+
+def _huge_header_npz(tmp: Path) -> Dict[str, str]:
+    """A valid graph whose ``labels.npy`` member announces 9999999999 entries (it holds 12)."""
+    import io
+    import zipfile
+
+    path = write_npz(tmp / "g.npz")
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<i8", "fortran_order": False, "shape": (9999999999,)})
+    members["labels.npy"] = buf.getvalue() + np.zeros(12, np.int64).tobytes()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return {"npz": str(path)}
 
 
 def _mkdir(p: Path) -> Path:
@@ -349,10 +421,10 @@ def _limit_memory():  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT + (1 << 30), MEM_LIMIT + (1 << 30)))
 
 
-def run_cli(argv: List[str], cwd: Path, proc: bool, capfd=None) -> tuple:
+def run_cli(argv: List[str], cwd: Path, proc: bool, capfd=None, env: Optional[Dict[str, str]] = None) -> tuple:
     """(exit status, stderr text) of ``gnnkit ARGV`` run in ``cwd``."""
     if proc:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
         out = subprocess.run([sys.executable, "-m", "gnnkit", *argv], cwd=cwd, capture_output=True, text=True,
                              timeout=300, preexec_fn=_limit_memory, env=env)
         return out.returncode, out.stderr
@@ -385,7 +457,7 @@ def test_hostile_input_is_refused_in_one_line(case: Case, tmp_path: Path, capfd,
     argv = [a.format(**values) for a in case.argv]
     capfd.readouterr()
     before = _snapshot(tmp_path)
-    rc, err = run_cli(argv, tmp_path, case.proc, capfd)
+    rc, err = run_cli(argv, tmp_path, case.proc, capfd, case.env)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2, f"exit {rc}, stderr: {err[-2000:]}"
     assert "Traceback" not in err
