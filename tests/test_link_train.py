@@ -8,7 +8,7 @@ import torch
 from gnnkit.data.csbm import csbm
 from gnnkit.link import DotDecoder, HadamardMLPDecoder, NegativeSampler, auc_ap, link_loss, random_link_split
 from gnnkit.sparse import Adjacency
-from models import GCN
+from gnnkit.models import GCN
 
 
 def _train(decoder_name: str, method: str, seed: int = 0, epochs: int = 120):

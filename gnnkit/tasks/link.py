@@ -16,14 +16,15 @@
   a fixed, seeded set of negatives drawn in ``setup``. With ogbl-collab's rule the test split is
   scored with ``z`` computed on the training + validation graph.
 
-The decoder here is the dot product (no parameters, so the loop's optimizer needs nothing more);
-the Hadamard-MLP decoder of :mod:`gnnkit.link.decoders` needs the loop to optimize task parameters.
+The decoder is the model's own ``decoder`` submodule when it has one (:class:`gnnkit.link.model.LinkModel`
+wraps an encoder and e.g. the Hadamard-MLP decoder, so the loop optimizes both), else the dot product.
 """
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 import torch
+from torch import nn
 from torch_geometric.data import Data
 
 from ..errors import GnnkitError
@@ -68,6 +69,8 @@ class LinkPrediction(Task):
         if self.split is None:
             raise GnnkitError("link task: prepare_data was not called")
         mp = self.split.message_edges("train")
+        decoder = getattr(model, "decoder", None)
+        self.decoder = decoder if isinstance(decoder, nn.Module) else DotDecoder()
         self.sampler = NegativeSampler(self.split.num_nodes, mp, method=self.negatives)
         self.gen = torch.Generator().manual_seed(int(ctx.seed))
         self.train_neg = self.sampler.sample(mp, 1, torch.Generator().manual_seed(int(ctx.seed) + 1))
