@@ -8,7 +8,8 @@ Stages (each in its own process, so each peak memory is its own):
   (memory-mapped) or from memory (the same graph read into RAM): after ``--warmup`` steps,
   ``--steps`` steps timed: steps/s, seeds/s, sampled edges/s (block non-zeros), bytes read from disk
   per step (``/proc/self/io`` ``read_bytes``) and major page faults per step; peak ``RssAnon`` and
-  ``RssFile``; with ``--full-epoch`` the rest of the epoch too, and the test nodes evaluated once
+  ``RssFile``; ``--cache-gib G`` keeps G GiB of the highest in-degree nodes' features in memory;
+  with ``--full-epoch`` one whole epoch more, and the test nodes evaluated once
   on their sampled neighborhoods (same fanouts).
 
 Presets: ``papers`` (ogbn-papers100M's shape: 111,059,956 nodes, 14.55 directed edges per node,
@@ -133,7 +134,10 @@ def _stores(args, source: str):
     from gnnkit.stores.ondisk import open_store, to_data
 
     if source == "store":
-        return open_store(args.store)
+        graph, features = open_store(args.store)
+        if args.cache_gib:  # the rows of the highest in-degree nodes kept in memory
+            features.cache_rows("x", int(args.cache_gib * 2**30), graph.in_degree())
+        return graph, features
     data = to_data(args.store)
     for key in list(data.keys()):
         if isinstance(data[key], torch.Tensor):
@@ -257,6 +261,8 @@ def parse(argv=None):
     p.add_argument("--full-epoch", action="store_true", help="train the whole epoch and evaluate the test nodes")
     p.add_argument("--side-by-side", action="store_true", help="train from memory and from the store")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache-gib", type=float, default=0.0,
+                   help="store: keep this many GiB of the most connected nodes' features in memory")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     p.add_argument("--stage", choices=("build", "train-store", "train-memory"), default=None, help=argparse.SUPPRESS)

@@ -350,3 +350,15 @@ def test_training_from_a_half_precision_store(tmp_path):
     write_data(data, tmp_path / "h", feature_dtype="float16")
     data.x = data.x.half().float()
     assert _train(open_store(tmp_path / "h"), "neighbor") == _train(data, "neighbor")
+
+
+def test_whole_graph_tensors_refused_beyond_memory(tmp_path, monkeypatch):
+    """Asking a mapped store for whole-graph tensors that would not fit is a GnnkitError, not an OOM kill."""
+    write_data(csbm(**SMALL), tmp_path / "h", feature_dtype="float16")
+    graph, features = open_store(tmp_path / "h")
+    features.get("x", torch.arange(10))  # rows: fine
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "1000")
+    with pytest.raises(GnnkitError, match="edge_index"):
+        graph.edge_index()
+    with pytest.raises(GnnkitError, match="all rows of 'x'"):
+        features.get("x")

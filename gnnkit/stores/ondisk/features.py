@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from gnnkit.data.limits import check_allocation
 from gnnkit.stores.features import FeatureStore
 
 from .files import StoreFiles
@@ -78,7 +79,10 @@ class OnDiskFeatureStore(FeatureStore):
         out_dtype = self.dtype(name)
         t = self.files.tensor(name)
         if ids is None:
-            return t if t.dtype == out_dtype else t.to(out_dtype)
+            if t.dtype == out_dtype:
+                return t
+            check_allocation(t.numel() * out_dtype.itemsize, f"all rows of {name!r} as {out_dtype}")
+            return t.to(out_dtype)
         ids = ids.long()
         cache = self._caches.get(name)
         if cache is None:

@@ -5,7 +5,8 @@ in their stored dtype (int32 while node ids fit in it: the in-memory store's are
 base's ``neighbors`` and ``sample_neighbors`` read only the rows asked for and return int64
 sources, as on every backend. ``edge_index()`` and ``adjacency()`` build whole-graph
 tensors in memory (for graphs that fit: full-batch training, Cluster-GCN, ForwardGNN), equal bit
-for bit to the in-memory store of the graph the store was converted from.
+for bit to the in-memory store of the graph the store was converted from; where they would not
+fit (:func:`gnnkit.data.limits.check_allocation`) a GnnkitError says so instead.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from gnnkit.data.limits import check_allocation
 from gnnkit.sparse import Adjacency
 from gnnkit.stores.graph import GraphStore
 from gnnkit.stores.memory import InMemoryGraphStore
@@ -52,6 +54,7 @@ class OnDiskGraphStore(GraphStore):
     def edge_index(self) -> Tensor:
         """``[2, E]`` int64 in the source graph's edge order (built in memory once, then cached)."""
         if self._edge_index is None:
+            check_allocation(24.0 * self.num_edges, f"the whole edge_index of {self.num_edges} edges in memory")
             ei = csr_edges(*self.csr(), self.is_symmetric)
             if self.files.has("edge_order"):
                 ei = ei[:, self.files.tensor("edge_order")]
