@@ -362,3 +362,12 @@ def test_whole_graph_tensors_refused_beyond_memory(tmp_path, monkeypatch):
         graph.edge_index()
     with pytest.raises(GnnkitError, match="all rows of 'x'"):
         features.get("x")
+
+
+def test_train_command_refuses_a_truncated_store(tmp_path, capsys):
+    write_data(csbm(**SMALL), tmp_path / "s")
+    _corrupt(tmp_path / "s", "x", "truncate")
+    assert main(["train", "--dataset", str(tmp_path / "s"), "--epochs", "1", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "array 'x' is truncated" in err[0]
