@@ -106,3 +106,27 @@ def test_escape_head_identical_on_all_ranks(tmp_path):
     assert h0["records"] and h0["records"][-1]["accepted"] and h0["records"] == h1["records"]
     assert not torch.equal(h0["weight"], h0["before"])  # the escape moved the head...
     assert torch.equal(h0["weight"], h1["weight"]) and torch.equal(h0["bias"], h1["bias"])  # ...on both ranks
+
+
+def _resume_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    data, ckdir = two_community_graph(n_per=30), os.path.join(out_dir, "ckpt")
+    for epochs in (6, 15):  # interrupted after 6 epochs, then resumed to 15
+        torch.manual_seed(0)
+        model = GCN(8, 16, 2, num_layers=2, dropout=0.5)
+        Trainer(max_epochs=epochs, seed=0, progress=False, device="cpu", checkpoint_dir=ckdir).fit(
+            model, data, ckpt_path="last")
+    torch.save(model.state_dict(), os.path.join(out_dir, f"resumed{rank}.pt"))
+
+
+def test_two_processes_resume_from_checkpoints(tmp_path):
+    _train(str(tmp_path / "single.pt"))
+    mp.spawn(_resume_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-000013.pt", "epoch-000014.pt"]  # rank 0 writes
+    single = torch.load(tmp_path / "single.pt", weights_only=True)
+    ranks = [torch.load(tmp_path / f"resumed{r}.pt", weights_only=True) for r in (0, 1)]
+    for k in single:
+        assert torch.equal(ranks[0][k], ranks[1][k]), k
+        assert torch.allclose(single[k], ranks[0][k], atol=1e-5), k

@@ -24,21 +24,28 @@ class Checkpointing(Callback):
         self.last_path: Optional[str] = None
 
     def on_fit_start(self, trainer) -> None:
+        """Rank 0 checks the folder (and creates it); every rank raises the same error, if any."""
+        problem = self._problem(trainer.start_epoch) if trainer.ctx.is_main else None
+        problem = trainer.ctx.broadcast(problem)
+        if problem:
+            raise GnnkitError(problem)
+
+    def _problem(self, start_epoch: int) -> Optional[str]:
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
-            raise GnnkitError(f"checkpoint_dir {self.directory} is a file, not a folder")
-        if trainer.ctx.is_main:
-            try:
-                os.makedirs(self.directory, exist_ok=True)
-            except OSError as exc:
-                raise GnnkitError(f"cannot create checkpoint_dir {self.directory}: {exc.strerror or exc}") from None
-            if not os.access(self.directory, os.W_OK):
-                raise GnnkitError(f"checkpoint_dir {self.directory} is not writable")
-        foreign = [p for p in ckpt.listing(self.directory) if ckpt.epoch_of(p) >= trainer.start_epoch]
-        if foreign:
-            how = ("it holds checkpoints newer than the one resumed" if trainer.start_epoch else
-                   "it already holds checkpoints and this run did not resume from them")
-            raise GnnkitError(f"checkpoint_dir {self.directory} belongs to another run: {how} "
-                              f"({os.path.basename(foreign[0])}); resume with ckpt_path='last', or use an empty folder")
+            return f"checkpoint_dir {self.directory} is a file, not a folder"
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create checkpoint_dir {self.directory}: {exc.strerror or exc}"
+        if not os.access(self.directory, os.W_OK):
+            return f"checkpoint_dir {self.directory} is not writable"
+        foreign = [p for p in ckpt.listing(self.directory) if ckpt.epoch_of(p) >= start_epoch]
+        if not foreign:
+            return None
+        how = ("it holds checkpoints newer than the one resumed" if start_epoch else
+               "it already holds checkpoints and this run did not resume from them")
+        return (f"checkpoint_dir {self.directory} belongs to another run: {how} ({os.path.basename(foreign[0])}); "
+                "resume with ckpt_path='last', or use an empty folder")
 
     def on_epoch_complete(self, trainer, epoch: int) -> None:
         if trainer.ctx.is_main:
