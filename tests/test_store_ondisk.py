@@ -371,3 +371,20 @@ def test_train_command_refuses_a_truncated_store(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "array 'x' is truncated" in err[0]
+
+
+def test_a_part_store_written_by_hand_opens(tmp_path):
+    """Issue 22's parts: rows = owned nodes, indices = global ids beyond N, facts under "extra"."""
+    from gnnkit.stores.ondisk import StoreFiles
+
+    with writer_mod.StoreWriter(tmp_path / "part0") as w:
+        w.write("indptr", torch.tensor([0, 2, 3]), role="graph")
+        w.write("indices", torch.tensor([7, 900, 1], dtype=torch.int32), role="graph")
+        w.write("global_id", torch.tensor([5, 901]))
+        w.write("x", torch.ones(2, 3))
+        w.commit(name="part 0 of 2", num_nodes=2, num_edges=3, is_symmetric=False, fingerprint="f",
+                 extra={"part": 0, "num_parts": 2, "global_num_nodes": 1000})
+    files = StoreFiles(tmp_path / "part0", verify=True)
+    assert files.meta["extra"]["global_num_nodes"] == 1000
+    assert torch.equal(files.tensor("indices"), torch.tensor([7, 900, 1], dtype=torch.int32))
+    assert open_store(tmp_path / "part0")[1].names() == ["global_id", "x"]

@@ -17,8 +17,14 @@ maps it as it is. The metadata file is::
 
     {"format": "gnnkit-store", "version": 1, "name": str, "fingerprint": str | null,
      "num_nodes": N, "num_edges": E, "is_symmetric": bool, "meta": {num_classes, ...},
+     "attributes": {the source graph's plain attributes}, "extra": {what a derived format adds},
      "arrays": {name: {"file": "x.bin", "dtype": "float16", "shape": [N, F], "role": "node" | "graph",
                        "checksum": "blake2b-128:<hex>"}}}
+
+A part of a partitioned graph (issue 22) is a store too: ``N`` its rows (owned nodes), ``indices``
+holding global source ids (dtype by the whole graph's node count), a node array of the rows' global
+ids, and the part's facts under ``"extra"``; the size checks here hold for it unchanged (they
+check row counts against ``N`` and ``E``, never id ranges).
 
 ``"role": "node"`` arrays are what the feature store answers; ``"graph"`` arrays hold the structure.
 :func:`read_metadata` checks the metadata and every array's size against it (cheap: one ``stat``

@@ -121,18 +121,21 @@ class StoreWriter:
 
     def commit(self, *, name: str, num_nodes: int, num_edges: int, is_symmetric: bool,
                meta: Optional[Dict[str, Any]] = None, fingerprint: Optional[str] = None,
-               attributes: Optional[Dict[str, Any]] = None) -> str:
+               attributes: Optional[Dict[str, Any]] = None, extra: Optional[Dict[str, Any]] = None) -> str:
         """Close the arrays, write the metadata, move the folder to its destination; returns the path.
         ``fingerprint`` (None: computed, :func:`~gnnkit.stores.ondisk.fingerprint.store_fingerprint`).
         ``meta``: the feature store's graph-level facts; ``attributes``: the source graph's own plain
-        attributes (restored as they were by :func:`~gnnkit.stores.ondisk.to_data`)."""
+        attributes (restored as they were by :func:`~gnnkit.stores.ondisk.to_data`); ``extra``: what a
+        derived format adds, kept under ``"extra"`` (a partition's part: its index, the part count,
+        the whole graph's node count...)."""
         arrays = {key: a.close() for key, a in self._arrays.items()}
         for file in os.listdir(self.tmp):
             if file.startswith("scratch-"):
                 os.unlink(os.path.join(self.tmp, file))
         record = {"format": FORMAT, "version": VERSION, "name": name, "fingerprint": fingerprint,
                   "num_nodes": int(num_nodes), "num_edges": int(num_edges), "is_symmetric": bool(is_symmetric),
-                  "meta": dict(meta or {}), "attributes": dict(attributes or {}), "arrays": arrays}
+                  "meta": dict(meta or {}), "attributes": dict(attributes or {}), "extra": dict(extra or {}),
+                  "arrays": arrays}
         atomic_write_json(os.path.join(self.tmp, META_FILE), record)
         if fingerprint is None:  # the dataset fingerprint, read off the written arrays (sampled)
             from .files import StoreFiles
