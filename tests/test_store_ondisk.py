@@ -388,3 +388,29 @@ def test_a_part_store_written_by_hand_opens(tmp_path):
     assert files.meta["extra"]["global_num_nodes"] == 1000
     assert torch.equal(files.tensor("indices"), torch.tensor([7, 900, 1], dtype=torch.int32))
     assert open_store(tmp_path / "part0")[1].names() == ["global_id", "x"]
+
+
+@pytest.mark.parametrize("edit", ["not json", "version", "num_nodes", "arrays", "dtype", "file", "no indptr"])
+def test_malformed_metadata_refused(tmp_path, edit):
+    import json
+
+    from gnnkit.stores.ondisk import META_FILE
+
+    write_data(csbm(**SMALL), tmp_path / "s")
+    file = tmp_path / "s" / META_FILE
+    meta = json.loads(file.read_text())
+    if edit == "version":
+        meta["version"] = 99
+    elif edit == "num_nodes":
+        meta["num_nodes"] = -1
+    elif edit == "arrays":
+        meta["arrays"] = []
+    elif edit == "dtype":
+        meta["arrays"]["x"]["dtype"] = "object"
+    elif edit == "file":
+        meta["arrays"]["x"]["file"] = "../../etc/passwd"
+    elif edit == "no indptr":
+        del meta["arrays"]["indptr"]
+    file.write_text("{" if edit == "not json" else json.dumps(meta))
+    with pytest.raises(GnnkitError, match=r"^store "):
+        open_store(tmp_path / "s")

@@ -127,11 +127,13 @@ def read_metadata(path) -> Dict[str, Any]:
     """The metadata of the store at ``path``, after checking it and every array's file size;
     a :class:`GnnkitError` naming the array otherwise."""
     meta = _load_json(path)
-    try:
-        n, e = int(meta["num_nodes"]), int(meta["num_edges"])
-        arrays = meta["arrays"]
-    except (KeyError, TypeError, ValueError):
-        raise _bad(path, f"{META_FILE} lacks num_nodes, num_edges or arrays") from None
+    n, e, arrays = meta.get("num_nodes"), meta.get("num_edges"), meta.get("arrays")
+    counts_ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n, e))
+    if not counts_ok or not isinstance(arrays, dict) or not isinstance(meta.get("is_symmetric"), bool):
+        raise _bad(path, f"{META_FILE} needs num_nodes and num_edges (integers >= 0), is_symmetric and arrays")
+    for key in ("meta", "attributes", "extra"):
+        if not isinstance(meta.setdefault(key, {}), dict):
+            raise _bad(path, f"{META_FILE}: {key!r} must be an object")
     for name in ("indptr", "indices"):
         if name not in arrays:
             raise _bad(path, f"array {name!r} is missing from {META_FILE}")
