@@ -116,8 +116,7 @@ def test_mini_collab_scored_by_ogb_evaluator(tmp_path):
     assert rand["hits@50"] < got["hits@50"]
 
 
-def test_citation2_layout_and_mrr(tmp_path):
-    n = 30
+def _write_citation2(tmp_path, n=30):
     rng, comm, edges, x = _blocks(n, 1)
     folder = tmp_path / "ogbl_citation2"
     (folder / "raw").mkdir(parents=True)
@@ -134,6 +133,10 @@ def test_citation2_layout_and_mrr(tmp_path):
         if name != "train":
             d["target_node_neg"] = rng.integers(0, n, (len(part), 7))
         _save_as_ogb(folder / "split" / "time" / f"{name}.pt", d)
+
+
+def test_citation2_layout_and_mrr(tmp_path):
+    _write_citation2(tmp_path)
     data, split = load_ogbl("ogbl-citation2", tmp_path)
     assert split.test_neg.shape == (10, 7) and not split.val_in_test_graph
     pos = torch.zeros(10)
@@ -164,3 +167,18 @@ def test_missing_files_named_never_prompts(tmp_path, monkeypatch):
         load_ogbl("ogbl-wikikg2", tmp_path)
     with pytest.raises(GnnkitError, match="unknown OGB link dataset"):
         load_ogbl("ogbl-nope", tmp_path)
+
+
+def test_citation2_through_the_link_task(tmp_path):
+    """Per-source negatives ([E, K]) scored by the task with OGB's MRR."""
+    from gnnkit import Trainer
+    from gnnkit.models import GCN
+
+    _write_citation2(tmp_path)
+    data, split = load_ogbl("ogbl-citation2", tmp_path)
+    assert split.neg_per_source
+    data.link_split = split
+    torch.manual_seed(0)
+    trainer = Trainer(task="link", max_epochs=3, seed=0, progress=False)
+    result = trainer.fit(GCN(2, 8, 8, num_layers=2, dropout=0.0), data)
+    assert trainer.task.metric == "mrr" and 0.0 < result["test"] <= 1.0

@@ -2,7 +2,8 @@
 OGB ``ogbl-*`` loading and scoring, and temporal links under the TGB protocol with EdgeBank.
 
 One concept per module: :mod:`.edges` (edge sets), :mod:`.split` (LinkSplit, the GAE random split),
-:mod:`.negatives` (training negatives), :mod:`.decoders` (dot / Hadamard-MLP, BCE), :mod:`.model` (encoder + decoder as one model), :mod:`.metrics`
+:mod:`.negatives` (training negatives), :mod:`.decoders` (dot / Hadamard-MLP, BCE),
+:mod:`.model` (encoder + decoder as one model), :mod:`.metrics`
 (AUC/AP, OGB's evaluator), :mod:`.ogbl` (OGB loader), :mod:`.ranking` (MRR/Hits@K),
 :mod:`.tgb_negatives` (TGB's hist_rnd negatives), :mod:`.edgebank`, :mod:`.tgb_protocol`.
 """

@@ -127,6 +127,7 @@ def load_ogbl(name: str, root, val_in_test_graph: Optional[bool] = None) -> Tupl
     extra = edges.pop("extra", {})
     _check_ids(name, edges, n)
     split = LinkSplit(num_nodes=n, undirected=True, name=name, extra=extra,
+                      neg_per_source=name == "ogbl-citation2",
                       val_in_test_graph=(name == "ogbl-collab") if val_in_test_graph is None else val_in_test_graph,
                       **edges)
     x = src.x.float() if getattr(src, "x", None) is not None else None

@@ -35,9 +35,9 @@ class LinkSplit:
     """Positive (and fixed negative) edges per split, ``[2, E]`` int64 each.
 
     ``train_pos`` are the training edges (one direction per undirected edge when
-    ``undirected``); ``val_neg``/``test_neg`` ``[2, E']`` or, for per-source ranking (ogbl-citation2),
-    ``[E, K]`` negative destinations (``neg_dst``). ``extra`` keeps what the source gave besides
-    (OGB's ``weight``/``year``).
+    ``undirected``); ``val_neg``/``test_neg`` ``[2, E']`` pairs or, with ``neg_per_source`` (per-source
+    ranking, ogbl-citation2), ``[E, K]`` negative destinations of each positive's source. ``extra``
+    keeps what the source gave besides (OGB's ``weight``/``year``).
     """
 
     num_nodes: int
@@ -48,6 +48,7 @@ class LinkSplit:
     test_neg: Optional[Tensor] = None
     undirected: bool = True
     val_in_test_graph: bool = False
+    neg_per_source: bool = False
     name: str = "link-split"
     extra: Dict[str, Tensor] = field(default_factory=dict)
 
@@ -77,7 +78,7 @@ class LinkSplit:
         """``(edge_label_index [2, P + Q], edge_label [P + Q])``: positives (1) then the fixed
         pair negatives (0) of ``val``/``test``, the form of ``Sampler.sample_from_edges``."""
         pos, neg = self.positives(split), self.negatives(split)
-        if neg.shape[0] != 2:
+        if self.neg_per_source:
             raise GnnkitError(f"{self.name}: {split} negatives are per-source lists, not pairs")
         label = torch.cat([torch.ones(pos.shape[1]), torch.zeros(neg.shape[1])])
         return torch.cat([pos, neg], dim=1), label

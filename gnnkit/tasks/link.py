@@ -43,7 +43,8 @@ class LinkPrediction(Task):
             raise GnnkitError(f"num_negatives must be >= 1, got {num_negatives}")
         self.negatives, self.num_negatives = negatives, int(num_negatives)
         self.val_frac, self.test_frac = val_frac, test_frac
-        self.split = self.evaluator_name = self.sampler = self.gen = self.train_neg = self.positives = None
+        self.split = self.evaluator_name = self.sampler = self.gen = self.train_neg = None
+        self.positives = self.positives_cpu = None
         self.decoder = DotDecoder()
 
     def prepare_data(self, data, seed: int):
@@ -74,13 +75,13 @@ class LinkPrediction(Task):
         self.sampler = NegativeSampler(self.split.num_nodes, mp, method=self.negatives)
         self.gen = torch.Generator().manual_seed(int(ctx.seed))
         self.train_neg = self.sampler.sample(mp, 1, torch.Generator().manual_seed(int(ctx.seed) + 1))
-        self.positives = mp.to(ctx.device)
+        self.positives, self.positives_cpu = mp.to(ctx.device), mp
 
     def training_step(self, model, batch):
         if batch.n_id is not None:
             raise GnnkitError("the link task trains on whole-graph batches (sampler 'full') for now")
         z = model(batch.x, batch.adj)
-        neg = self.sampler.sample(self.positives.cpu(), self.num_negatives, self.gen).to(z.device)
+        neg = self.sampler.sample(self.positives_cpu, self.num_negatives, self.gen).to(z.device)
         loss = link_loss(self.decoder(z, self.positives), self.decoder(z, neg))
         return loss, {"embedding": z}
 
@@ -92,7 +93,7 @@ class LinkPrediction(Task):
     def _figures(self, z, split: str) -> dict:
         pos_e, neg_e = self._edges(split)
         pos = self.decoder(z, pos_e.to(z.device))
-        if neg_e.shape[0] != 2:  # per-source destination lists (ogbl-citation2): [E, K]
+        if self.split.neg_per_source and split != "train":  # destinations per source (citation2): [E, K]
             src = pos_e[0].to(z.device).view(-1, 1).expand_as(neg_e)
             neg = self.decoder(z, torch.stack([src.reshape(-1), neg_e.to(z.device).reshape(-1)])).view(neg_e.shape)
         else:
