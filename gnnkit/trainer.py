@@ -206,8 +206,10 @@ class Trainer:
         """The loop's evaluation: strategy's output for every node -> task's figures on ``splits``."""
         self.raw_model.eval()
         with torch.no_grad():
-            return self.task.evaluate(self.ctx, self.raw_model, lambda: self.strategy.predict(self.ctx, self.raw_model),
-                                      tuple(splits))
+            return self.task.evaluate(self.ctx, self.raw_model, self._strategy_predict, tuple(splits))
+
+    def _strategy_predict(self):
+        return self.strategy.predict(self.ctx, self.raw_model)
 
     def _validate(self) -> None:
         metrics = self._evaluate()
@@ -261,8 +263,7 @@ class Trainer:
         self.should_stop, self.escape_records = loop["should_stop"], list(loop["escape_records"])
         self.start_epoch = self.epochs_done = state["epoch"] + 1
         self.clock.epoch, self.resumed_from = state["epoch"], path
-        if self.ctx.is_main:
-            log.info("resumed from %s (epoch %d done)", path, state["epoch"])
+        (log.info if self.ctx.is_main else log.debug)("resumed from %s (epoch %d done)", path, state["epoch"])
 
     # -- end of fit and evaluation --------------------------------------------------------------------
     def _finish(self) -> dict:
@@ -290,9 +291,9 @@ class Trainer:
         return self.evaluate("test")
 
     def predict(self):
-        """The model's output for every node."""
+        """The model's output for every node (every row the task scores)."""
         if self.ctx is None:
             raise GnnkitError("call fit(model, data) first")
         self.raw_model.eval()
         with torch.no_grad():
-            return self.strategy.predict(self.ctx, self.raw_model)
+            return self.task.predict(self.ctx, self.raw_model, self._strategy_predict)

@@ -6,7 +6,8 @@ run context exists: the task's ``metric`` may depend on the data, e.g. an OGB ev
 turns a batch into ``(loss, outputs)``. ``score(ctx, predictions, splits)`` turns the strategy's
 output for every node into figures ``{"<split>_<metric>": .., "<split>_loss": ..}``; the loop
 evaluates through ``evaluate(ctx, model, predict, splits)``, which is ``score(ctx, predict(),
-splits)`` unless a task scores a stream itself (temporal link prediction). The task names its
+splits)`` (``predict``: the strategy's output) unless the task overrides :meth:`predict` (rows that
+are not nodes) or :meth:`evaluate` (a stream scored in order: temporal link prediction). The task names its
 ``metric`` and whether higher is better; the loop selects the model on ``val_<metric>``.
 """
 from __future__ import annotations
@@ -50,6 +51,11 @@ class Task(Plugin):
     def score(self, ctx, predictions, splits: Sequence[str] = SPLITS) -> dict[str, float]:
         """Figures ``{"<split>_<metric>": value, "<split>_loss": value, ...}`` on ``splits``."""
 
+    def predict(self, ctx, model, predict: Callable[[], Any]) -> Any:
+        """The output scored by :meth:`score` (``Trainer.predict``'s answer): by default the strategy's
+        output for every node, ``predict()``; a task whose rows are not nodes (graphs) computes its own."""
+        return predict()
+
     def evaluate(self, ctx, model, predict: Callable[[], Any], splits: Sequence[str] = SPLITS) -> dict[str, float]:
-        """The loop's evaluation (eval mode, no gradient): ``score(ctx, predict(), splits)``."""
-        return self.score(ctx, predict(), splits)
+        """The loop's evaluation (eval mode, no gradient): ``score(ctx, self.predict(ctx, model, predict), splits)``."""
+        return self.score(ctx, self.predict(ctx, model, predict), splits)

@@ -44,6 +44,8 @@ from ..temporal.split import temporal_split
 from .base import SPLITS, Task
 
 EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the authors: fixed per split
+STREAMED = ("temporal link prediction scores events as they stream in; use trainer.evaluate('val') / "
+            "trainer.test() for AP and AUC")
 MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
 
 
@@ -166,9 +168,11 @@ class TemporalLinkPrediction(Task):
             model.commit(self.memory, self.neighbors, batch, state)
         return (sum(aps) / len(aps), sum(aucs) / len(aucs)) if aps else (math.nan, math.nan)
 
+    def predict(self, ctx, model, predict):
+        raise GnnkitError(STREAMED)
+
     def score(self, ctx, predictions, splits=SPLITS) -> dict:
-        raise GnnkitError("temporal link prediction scores events as they stream in; use "
-                          "trainer.evaluate('val') / trainer.test() for AP and AUC")
+        raise GnnkitError(STREAMED)
 
     def evaluate(self, ctx, model, predict, splits=SPLITS) -> dict:
         """AP and AUC of the validation/test events (and their inductive parts), streamed in order."""
