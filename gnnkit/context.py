@@ -5,8 +5,9 @@ The Trainer builds one :class:`RunContext` at the start of ``fit`` and hands it 
 it (assigning raises :class:`~gnnkit.errors.GnnkitError`), nor to the Trainer or the model.
 
 Ranks: ``rank``, ``world_size`` and ``is_main`` read :mod:`gnnkit.distributed` each time, and
-``shard`` / ``row_range`` / ``gather_rows`` / ``broadcast`` / ``barrier`` delegate to it, so plug-ins never import
-it (work that rank 0 does alone, e.g. an escape's search, sees one process).
+``shard`` / ``row_range`` / ``gather_rows`` / ``broadcast`` / ``barrier`` / ``main_first`` delegate
+to it, so plug-ins never import it (work that rank 0 does alone, e.g. an escape's search, sees one
+process).
 
 Also here, so that plug-ins import them without the Trainer: :class:`Control` (what a strategy's
 ``on_epoch_end`` returns) and :class:`EscapeResult` (what an escape's ``on_plateau`` returns).
@@ -48,7 +49,8 @@ class RunContext:
         precision: ``"32"`` (the only one so far).
         graph, features: the :class:`~gnnkit.stores.GraphStore` / ``FeatureStore`` of the data
             (``None`` for data that has no stores, e.g. an event stream).
-        data: the validated graph object (a PyG ``Data`` on ``device``, or an ``EventStream``).
+        data: the validated data object (a PyG ``Data`` on ``device``, an ``EventStream``, a graph
+            collection), or ``None`` when ``fit`` was given a ``(GraphStore, FeatureStore)`` pair.
         adj_norm, diag_lambda: the model's operator (``"gcn"``, ``"mean"``, ``"diag"`` with
             ``diag_lambda``), fixed when the model was built.
         lr, weight_decay, optimizer: optimizer settings (see :meth:`make_optimizer`).

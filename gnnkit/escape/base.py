@@ -12,11 +12,11 @@ its patience and keeps the record (``fit``'s result ``"escape"``).
 from __future__ import annotations
 
 import abc
-from typing import Callable, ClassVar, Optional
+from typing import ClassVar, Optional
 
 import torch
 
-from ..context import EscapeResult
+from ..context import EscapeResult, Evaluate
 from ..errors import GnnkitError
 from ..plugins import Plugin
 
@@ -32,7 +32,7 @@ class Escape(Plugin):
         self.records: list[dict] = []
 
     @abc.abstractmethod
-    def on_plateau(self, ctx, model, evaluate: Callable, task) -> Optional[EscapeResult]:
+    def on_plateau(self, ctx, model, evaluate: Evaluate, task) -> Optional[EscapeResult]:
         """One escape call on rank 0 (see the module docstring)."""
 
     def state_dict(self) -> dict:

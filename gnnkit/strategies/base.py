@@ -15,12 +15,12 @@ stopping leaves it alone. ``find_unused_parameters``: handed to DistributedDataP
 from __future__ import annotations
 
 import abc
-from typing import Callable, ClassVar, Iterable, Optional
+from typing import ClassVar, Iterable, Optional
 
 import torch
 from torch import Tensor
 
-from ..context import Control
+from ..context import Control, Evaluate
 from ..errors import GnnkitError
 from ..plugins import Plugin
 
@@ -59,7 +59,7 @@ class Strategy(Plugin):
         return model.inference(ctx.features.get("x"), adj, batch_size=ctx.inference_batch_size,
                                rows=ctx.row_range(n), gather=lambda h: ctx.gather_rows(h, n))
 
-    def on_epoch_end(self, ctx, model, epoch: int, evaluate: Callable) -> Optional[Control]:
+    def on_epoch_end(self, ctx, model, epoch: int, evaluate: Evaluate) -> Optional[Control]:
         """After the epoch's batches, before the loop's validation. ``evaluate(splits)`` -> figures."""
         return None
 
