@@ -131,20 +131,23 @@ class _TgbEdgeBank:
 
 @pytest.mark.parametrize("memory", ["unlimited", "window"])
 def test_edgebank_equals_tgb_loop(memory):
+    """Validation then test, one predictor throughout (as TGB's script): same scores as the reference."""
     s = tgb_split(_stream(repeat=0.5, seed=6))
-    m, tr = s.test_mask, s.train_mask
-    neg = tgb_negatives(s.src[m], s.dst[m], s.t[m], s.src[tr], s.dst[tr], first_dst=0, last_dst=29,
-                        num_negatives=6, seed=0)
+    tr = s.train_mask
     bank = EdgeBank(memory, 0.15, batch_size=7).fit(s.src[tr], s.dst[tr], s.t[tr])
-    pos_s, neg_s = bank.score_stream(s.src[m], s.dst[m], s.t[m], neg)
     ref = _TgbEdgeBank(s.src[tr], s.dst[tr], s.t[tr], memory == "window", 0.15)
-    src, dst, t = s.src[m], s.dst[m], s.t[m]
-    for a in range(0, src.numel(), 7):
-        for i in range(a, min(a + 7, src.numel())):
-            assert pos_s[i] == ref.predict(int(src[i]), int(dst[i]))
-            assert neg_s[i].tolist() == [ref.predict(int(src[i]), int(x)) if x >= 0 else 0.0 for x in neg[i].tolist()]
-        ref.update(src[a:a + 7], dst[a:a + 7], t[a:a + 7])
-    assert pos_s.sum() > 0
+    for m in (s.val_mask, s.test_mask):
+        src, dst, t = s.src[m], s.dst[m], s.t[m]
+        neg = tgb_negatives(src, dst, t, s.src[tr], s.dst[tr], first_dst=0, last_dst=29, num_negatives=6, seed=0)
+        pos_s, neg_s = bank.score_stream(src, dst, t, neg)
+        for a in range(0, src.numel(), 7):
+            for i in range(a, min(a + 7, src.numel())):
+                assert pos_s[i] == ref.predict(int(src[i]), int(dst[i]))
+                assert neg_s[i].tolist() == [ref.predict(int(src[i]), int(x)) if x >= 0 else 0.0
+                                             for x in neg[i].tolist()]
+            ref.update(src[a:a + 7], dst[a:a + 7], t[a:a + 7])
+        bank.extend(src, dst, t)
+        assert pos_s.sum() > 0 and (pos_s == 0).any()
 
 
 def _recurring(n=200, pairs=120, e=3000, seed=7):

@@ -8,7 +8,8 @@ It scores a query ``(s, d)`` 1 when the edge ``s -> d`` is in its memory, else 0
   length ``w = cur_t - prev_t``; every update with newer events moves ``cur_t`` to their maximum and
   ``prev_t = cur_t - w``.
 
-Evaluation follows TGB's loop: the queried events are taken in chronological batches of
+Evaluation follows TGB's loop (validation, then test with the validation events added by
+:meth:`EdgeBank.extend`, the window length kept from :meth:`EdgeBank.fit`): the queried events are taken in chronological batches of
 ``batch_size``; a batch is scored with the memory of the history and of the earlier batches, then
 its positives enter the memory. Vectorized without that loop: the events (history then queries,
 chronological) get positions; the last occurrence of a pair before batch ``b``'s first position is
@@ -38,20 +39,26 @@ class EdgeBank:
             raise GnnkitError(f"need 0 < time_window_ratio <= 1 and batch_size >= 1, got "
                               f"{time_window_ratio}, {batch_size}")
         self.memory, self.ratio, self.batch_size = memory, float(time_window_ratio), int(batch_size)
-        self.hist = None
+        self.hist, self.window = None, 0.0
 
     def fit(self, src: Tensor, dst: Tensor, t: Tensor) -> "EdgeBank":
-        """Remember the history events ``[H]`` (chronological)."""
+        """Remember the history events ``[H]`` (chronological); the window length ``w`` is fixed
+        from their times here, as TGB fixes it when the predictor is built."""
         if src.numel() == 0:
             raise GnnkitError("EdgeBank needs at least one history event")
         self.hist = (src.long().cpu(), dst.long().cpu(), t.double().cpu())
+        t_min, t_max = float(self.hist[2].min()), float(self.hist[2].max())
+        self.window = t_max - (t_min + (t_max - t_min) * (1.0 - self.ratio))
         return self
 
-    def _window(self) -> float:
-        t = self.hist[2]
-        t_min, t_max = float(t.min()), float(t.max())
-        prev = t_min + (t_max - t_min) * (1.0 - self.ratio)
-        return t_max - prev
+    def extend(self, src: Tensor, dst: Tensor, t: Tensor) -> "EdgeBank":
+        """Add later events to the memory (TGB's ``update_memory`` after scoring them); ``w`` stays."""
+        if self.hist is None:
+            raise GnnkitError("EdgeBank: call fit(history) first")
+        if src.numel() and float(t.min()) < float(self.hist[2].max()):
+            raise GnnkitError("EdgeBank: events must be added in chronological order")
+        self.hist = tuple(torch.cat([a, b.to(a.dtype).cpu()]) for a, b in zip(self.hist, (src, dst, t)))
+        return self
 
     def score_stream(self, src: Tensor, dst: Tensor, t: Tensor, neg_dst: Tensor) -> Tuple[Tensor, Tensor]:
         """Scores ``[E]`` of the events ``src -> dst`` at ``t`` and ``[E, K]`` of ``src -> neg_dst``
@@ -75,7 +82,7 @@ class EdgeBank:
         hit = last >= 0
         if self.memory == "window":
             cur_t = all_t[q_cut - 1]
-            hit &= all_t[last.clamp_min(0)] >= cur_t - self._window()
+            hit &= all_t[last.clamp_min(0)] >= cur_t - self.window
         hit &= q_d >= 0
         score = hit.double()
         return score[:e], score[e:].view(e, k)

@@ -7,7 +7,8 @@
   events), stored beside the run as ``<dir>/<name>_<split>_ns.pt`` when ``negatives_dir`` is given;
 * evaluation: each positive against its ``K`` negatives, MRR and Hits@10 (:mod:`gnnkit.link.ranking`).
   Validation is scored with the training events as history, test with the training and
-  validation events (TGB scores validation first and keeps its positives in the memory).
+  validation events (TGB scores validation first and keeps its positives in the memory; the
+  time window's length stays the one fixed from the training events).
 """
 from __future__ import annotations
 
@@ -47,15 +48,15 @@ def evaluate_edgebank(stream, *, memory: str = "unlimited", time_window_ratio: f
         stream = tgb_split(stream)
     out: Dict[str, float] = {}
     src, dst, t = stream.src.cpu(), stream.dst.cpu(), stream.t.cpu()
-    history = stream.train_mask.cpu().clone()
+    train = stream.train_mask.cpu()
+    bank = EdgeBank(memory, time_window_ratio, batch_size).fit(src[train], dst[train], t[train])
     for split in ("val", "test"):
         mask = getattr(stream, f"{split}_mask").cpu()
         neg = split_negatives(stream, split, negatives_dir, **settings)
-        bank = EdgeBank(memory, time_window_ratio, batch_size).fit(src[history], dst[history], t[history])
         pos_s, neg_s = bank.score_stream(src[mask], dst[mask], t[mask], neg)
         figures = rank_metrics(pos_s, neg_s, neg >= 0, k=k)
         out.update({f"{split}_{key}": v for key, v in figures.items()})
-        history |= mask
+        bank.extend(src[mask], dst[mask], t[mask])
     return out
 
 
