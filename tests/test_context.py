@@ -15,7 +15,8 @@ from gnnkit.strategies.backprop import Backprop
 
 from helpers import two_community_graph
 
-PLUGIN_MODULES = ("samplers", "gnnkit.samplers", "gnnkit.strategies", "gnnkit.escape", "gnnkit.tasks")
+PLUGIN_MODULES = ("samplers", "gnnkit.samplers", "gnnkit.strategies", "gnnkit.escape", "gnnkit.tasks",
+                  "gnnkit.graphs", "gnnkit.link")
 
 
 def test_context_is_read_only():
@@ -82,6 +83,17 @@ def _case(kind, tmp_path):
     if kind in ("sf", "ff-la"):
         return (dict(strategy=ForwardLearning(variant=kind, patience=2, layer_epochs=2)),
                 GCN(8, 16, 16, num_layers=2, dropout=0.0), data)
+    if kind == "link":
+        return dict(task="link"), GCN(8, 16, 8, num_layers=2, dropout=0.0), data
+    if kind == "graph":
+        from gnnkit.graphs import GraphClassification, GraphCollection, GraphSampler
+        from gnnkit.models.gin import GIN
+        from test_graph_batching import random_graphs
+
+        coll = GraphCollection.from_data_list(random_graphs(count=40))
+        fold = coll.with_split(torch.arange(0, 30), torch.arange(30, 35), torch.arange(35, 40))
+        return (dict(task=GraphClassification(), sampler=GraphSampler(batch_size=16)),
+                GIN(coll.num_features, 8, coll.num_classes, num_layers=2), fold)
     if kind == "escape":
         from gnnkit.escape.milp import MILPEscape
         from test_escape import plateau_graph, plateau_model
@@ -98,7 +110,8 @@ def _case(kind, tmp_path):
             TGN(2, **dims), random_stream(num_nodes=30, num_events=200))
 
 
-@pytest.mark.parametrize("kind", ["full", "cluster", "neighbor", "mvs", "sf", "ff-la", "escape", "temporal"])
+@pytest.mark.parametrize("kind", ["full", "cluster", "neighbor", "mvs", "sf", "ff-la", "escape", "temporal", "link",
+                                  "graph"])
 def test_no_plugin_writes_to_trainer_or_model(kind, tmp_path, monkeypatch):
     kwargs, model, data = _case(kind, tmp_path)
     trainer = Trainer(max_epochs=4, seed=0, progress=False, device="cpu", **kwargs)
