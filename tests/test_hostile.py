@@ -4,8 +4,8 @@ Every case runs ``gnnkit`` on a crafted input in a fresh temporary folder and as
 exactly one line on stderr (``gnnkit: error: ...``), no traceback, the problem named (a substring),
 nothing written (no ``results.json``, no ``.tmp`` file, no new file outside PyG's ``processed/``),
 and for code-execution payloads that the marker file the payload would create does not exist.
-Cases that could crash the interpreter or exhaust memory run in a subprocess under a memory limit;
-the others call :func:`gnnkit.cli.main` in-process (fast). Fixtures are built here, in tmp folders.
+Cases that could crash the interpreter or exhaust memory run in a child process under a memory limit
+(all in one child, see ``DRIVER``); the others call :func:`gnnkit.cli.main` in-process (fast). Fixtures are built here, in tmp folders.
 """
 from __future__ import annotations
 
@@ -417,17 +417,61 @@ def test_catalog_covers_every_group():
 
 
 # ------------------------------------------------------------------------------------ running
+# Cases that could crash the interpreter (segfault) or exhaust memory run in one child process, all
+# of them in turn (one import of torch), under a memory limit; each case's stderr goes to its own
+# file (fd 2, so C-level output counts too). A case the child did not finish (it crashed there) is
+# run again alone in its own process and judged by that.
+DRIVER = """
+import json, os, resource, sys
+lim = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+import logging
+from gnnkit.cli import main
+
+
+class ToStderr(logging.StreamHandler):  # writes to whatever sys.stderr is now (each case's file)
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+
+logging.basicConfig(handlers=[ToStderr()], level=logging.INFO, format="gnnkit: %(message)s")
+for case in json.load(open(sys.argv[1])):
+    os.chdir(case["cwd"])
+    env = {k: os.environ.get(k) for k in case["env"]}
+    os.environ.update(case["env"])
+    fd = os.open(case["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    try:
+        rc = main(case["argv"])
+    except SystemExit as exc:
+        rc = exc.code
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    sys.stderr = sys.__stderr__
+    for k, v in env.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    open(case["err"] + ".rc", "w").write(str(rc))
+"""
+
+
+def _child_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(extra or {})}
+
+
 def _limit_memory():  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT + (1 << 30), MEM_LIMIT + (1 << 30)))
 
 
-def run_cli(argv: List[str], cwd: Path, proc: bool, capfd=None, env: Optional[Dict[str, str]] = None) -> tuple:
-    """(exit status, stderr text) of ``gnnkit ARGV`` run in ``cwd``."""
-    if proc:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
-        out = subprocess.run([sys.executable, "-m", "gnnkit", *argv], cwd=cwd, capture_output=True, text=True,
-                             timeout=300, preexec_fn=_limit_memory, env=env)
-        return out.returncode, out.stderr
+def run_alone(argv: List[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> tuple:
+    """(exit status, stderr text) of ``python -m gnnkit ARGV`` in its own process."""
+    out = subprocess.run([sys.executable, "-m", "gnnkit", *argv], cwd=cwd, capture_output=True, text=True,
+                         timeout=300, preexec_fn=_limit_memory, env=_child_env(env))
+    return out.returncode, out.stderr
+
+
+def run_cli(argv: List[str], cwd: Path, capfd) -> tuple:
+    """(exit status, stderr text) of ``gnnkit.cli.main(ARGV)`` in this process, in ``cwd``."""
     old = os.getcwd()
     os.chdir(cwd)
     try:
@@ -449,15 +493,51 @@ def _snapshot(root: Path) -> Dict[str, tuple]:
     return out
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input_is_refused_in_one_line(case: Case, tmp_path: Path, capfd, caplog):
-    values = {"tmp": str(tmp_path)}
+def _prepare(case: Case, tmp: Path) -> tuple:
+    values = {"tmp": str(tmp)}
     if case.setup is not None:
-        values.update(case.setup(tmp_path))
-    argv = [a.format(**values) for a in case.argv]
-    capfd.readouterr()
-    before = _snapshot(tmp_path)
-    rc, err = run_cli(argv, tmp_path, case.proc, capfd, case.env)
+        values.update(case.setup(tmp))
+    return [a.format(**values) for a in case.argv], _snapshot(tmp)
+
+
+@pytest.fixture(scope="module")
+def child_results(tmp_path_factory):
+    """``{case id: (tmp, before snapshot, exit status, stderr)}`` of the subprocess cases, run in one child."""
+    prepared, jobs = {}, []
+    for case in (c for c in CASES if c.proc):
+        tmp = tmp_path_factory.mktemp(case.id)
+        try:
+            argv, before = _prepare(case, tmp)
+        except pytest.skip.Exception:
+            continue
+        err = str(tmp_path_factory.mktemp("stderr") / "err")
+        prepared[case.id] = (tmp, before, argv, err)
+        jobs.append({"cwd": str(tmp), "argv": argv, "env": case.env or {}, "err": err})
+    spec = tmp_path_factory.mktemp("driver") / "cases.json"
+    spec.write_text(json.dumps(jobs))
+    subprocess.run([sys.executable, "-c", DRIVER, str(spec), str(MEM_LIMIT + (1 << 30))], timeout=600,
+                   env=_child_env(), capture_output=True)
+    results = {}
+    for cid, (tmp, before, argv, err) in prepared.items():
+        if os.path.exists(err + ".rc"):
+            results[cid] = (tmp, before, int(Path(err + ".rc").read_text()), Path(err).read_text())
+        else:  # the child died on this case: run it alone to see how
+            case = next(c for c in CASES if c.id == cid)
+            results[cid] = (tmp, before, *run_alone(argv, tmp, case.env))
+    return results
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_refused_in_one_line(case: Case, tmp_path: Path, capfd, request):
+    if case.proc:
+        results = request.getfixturevalue("child_results")
+        if case.id not in results:
+            pytest.skip("fixture unavailable (see the setup's skip reason)")
+        tmp_path, before, rc, err = results[case.id]
+    else:
+        argv, before = _prepare(case, tmp_path)
+        capfd.readouterr()
+        rc, err = run_cli(argv, tmp_path, capfd)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2, f"exit {rc}, stderr: {err[-2000:]}"
     assert "Traceback" not in err
@@ -485,7 +565,7 @@ def test_crafted_processed_cache_runs_no_code(tmp_path, capfd):
     """PyG's ``processed/data.pt`` holding a pickle payload: rebuilt from the raw files or refused,
     never loaded unsafely (the payload creates no marker)."""
     root = planetoid_case(_processed_payload)(tmp_path)["root"]
-    rc, err = run_cli(["info", "Cora", "--root", root], tmp_path, False, capfd)
+    rc, err = run_cli(["info", "Cora", "--root", root], tmp_path, capfd)
     assert rc in (0, 2) and "Traceback" not in err
     assert not list(tmp_path.rglob("MARKER")), "the payload ran"
 
@@ -517,7 +597,7 @@ def test_failed_write_names_the_path_and_leaves_no_tmp(tmp_path, capfd, monkeypa
 
     monkeypatch.setattr(fileio.os, "fsync", full)
     out = tmp_path / "out"
-    rc, err = run_cli([*TRAIN, "--out", str(out)], tmp_path, False, capfd)
+    rc, err = run_cli([*TRAIN, "--out", str(out)], tmp_path, capfd)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and "Traceback" not in err
     assert "seed-0.json" in lines[0] and "No space left on device" in lines[0]
@@ -537,7 +617,7 @@ def test_interrupted_between_seeds_says_which_finished(tmp_path, capfd, monkeypa
 
     monkeypatch.setattr(factory, "build_model", interrupt_second)
     out = tmp_path / "out"
-    rc, err = run_cli([*TRAIN, "--seeds", "3", "--out", str(out)], tmp_path, False, capfd)
+    rc, err = run_cli([*TRAIN, "--seeds", "3", "--out", str(out)], tmp_path, capfd)
     assert rc == 130 and "resume with: gnnkit train" in err and "--resume" in err
     results = json.loads((out / "results.json").read_text())
     assert results["finished_seeds"] == [0] and results["seeds"] == [0, 1, 2] and results["complete"] is False
@@ -567,7 +647,7 @@ def test_sigterm_stops_like_sigint_and_prints_the_resume_command(tmp_path):
     argv = [sys.executable, "-m", "gnnkit", "train", *TINY[:-3], "--epochs", "100000", "--no-progress",
             "--checkpoint-dir", str(ck), "--out", str(out)]
     proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env=_child_env())
     deadline = time.monotonic() + 120
     while not list(ck.glob("seed-0/epoch-*.pt")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
