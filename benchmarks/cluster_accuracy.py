@@ -27,8 +27,9 @@ from gnnkit.trainer import Trainer, seed_everything
 
 def train(data, sampler, seed: int, a) -> dict:
     seed_everything(seed)
+    diag = a.diag_lambda is not None and sampler != "full"  # the cluster run's operator, fixed at build time
     model = build_model("gcn", data.num_features, int(data.num_classes), hidden=a.hidden, num_layers=a.layers,
-                        dropout=a.dropout)
+                        dropout=a.dropout, **(dict(adj_norm="diag", diag_lambda=a.diag_lambda) if diag else {}))
     trainer = Trainer(sampler=sampler, max_epochs=a.epochs, lr=a.lr, eval_every=a.eval_every, seed=seed,
                       progress=False, device="cpu")
     return trainer.fit(model, data)

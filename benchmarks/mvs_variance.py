@@ -43,7 +43,7 @@ class ValidationCurve(Callback):
             return
         t = time.perf_counter()
         elapsed = t - self.t0 - self.eval_s  # training seconds so far, evaluations excluded
-        val = trainer.task.evaluate(trainer, splits=("val",))["val_accuracy"]
+        val = trainer.evaluate("val")["val_accuracy"]
         trainer.raw_model.train()
         self.eval_s += time.perf_counter() - t
         self.points.append((self.steps, elapsed, val))

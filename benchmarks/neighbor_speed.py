@@ -15,13 +15,14 @@ import argparse
 import os
 import statistics
 import time
-from types import SimpleNamespace
-
 import torch
 
 from gnnkit.data.csbm import csbm
 from gnnkit.models import build_model
-from gnnkit.samplers.neighbor import NeighborSampler, epoch_generator
+from gnnkit.context import RunContext
+from gnnkit.samplers.loader import epoch_generator
+from gnnkit.samplers.neighbor import NeighborSampler
+from gnnkit.stores import from_data
 from gnnkit.tasks.node import NodeClassification
 
 
@@ -42,9 +43,9 @@ def main() -> None:
           flush=True)
     model = build_model("sage", data.num_features, 47, hidden=args.hidden, num_layers=2, dropout=0.5)
     sampler = NeighborSampler(fanouts=args.fanouts, batch_size=args.batch_size)
-    stub = SimpleNamespace(raw_model=model, seed=0, rank=0, world_size=1)
     t = time.perf_counter()
-    sampler.setup(stub, data)
+    graph, features = from_data(data)
+    sampler.setup(RunContext(device=torch.device("cpu"), graph=graph, features=features, adj_norm=model.adj_norm), model)
     print(f"sampler setup (in-neighbor CSR): {time.perf_counter() - t:.1f}s", flush=True)
     task, opt = NodeClassification(), torch.optim.Adam(model.parameters(), lr=0.01)
     gen = epoch_generator(0, 0, "cpu")
@@ -52,7 +53,7 @@ def main() -> None:
     sample_ms, step_ms, sizes = [], [], []
     for b in range(args.batches + 1):
         t = time.perf_counter()
-        batch = sampler.make_batch(order[b * args.batch_size:(b + 1) * args.batch_size], gen)
+        batch = sampler.sample_from_nodes(order[b * args.batch_size:(b + 1) * args.batch_size], gen)
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss, _ = task.training_step(model, batch)
