@@ -131,3 +131,21 @@ def test_degree_biased_negatives_favour_high_degree():
     assert expect > 1.1 * float(deg.mean())
     with pytest.raises(GnnkitError, match="unknown negative sampling method"):
         NegativeSampler(n, ei, method="hard")
+
+
+def test_undirected_edges_dedup_and_self_loops():
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 1, 3, 3, 2]])  # (0,1) both ways, a loop, (2,3) thrice
+    assert undirected_edges(ei, 4).tolist() == [[0, 2], [1, 3]]
+    s = EdgeSet(ei, 4)
+    assert s.contains(torch.tensor([1, 3, 0]), torch.tensor([0, 2, 2])).tolist() == [True, True, False]
+    assert not EdgeSet(torch.zeros(2, 0, dtype=torch.long), 4).contains(torch.tensor([0]), torch.tensor([1])).any()
+    with pytest.raises(GnnkitError, match="integer node ids"):
+        undirected_edges(ei.float(), 4)
+
+
+def test_no_exclusion_keeps_raw_draws():
+    ei, n = _graph()
+    a = NegativeSampler(n, ei, exclude=False).sample(ei[:, :50], 2, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    assert (a[0] != a[1]).all()  # no self-loop among these draws, so nothing was redrawn:
+    assert torch.equal(a[1], torch.randint(0, n, (100,), generator=gen))  # the plain uniform draws
