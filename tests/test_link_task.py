@@ -80,3 +80,17 @@ def test_link_task_writes_nothing_to_trainer_or_model(monkeypatch):
     spy.watch(trainer, model)
     trainer.fit(model, _data())
     assert spy.writes == []
+
+
+def test_train_command_with_the_link_task(tmp_path):
+    import json
+
+    from gnnkit.cli import main
+
+    spec = "csbm:num_nodes=800,num_classes=10,avg_degree=8,num_features=16,homophily=0.95,feature_snr=3"
+    assert main(["train", "--task", "link", "--dataset", spec, "--epochs", "40", "--hidden", "32",
+                 "--negatives", "degree", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    result = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert result["task"] == "link" and result["metric"] == "auc" and result["test_mean"] > 0.8
+    assert main(["train", "--task", "link", "--dataset", spec, "--num-negatives", "0", "--no-progress",
+                 "--out", str(tmp_path / "bad")]) == 2
