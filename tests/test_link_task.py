@@ -92,5 +92,5 @@ def test_train_command_with_the_link_task(tmp_path):
                  "--negatives", "degree", "--no-progress", "--out", str(tmp_path / "run")]) == 0
     result = json.loads((tmp_path / "run" / "results.json").read_text())
     assert result["task"] == "link" and result["metric"] == "auc" and result["test_mean"] > 0.8
-    assert main(["train", "--task", "link", "--dataset", spec, "--num-negatives", "0", "--no-progress",
+    assert main(["train", "--task", "link", "--dataset", spec, "--negatives", "hard", "--no-progress",
                  "--out", str(tmp_path / "bad")]) == 2

@@ -29,6 +29,7 @@ from torch_geometric.data import Data
 
 from ..errors import GnnkitError
 from ..link import DotDecoder, NegativeSampler, auc_ap, link_loss, ogbl_metric, ogbl_score, random_link_split
+from ..link.negatives import METHODS as NEGATIVE_METHODS
 from .base import SPLITS, Task
 
 
@@ -41,6 +42,8 @@ class LinkPrediction(Task):
                  test_frac: float = 0.10) -> None:
         if num_negatives < 1:
             raise GnnkitError(f"num_negatives must be >= 1, got {num_negatives}")
+        if negatives not in NEGATIVE_METHODS:
+            raise GnnkitError(f"unknown negative sampling method {negatives!r}; known: {', '.join(NEGATIVE_METHODS)}")
         self.negatives, self.num_negatives = negatives, int(num_negatives)
         self.val_frac, self.test_frac = val_frac, test_frac
         self.split = self.evaluator_name = self.sampler = self.gen = self.train_neg = None
