@@ -28,6 +28,20 @@ from gnnkit.plugins import Plugin
 from .batch import Batch
 
 
+def check_edge_attr(data, model) -> None:
+    """A :class:`GnnkitError` when ``data`` (a PyG ``Data``) carries ``edge_attr`` and ``model`` does not
+    declare ``takes_edge_attr = True`` (gnnkit's own models read no edge features): silently ignoring
+    them would train another model than the user meant."""
+    from torch_geometric.data import Data
+
+    attr = getattr(data, "edge_attr", None) if isinstance(data, Data) else None
+    if attr is None or getattr(model, "takes_edge_attr", False):
+        return
+    raise GnnkitError(f"the graph has edge_attr {tuple(attr.shape)} but {type(model).__name__} cannot use edge "
+                      "features; drop them (gnnkit.data.load(..., drop_edge_attr=True), or del data.edge_attr) or "
+                      "train a PyG model whose forward takes edge_attr")
+
+
 class Sampler(Plugin, abc.ABC):
     axis = "sampler"
     package = "gnnkit.samplers"
@@ -37,7 +51,9 @@ class Sampler(Plugin, abc.ABC):
     epoch: int = 0
 
     def setup(self, ctx, model) -> None:
-        """Keep the context and the model (read only); subclasses call this first."""
+        """Keep the context and the model (read only); subclasses call this first. Refuses a graph
+        with ``edge_attr`` for a model that cannot read it (:func:`check_edge_attr`)."""
+        check_edge_attr(ctx.data, model)
         self.ctx, self.model, self.epoch = ctx, model, 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -14,7 +14,9 @@ their ranges and *every* edge among them, the between-cluster edges included (th
 batch's ranges are read from the CSR and entries whose column falls outside the chosen clusters
 are dropped). Its adjacency is re-normalized with degrees counted inside the batch, in the model's
 normalization (``adj_norm``: ``D^-1/2 (A+I) D^-1/2`` for GCN), or with the diagonal enhancement
-``Ã + λ·diag(Ã)``, ``Ã = (D+I)^-1 (A+I)`` when ``diag_lambda = λ`` is given. The model must
+``Ã + λ·diag(Ã)``, ``Ã = (D+I)^-1 (A+I)`` when ``diag_lambda = λ`` is given. On a weighted graph
+(``graph.edge_weight()``) every kept edge keeps its weight ``a_ij`` and ``D`` holds the weighted
+in-degrees inside the batch (self-loops of weight 1, as PyG's ``gcn_norm``). The model must
 have been built with that operator (``build_model(..., adj_norm="diag", diag_lambda=λ)``), so
 full-graph evaluation uses it too: setup checks ``ctx.adj_norm``/``ctx.diag_lambda`` and raises
 otherwise.
@@ -133,7 +135,8 @@ class ClusterSampler(Sampler):
                               "diag_lambda=λ))")
 
     def _build_csr(self, graph, n: int) -> None:
-        """``crow`` ``[n + 1]``, ``col`` ``[nnz]``: in-edges of every position, in position ids."""
+        """``crow`` ``[n + 1]``, ``col`` ``[nnz]`` (``weight`` ``[nnz]`` or ``None``): in-edges of every
+        position, in position ids."""
         edge_index = graph.edge_index()
         device = edge_index.device
         self.pos_of = torch.full((graph.num_nodes,), -1, dtype=torch.int64, device=device)  # position of every id
@@ -142,9 +145,13 @@ class ClusterSampler(Sampler):
         if self.partition_scope == "train":
             keep = (dst >= 0) & (src >= 0)
             dst, src = dst[keep], src[keep]
+        weight = graph.edge_weight()
+        if self.partition_scope == "train" and weight is not None:
+            weight = weight[keep]
         dst, idx = torch.sort(dst)
         col_dtype = torch.int32 if n < 2**31 else torch.int64
         self.col = src[idx].to(col_dtype)
+        self.weight = None if weight is None else weight[idx]  # [nnz] a_ij of every CSR entry, or None
         del src, idx
         self.crow = torch.zeros(n + 1, dtype=torch.int64, device=device)
         torch.cumsum(torch.bincount(dst, minlength=n), 0, out=self.crow[1:])
@@ -180,7 +187,6 @@ class ClusterSampler(Sampler):
         col = self.col[ent].long()
         row = torch.repeat_interleave(torch.arange(nb, device=device), self.crow[pos + 1] - self.crow[pos],
                                       output_size=ent.numel())
-        del ent
         # batch-local id of a position: offset of its cluster in the batch + rank inside the cluster
         offset = torch.full((self.num_parts,), -1, dtype=torch.int64, device=device)
         offset[clusters] = torch.cumsum(sizes, 0) - sizes
@@ -189,8 +195,9 @@ class ClusterSampler(Sampler):
         keep = local >= 0
         src = local[keep] + col[keep] - self.ptr[c[keep]]
         edge_index = torch.stack([src, row[keep]])
+        weight = None if self.weight is None else self.weight[ent][keep]
         adj = Adjacency.from_edge_index(edge_index, nb, norm=self.norm, diag_lambda=self.diag_lambda or 0.0,
-                                        symmetric=self.ctx.graph.is_symmetric)
+                                        edge_weight=weight, symmetric=self.ctx.graph.symmetric_adjacency)
         n_id = self.nodes[pos]
         get = self.ctx.features.get
         train = get("train_mask", n_id)

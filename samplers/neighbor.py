@@ -23,6 +23,19 @@ of neighbors kept for row ``i``; every row is an unbiased estimate of the full-g
   ``(d_i / s_i) / sqrt((d_i + 1)(d_j + 1))`` for a kept neighbor ``j`` and the exact self-loop
   ``1 / (d_i + 1)``. With all neighbors kept this is exactly ``Â`` restricted to the block.
 
+Weighted graphs (``graph.edge_weight()`` not ``None``, ``a_ij`` the weight of ``j -> i``,
+``δ_i = Σ_j a_ij`` the full-graph weighted in-degree): the full-graph row ``Σ_j â_ij h_j`` is
+estimated by the Horvitz-Thompson sum over the kept set ``S_i`` (each neighbor kept with probability
+``s_i / d_i``): ``Σ_{j ∈ S_i} (d_i / s_i) â_ij h_j``, with the weighted ``â_ij``:
+
+* ``"mean"``: ``(d_i / s_i) · a_ij / δ_i`` (``0`` when ``δ_i = 0``);
+* ``"sum"``: ``(d_i / s_i) · a_ij``;
+* ``"gcn"``: ``(d_i / s_i) · a_ij / sqrt((δ_i + 1)(δ_j + 1))`` and the exact self-loop
+  ``1 / (δ_i + 1)`` (self-loops of weight 1, as PyG's ``gcn_norm``).
+
+Unbiased for every row, and exactly the weighted ``Â`` row when all neighbors are kept. An
+unweighted graph takes the formulas above (the same numbers, computed as before).
+
 Sampling without replacement: rows with ``d_i <= k`` take all; the others draw ``k`` distinct
 offsets by Floyd's algorithm, vectorized over rows (a loop over the ``k`` positions, ``O(n k²)``
 comparisons, independent of the degree, so hubs cost no more than other rows).
@@ -61,9 +74,9 @@ def sample_block(graph, targets: Tensor, k: int, norm: str, gen: Optional[torch.
     """One hop: the block ``[n_t, n_t + n_new]`` of ``targets`` and the ``new`` global ids.
 
     Row ``i`` holds (for ``"gcn"``) the self-loop first, then the ``s_i`` neighbors kept by
-    :meth:`~gnnkit.stores.GraphStore.sample_neighbors`, weighted as the module docstring says."""
+    :meth:`~gnnkit.stores.GraphStore.sample_edges`, weighted as the module docstring says."""
     d = graph.in_degree(targets)
-    keep, nbrs = graph.sample_neighbors(targets, k, gen)
+    keep, nbrs, w = graph.sample_edges(targets, k, gen)
     self_loop = int(norm == "gcn")
     cnt = keep + self_loop
     crow_b = torch.zeros(targets.numel() + 1, dtype=torch.long, device=d.device)
@@ -76,7 +89,9 @@ def sample_block(graph, targets: Tensor, k: int, norm: str, gen: Optional[torch.
     glob[~is_self] = nbrs
     local, new = relabel(lid, targets, glob)
     di, si = d[rows].to(torch.float32), keep[rows].to(torch.float32)
-    if norm == "mean":
+    if w is not None:
+        val = weighted_values(graph, targets, rows, glob, is_self, di, si, w, norm)
+    elif norm == "mean":
         val = si.reciprocal()
     elif norm == "sum":
         val = di / si
@@ -84,6 +99,23 @@ def sample_block(graph, targets: Tensor, k: int, norm: str, gen: Optional[torch.
         dj = graph.in_degree(glob).to(torch.float32)
         val = torch.where(is_self, (di + 1).reciprocal(), (di / si.clamp(min=1)) * ((di + 1) * (dj + 1)).rsqrt())
     return Adjacency(make_csr(crow_b, local, val, (targets.numel(), targets.numel() + new.numel()))), new
+
+
+def weighted_values(graph, targets: Tensor, rows: Tensor, glob: Tensor, is_self: Tensor, di: Tensor, si: Tensor,
+                    w: Tensor, norm: str) -> Tensor:
+    """The block entries ``[nnz]`` of a weighted graph (module docstring): entry ``e`` of row
+    ``rows[e]`` with global column ``glob[e]``; ``w`` ``[Σ s_i]`` the kept edges' weights in row order
+    (the self-loops, flagged by ``is_self``, take none)."""
+    a = torch.zeros(rows.numel(), dtype=w.dtype, device=w.device)
+    a[~is_self] = w
+    scale = (di / si.clamp(min=1)) * a  # (d_i / s_i) a_ij
+    delta_i = graph.weighted_in_degree(targets)[rows].to(w.dtype)
+    if norm == "sum":
+        return scale
+    if norm == "mean":
+        return scale * delta_i.reciprocal().masked_fill_(delta_i == 0, 0.0)
+    delta_j = graph.weighted_in_degree(glob).to(w.dtype)
+    return torch.where(is_self, (delta_i + 1).reciprocal(), scale * ((delta_i + 1) * (delta_j + 1)).rsqrt())
 
 
 def sample_blocks(graph, seeds: Tensor, fanouts: Sequence[int], norm: str, gen: Optional[torch.Generator],

@@ -5,7 +5,14 @@ memory; a memory-mapped store keeps int32 while node ids fit, so code that gathe
 itself widens with ``.long()``; :meth:`GraphStore.neighbors` and ``sample_neighbors`` return int64),
 row ``i`` listing the sources ``j`` of the edges ``j -> i`` (``indices[indptr[i]:indptr[i + 1]]``).
 Every other question (degrees, neighbors, uniform neighbor samples, induced subgraphs, the whole
-graph's normalized :class:`~gnnkit.sparse.Adjacency`) is answered from it. The concrete methods here
+graph's normalized :class:`~gnnkit.sparse.Adjacency`) is answered from it.
+
+Edge weights (optional): :meth:`GraphStore.edge_weight` ``[E]`` in ``edge_index()``'s order gives
+``a_ij`` of the edge ``j -> i`` (``None``: every ``a_ij = 1``); :meth:`GraphStore.csr_weight` the same
+weights in ``csr()`` order, :meth:`GraphStore.weighted_in_degree` ``δ_i = Σ_j a_ij`` and
+:meth:`GraphStore.sample_edges` the sampled sources with their weights. ``adjacency(norm)`` builds the
+normalization on top of the weights (PyG's ``gcn_norm``: self-loops of weight 1, ``D`` the weighted
+degrees of ``A + I``). The concrete methods here
 work on any backend through :meth:`GraphStore.csr`, reading only the rows asked for (so a
 memory-mapped backend touches the pages of those rows only); a backend may override them with
 something faster (a partitioned store answers rows it does not own by asking their owner).
@@ -61,6 +68,45 @@ class GraphStore(abc.ABC):
         """The whole graph's ``[N, N]`` adjacency in normalization ``norm`` (``diag_lambda`` is read
         for ``"diag"`` only), built once per ``(norm, λ)`` and cached."""
 
+    # -- edge weights (optional) ----------------------------------------------------------------
+    def edge_weight(self) -> Optional[Tensor]:
+        """``[E]`` float weights ``a_ij`` in :meth:`edge_index` order, or ``None`` (unweighted: all 1)."""
+        return None
+
+    def csr_weight(self) -> Optional[Tensor]:
+        """The weights ``[E]`` in :meth:`csr` order (``None`` when unweighted). This default sorts
+        :meth:`edge_weight` as the CSR was built (:func:`~gnnkit.stores.memory.csr_order`)."""
+        w = self.edge_weight()
+        if w is None:
+            return None
+        from .memory import csr_order
+
+        perm = csr_order(self.edge_index(), self.symmetric_adjacency)
+        return w if perm is None else w[perm]
+
+    @property
+    def symmetric_adjacency(self) -> bool:
+        """Whether ``A = A^T`` weights included (a symmetric structure with symmetric weights): the
+        CSR may then be read from the reversed edges and a ``"gcn"``/``"sum"`` matrix is its own
+        transpose. This default trusts an unweighted symmetric structure only."""
+        return self.is_symmetric and self.edge_weight() is None
+
+    def weighted_in_degree(self, ids: Optional[Tensor] = None) -> Tensor:
+        """``δ_i = Σ_j a_ij`` float ``[N]`` (or ``[len(ids)]``), computed once from :meth:`csr_weight`;
+        the plain in-degree (as float32) when unweighted."""
+        cached = self.__dict__.get("_weighted_degree")
+        if cached is None:
+            w = self.csr_weight()
+            if w is None:
+                cached = self.in_degree().to(torch.float32)
+            else:
+                indptr, _ = self.csr()
+                rows = torch.repeat_interleave(torch.arange(self.num_nodes, device=w.device), indptr.diff(),
+                                               output_size=w.numel())
+                cached = torch.zeros(self.num_nodes, dtype=w.dtype, device=w.device).index_add_(0, rows, w)
+            self.__dict__["_weighted_degree"] = cached
+        return cached if ids is None else cached[ids]
+
     # -- answered from the CSR ------------------------------------------------------------------
     def in_degree(self, ids: Optional[Tensor] = None) -> Tensor:
         """In-degrees ``d_i = indptr[i + 1] - indptr[i]``: ``[N]``, or ``[len(ids)]`` for ``ids``."""
@@ -83,7 +129,19 @@ class GraphStore(abc.ABC):
         sources [Σ counts])`` as :meth:`neighbors`; a sampled row lists its picks in draw order.
         The draws: one :func:`~gnnkit.sparse.segments.floyd_offsets` call over the rows with
         ``d_i > k``, ``k`` uniform numbers each, from ``gen``."""
-        indptr, indices = self.csr()
+        counts, pos = self.sample_positions(ids, k, gen)
+        return counts, self.csr()[1][pos].long()
+
+    def sample_edges(self, ids: Tensor, k: int, gen: Optional[torch.Generator]):
+        """:meth:`sample_neighbors` plus the weights of the picked edges: ``(counts [n], sources
+        [Σ counts], weights [Σ counts] or None)`` (the same draws from ``gen``)."""
+        counts, pos = self.sample_positions(ids, k, gen)
+        w = self.csr_weight()
+        return counts, self.csr()[1][pos].long(), None if w is None else w[pos]
+
+    def sample_positions(self, ids: Tensor, k: int, gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+        """``(counts [n], pos [Σ counts])``: the CSR positions of :meth:`sample_neighbors`' picks."""
+        indptr, _ = self.csr()
         start = indptr[ids]
         deg = indptr[ids + 1] - start
         counts = deg if k < 0 else torch.clamp(deg, max=k)
@@ -96,7 +154,7 @@ class GraphStore(abc.ABC):
             off = floyd_offsets(deg[big], k, gen)
             dest = out_ptr[big, None] + torch.arange(k, device=deg.device)
             pos[dest.view(-1)] = (start[big, None] + off).view(-1)
-        return counts, indices[pos].long()
+        return counts, pos
 
     def induced_subgraph(self, nodes: Tensor) -> Tensor:
         """``[2, E']`` the edges with both ends in ``nodes`` ``[k]`` (distinct ids), renumbered to

@@ -20,28 +20,59 @@ from .graph import GraphStore
 META_KEYS = ("num_classes", "evaluator_name", "is_symmetric", "name", "multilabel")
 
 
+def csr_order(edge_index: Tensor, symmetric: bool = False) -> Optional[Tensor]:
+    """The permutation ``[E]`` that puts the edges in :func:`in_neighbor_csr`'s order (CSR entry ``p``
+    is edge ``perm[p]``), or ``None`` when they already are (targets, or with ``symmetric`` sources,
+    sorted)."""
+    dst = edge_index[0] if symmetric else edge_index[1]
+    if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
+        return torch.sort(dst, stable=True).indices
+    return None
+
+
 def in_neighbor_csr(edge_index: Tensor, num_nodes: int, symmetric: bool = False) -> Tuple[Tensor, Tensor]:
     """``(indptr [N + 1], indices [E])`` int64: row ``i`` lists the sources ``j`` of edges ``j -> i``.
 
     Within a row the edges keep their order in ``edge_index`` (a stable sort by target, skipped when
-    the targets already come sorted). A symmetric graph is read reversed (``j`` lists its targets,
-    which are its sources too), which skips the sort for the usual source-sorted ``edge_index``.
+    the targets already come sorted: :func:`csr_order`). A symmetric graph is read reversed (``j``
+    lists its targets, which are its sources too), which skips the sort for the usual source-sorted
+    ``edge_index``.
     """
     dst, src = (edge_index[0], edge_index[1]) if symmetric else (edge_index[1], edge_index[0])
-    if dst.numel() > 1 and not bool((dst[1:] >= dst[:-1]).all()):
-        dst, perm = torch.sort(dst, stable=True)
-        src = src[perm]
+    perm = csr_order(edge_index, symmetric)
+    if perm is not None:
+        dst, src = dst[perm], src[perm]
     indptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=dst.device)
     torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=indptr[1:])
     return indptr, src.long()
 
 
-class InMemoryGraphStore(GraphStore):
-    """The structure of ``edge_index`` ``[2, E]`` on ``num_nodes`` nodes, held in memory."""
+def weights_symmetric(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> bool:
+    """Whether the multiset of ``(j, i, a)`` equals that of ``(i, j, a)``: ``A = A^T`` weights included.
+    Two sorts of the ``E`` edges by ``(key, weight)``, one by ``j·N + i``, one by ``i·N + j``."""
+    def ordered(src: Tensor, dst: Tensor) -> Tuple[Tensor, Tensor]:
+        by_w = torch.sort(edge_weight, stable=True).indices
+        key = src[by_w] * num_nodes + dst[by_w]
+        key, perm = torch.sort(key, stable=True)
+        return key, edge_weight[by_w][perm]
 
-    def __init__(self, edge_index: Tensor, num_nodes: int, is_symmetric: bool = False):
+    k1, w1 = ordered(edge_index[0].long(), edge_index[1].long())
+    k2, w2 = ordered(edge_index[1].long(), edge_index[0].long())
+    return bool(torch.equal(k1, k2) and torch.equal(w1, w2))
+
+
+class InMemoryGraphStore(GraphStore):
+    """The structure of ``edge_index`` ``[2, E]`` on ``num_nodes`` nodes, held in memory, with the
+    optional weights ``edge_weight`` ``[E]`` (``a_ij`` of the edge ``j -> i``)."""
+
+    def __init__(self, edge_index: Tensor, num_nodes: int, is_symmetric: bool = False,
+                 edge_weight: Optional[Tensor] = None):
         self._edge_index, self._num_nodes, self._symmetric = edge_index, int(num_nodes), bool(is_symmetric)
+        self._weight = edge_weight
+        self._sym_adj = self._symmetric and (edge_weight is None or weights_symmetric(edge_index, edge_weight,
+                                                                                   self._num_nodes))
         self._csr: Optional[Tuple[Tensor, Tensor]] = None
+        self._csr_w: Optional[Tensor] = None
         self._adj: Dict[Tuple[str, float], Adjacency] = {}
 
     @property
@@ -57,23 +88,35 @@ class InMemoryGraphStore(GraphStore):
         return self._symmetric
 
     @property
+    def symmetric_adjacency(self) -> bool:
+        return self._sym_adj
+
+    @property
     def device(self) -> torch.device:
         return self._edge_index.device
 
     def csr(self) -> Tuple[Tensor, Tensor]:
         if self._csr is None:
-            self._csr = in_neighbor_csr(self._edge_index, self._num_nodes, self._symmetric)
+            self._csr = in_neighbor_csr(self._edge_index, self._num_nodes, self._sym_adj)
         return self._csr
 
     def edge_index(self) -> Tensor:
         return self._edge_index
+
+    def edge_weight(self) -> Optional[Tensor]:
+        return self._weight
+
+    def csr_weight(self) -> Optional[Tensor]:
+        if self._weight is not None and self._csr_w is None:
+            self._csr_w = super().csr_weight()
+        return self._csr_w
 
     def adjacency(self, norm: str, diag_lambda: float = 0.0) -> Adjacency:
         lam = float(diag_lambda or 0.0) if norm == "diag" else 0.0
         key = (norm, lam)
         if key not in self._adj:
             self._adj[key] = Adjacency.from_edge_index(self._edge_index, self._num_nodes, norm=norm, diag_lambda=lam,
-                                                       symmetric=self._symmetric)
+                                                       edge_weight=self._weight, symmetric=self._sym_adj)
         return self._adj[key]
 
 
@@ -119,12 +162,31 @@ def node_tensors(data) -> Dict[str, Tensor]:
     return out
 
 
+def edge_weights_of(data) -> Optional[Tensor]:
+    """``data.edge_weight`` ``[E]`` (or ``[E, 1]``) as a float ``[E]`` tensor, ``None`` when absent;
+    a :class:`GnnkitError` for a wrong shape or a non-finite or negative weight."""
+    w = getattr(data, "edge_weight", None)
+    if w is None:
+        return None
+    e = int(data.edge_index.shape[1])
+    if not isinstance(w, Tensor) or tuple(w.shape) not in ((e,), (e, 1)):
+        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        raise GnnkitError(f"edge_weight must have shape [E] = [{e}], got {shape}")
+    w = w.view(-1)
+    if not w.is_floating_point():
+        w = w.to(torch.float32)
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise GnnkitError("edge_weight must be finite and non-negative (the normalizations take square roots "
+                          "and reciprocals of weighted degrees)")
+    return w
+
+
 def from_data(data) -> Tuple[InMemoryGraphStore, InMemoryFeatureStore]:
     """``(graph, features)`` over a validated PyG ``Data`` (no copies; the tensors stay on its device)."""
     if getattr(data, "edge_index", None) is None or data.num_nodes is None:
         raise GnnkitError("a graph store needs data.edge_index and data.num_nodes")
     symmetric = bool(getattr(data, "is_symmetric", False))
-    graph = InMemoryGraphStore(data.edge_index, int(data.num_nodes), symmetric)
+    graph = InMemoryGraphStore(data.edge_index, int(data.num_nodes), symmetric, edge_weights_of(data))
     meta = {k: getattr(data, k) for k in META_KEYS if getattr(data, k, None) is not None}
     meta["is_symmetric"] = symmetric
     return graph, InMemoryFeatureStore(node_tensors(data), meta)
