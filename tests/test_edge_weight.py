@@ -163,3 +163,16 @@ def test_edge_attr_is_refused_by_gnnkit_models():
 def test_adjacency_rejects_weights_of_the_wrong_length():
     with pytest.raises(GnnkitError, match="edge_weight must have shape"):
         Adjacency.from_edge_index(torch.tensor([[0, 1], [1, 0]]), 2, edge_weight=torch.ones(3))
+
+
+def test_load_drop_edge_attr_trains_and_keeps_the_users_graph():
+    from gnnkit.data import load
+
+    data = weighted()
+    data.edge_attr = torch.randn(data.edge_index.shape[1], 3)
+    loaded = load(data, drop_edge_attr=True)
+    assert getattr(loaded, "edge_attr", None) is None and data.edge_attr is not None
+    assert torch.equal(loaded.edge_weight, data.edge_weight)  # weights are kept
+    model = build_model("gcn", data.num_features, 2, hidden=8)
+    r = Trainer(sampler="full", max_epochs=2, progress=False, device="cpu").fit(model, loaded)
+    assert r["epochs"] == 2

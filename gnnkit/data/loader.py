@@ -15,7 +15,8 @@ a store folder                      :mod:`gnnkit.stores.ondisk` (``gnnkit-store.
 ==================================  ==========================================================
 
 Every result is validated (:func:`gnnkit.data.validate`); ``normalize=True`` also removes
-self-loops and duplicate edges. An unknown name or option raises
+self-loops and duplicate edges; ``drop_edge_attr=True`` removes ``edge_attr`` (gnnkit's own models
+refuse a graph with edge features rather than ignore them; ``edge_weight`` is always kept and used). An unknown name or option raises
 :class:`~gnnkit.errors.GraphValidationError` listing the known ones.
 """
 from __future__ import annotations
@@ -116,7 +117,8 @@ def _dispatch(name_or_path: Any, root: Optional[Path], options: dict) -> Data:
                                f"a path to a .npz file, or a networkx graph")
 
 
-def load(name_or_path: Any, root=None, *, normalize: bool = False, **options) -> Data:
+def load(name_or_path: Any, root=None, *, normalize: bool = False, drop_edge_attr: bool = False,
+         **options) -> Data:
     """Load a graph (see the module docstring) and validate it.
 
     Returns a ``Data`` with ``x`` float32 ``[N, F]``, ``y`` int64 ``[N]`` (``-1`` = unlabeled),
@@ -127,4 +129,6 @@ def load(name_or_path: Any, root=None, *, normalize: bool = False, **options) ->
     data = _dispatch(name_or_path, root, options)
     if not isinstance(data, Data):
         raise GnnkitError(f"loader returned {type(data).__name__}, not a torch_geometric Data")
+    if drop_edge_attr and getattr(data, "edge_attr", None) is not None:
+        del data.edge_attr
     return validate(data, fix=normalize)
