@@ -35,21 +35,51 @@ def _sets(src, dst, t, hs, hd, i):
     return set(dst[same].tolist()), set(hd[hs == src[i]].tolist())
 
 
-def test_hist_rnd_negatives_follow_the_scheme():
-    s = tgb_split(_stream())
+@pytest.mark.parametrize("method,n", [("dense", 30), ("sparse", 400)])
+def test_hist_rnd_negatives_follow_the_scheme(method, n):
+    s = tgb_split(_stream(n=n, e=1500, repeat=0.6) if method == "sparse" else _stream())
     m, tr = s.test_mask, s.train_mask
     src, dst, t, hs, hd = s.src[m], s.dst[m], s.t[m], s.src[tr], s.dst[tr]
     k = 10
-    neg = tgb_negatives(src, dst, t, hs, hd, first_dst=0, last_dst=29, num_negatives=k, seed=1)
+    kw = dict(first_dst=0, last_dst=n - 1, num_negatives=k, seed=1, method=method)
+    neg = tgb_negatives(src, dst, t, hs, hd, **kw)
     assert neg.shape == (src.numel(), k)
-    assert torch.equal(neg, tgb_negatives(src, dst, t, hs, hd, first_dst=0, last_dst=29, num_negatives=k, seed=1))
+    assert torch.equal(neg, tgb_negatives(src, dst, t, hs, hd, **kw))
+    some_hist = 0
     for i in range(src.numel()):  # the reference check loops; the generator does not
         p, h = _sets(src, dst, t, hs, hd, i)
         row = [x for x in neg[i].tolist() if x >= 0]
         assert len(set(row)) == len(row) and not (set(row) & p)  # distinct, filtered
         n_h = min(k // 2, len(h - p))
         assert set(row[:n_h]) <= h - p and not (set(row[n_h:]) & (h | p))
-        assert len(row) == min(k, n_h + 30 - len(h | p))
+        assert len(row) == min(k, n_h + n - len(h | p))
+        some_hist += n_h > 0
+    assert some_hist > 10
+
+
+@pytest.mark.parametrize("method", ["dense", "sparse"])
+def test_both_parts_uniform(method):
+    """One source with 40 historical destinations: each is among the 5 historical picks with
+    probability 5/40; each other destination among the 5 random ones with probability 5/(n - 41)."""
+    n, e, k = 600, 3000, 10
+    hist_dst = torch.arange(1, 41)
+    src, dst = torch.zeros(e, dtype=torch.long), torch.full((e,), n - 1)
+    t = torch.arange(e, dtype=torch.float64)  # every event alone at its time
+    neg = tgb_negatives(src, dst, t, torch.zeros(40, dtype=torch.long), hist_dst, first_dst=0, last_dst=n - 1,
+                        num_negatives=k, seed=3, method=method)
+    counts = torch.bincount(neg.view(-1), minlength=n).double()
+    for ids, p in ((hist_dst, 5 / 40), (torch.cat([torch.tensor([0]), torch.arange(41, n - 1)]), 5 / (n - 41))):
+        mean, sd = e * p, (e * p * (1 - p)) ** 0.5
+        assert ((counts[ids] - mean).abs() < 5 * sd).all()
+    assert counts[n - 1] == 0
+
+
+def test_sparse_refused_where_the_range_is_narrow():
+    s = tgb_split(_stream())
+    m, tr = s.test_mask, s.train_mask
+    with pytest.raises(GnnkitError, match="too few for the sparse method"):
+        tgb_negatives(s.src[m], s.dst[m], s.t[m], s.src[tr], s.dst[tr], first_dst=0, last_dst=29,
+                      num_negatives=10, method="sparse")
 
 
 def test_matches_py_tgb_when_the_candidates_are_exhausted(tmp_path):

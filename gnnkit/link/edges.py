@@ -70,14 +70,19 @@ class EdgeSet:
 
     def contains(self, u: Tensor, v: Tensor) -> Tensor:
         """Bool ``[Q]``: whether each ``(u_q, v_q)`` is a member."""
-        q = self.key(u, v).to(self.keys.device)
-        if self.keys.numel() == 0:
-            return torch.zeros_like(q, dtype=torch.bool)
-        pos = torch.searchsorted(self.keys, q).clamp_max(self.keys.numel() - 1)
-        return self.keys[pos] == q
+        return member(self.keys, self.key(u, v).to(self.keys.device))
 
     def __len__(self) -> int:
         return int(self.keys.numel())
+
+
+def member(sorted_keys: Tensor, q: Tensor) -> Tensor:
+    """Whether each entry of ``q`` (any shape) is in the sorted 1-D ``sorted_keys``: one
+    ``searchsorted``, ``O(|q| log |keys|)``."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(q, dtype=torch.bool)
+    pos = torch.searchsorted(sorted_keys, q.reshape(-1)).clamp_max(sorted_keys.numel() - 1)
+    return (sorted_keys[pos] == q.reshape(-1)).view(q.shape)
 
 
 def first_occurrences(keys: Tensor) -> Tensor:

@@ -15,7 +15,9 @@ Result ``[E, K]`` int64, historical picks first, ``-1`` padding where a row has 
 Vectorized over chunks of rows: the candidates of a row are a dense ``[D]`` mask
 (``D = last_dst - first_dst + 1``), a uniform random key per candidate, and ``topk`` of the
 smallest keys among the allowed ones is a uniform subset without replacement. A chunk holds at
-most ``chunk_elems`` keys. The draws differ from py-tgb's numpy stream but follow the same
+most ``chunk_elems`` keys. Where the range ``D`` is much wider than ``K`` plus a row's exclusions,
+``method="auto"`` takes the sparse path of :mod:`gnnkit.link.tgb_sparse` (same distribution, no
+``[rows, D]`` matrix). The draws differ from py-tgb's numpy stream but follow the same
 distribution; they are seeded (``torch.Generator().manual_seed(seed)``).
 
 :func:`load_or_generate` keeps them in a file beside the run (``atomic_torch_save``; read back
@@ -32,6 +34,8 @@ from torch import Tensor
 from gnnkit.errors import GnnkitError
 from gnnkit.fileio import atomic_torch_save
 from gnnkit.sparse.segments import concat_ranges
+
+from .tgb_sparse import historical, random_part, sparse_fits
 
 
 def _csr(group: Tensor, value: Tensor, num_groups: int):
@@ -68,22 +72,30 @@ def _chunk(keys, hist, pos, first: int, k: int, ratio: float) -> Tensor:
     n_h = hreal.sum(1, keepdim=True)
     rcols, rreal = _smallest(keys, rnd_ok, k)
     rreal &= torch.arange(rcols.shape[1])[None, :] < (k - n_h)
-    cols, real = torch.cat([hcols, rcols], 1), torch.cat([hreal, rreal], 1)
-    order = torch.sort((~real).to(torch.uint8), dim=1, stable=True).indices[:, :k]
-    out = torch.where(real, cols + first, torch.full_like(cols, -1)).gather(1, order)
-    if out.shape[1] < k:
-        out = torch.cat([out, out.new_full((out.shape[0], k - out.shape[1]), -1)], 1)
-    return out
+    hist = torch.where(hreal, hcols + first, torch.full_like(hcols, -1))
+    return _compact([hist, torch.where(rreal, rcols + first, torch.full_like(rcols, -1))], k)
+
+
+def _compact(parts, k: int) -> Tensor:
+    """Row-wise concatenation of ``-1``-padded parts, real entries first (in order), ``[R, k]``."""
+    cols = torch.cat(parts, 1)
+    order = torch.sort((cols < 0).to(torch.uint8), dim=1, stable=True).indices[:, :k]
+    out = cols.gather(1, order)
+    return torch.cat([out, out.new_full((out.shape[0], k - out.shape[1]), -1)], 1) if out.shape[1] < k else out
 
 
 def tgb_negatives(src: Tensor, dst: Tensor, t: Tensor, hist_src: Tensor, hist_dst: Tensor, *,
                   first_dst: int, last_dst: int, num_negatives: int = 100, hist_ratio: float = 0.5,
-                  seed: int = 0, chunk_elems: int = 1 << 24) -> Tensor:
+                  seed: int = 0, chunk_elems: int = 1 << 24, method: str = "auto") -> Tensor:
     """``[E, K]`` negative destinations for the events ``src, dst, t`` ``[E]`` given the historical
-    (training) events ``hist_src, hist_dst`` (module docstring)."""
+    (training) events ``hist_src, hist_dst`` (module docstring). ``method``: ``"dense"`` (the
+    ``[rows, D]`` keys), ``"sparse"`` (:mod:`gnnkit.link.tgb_sparse`, for ``D`` much wider than ``K``
+    plus a row's exclusions) or ``"auto"`` (sparse where it applies)."""
     if num_negatives < 1 or not 0.0 <= hist_ratio <= 1.0 or last_dst < first_dst or first_dst < 0:
         raise GnnkitError(f"bad TGB negative settings: num_negatives={num_negatives}, hist_ratio={hist_ratio}, "
                           f"destinations [{first_dst}, {last_dst}]")
+    if method not in ("auto", "dense", "sparse"):
+        raise GnnkitError(f"unknown TGB negative method {method!r}; known: auto, dense, sparse")
     src, dst, t = src.long().cpu(), dst.long().cpu(), t.cpu()
     n = 1 + max([last_dst] + [int(a.max()) for a in (src, hist_src, hist_dst) if a.numel()])
     hist_keys = torch.unique(hist_src.long().cpu() * n + hist_dst.long().cpu())
@@ -93,8 +105,16 @@ def tgb_negatives(src: Tensor, dst: Tensor, t: Tensor, hist_src: Tensor, hist_ds
     num_groups = int(gid.max()) + 1 if gid.numel() else 0
     p_vals, p_ptr = _csr(gid, dst, num_groups)
     d = last_dst - first_dst + 1
-    rows = max(1, chunk_elems // d)
     gen = torch.Generator().manual_seed(int(seed))
+    widest = int((h_ptr[1:] - h_ptr[:-1]).max()) + int((p_ptr[1:] - p_ptr[:-1]).max()) if src.numel() else 0
+    if method == "sparse" or (method == "auto" and sparse_fits(d, num_negatives, widest)):
+        if not sparse_fits(d, num_negatives, widest):
+            raise GnnkitError(f"TGB negatives: {d} destinations are too few for the sparse method "
+                              f"(needs >= 8 (K + {widest}) + 64)")
+        p_keys = torch.unique(gid * n + dst)
+        return _sparse(src, gid, (hist_keys, h_vals, h_ptr, p_keys), n, first_dst, last_dst, num_negatives,
+                       hist_ratio, gen, max(1, chunk_elems // (3 * num_negatives + 16)))
+    rows = max(1, chunk_elems // d)
     out = []
     for a in range(0, src.numel(), rows):  # chunks of rows, each fully vectorized
         s, g = src[a:a + rows], gid[a:a + rows]
@@ -105,6 +125,18 @@ def tgb_negatives(src: Tensor, dst: Tensor, t: Tensor, hist_src: Tensor, hist_ds
         keys = torch.rand(s.numel(), d, generator=gen)
         out.append(_chunk(keys, hist, pos, first_dst, num_negatives, hist_ratio))
     return torch.cat(out) if out else torch.zeros(0, num_negatives, dtype=torch.long)
+
+
+def _sparse(src, gid, tables, n: int, first: int, last: int, k: int, ratio: float, gen, rows: int) -> Tensor:
+    """The sparse path in chunks of ``rows`` rows (:mod:`gnnkit.link.tgb_sparse`)."""
+    hist_keys, h_vals, h_ptr, p_keys = tables
+    kh, out = int(k * ratio), []
+    for a in range(0, src.numel(), rows):  # chunks of rows, each fully vectorized
+        s, g = src[a:a + rows], gid[a:a + rows]
+        hist = historical(s, g, h_ptr, h_vals, p_keys, n, first, last, kh, gen)
+        need = k - (hist >= 0).sum(1)
+        out.append(_compact([hist, random_part(s, g, need, hist_keys, p_keys, n, first, last, k, gen)], k))
+    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long)
 
 
 def load_or_generate(path: str, src: Tensor, dst: Tensor, t: Tensor, hist_src: Tensor, hist_dst: Tensor,
