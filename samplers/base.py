@@ -42,6 +42,22 @@ def check_edge_attr(data, model) -> None:
                       "train a PyG model whose forward takes edge_attr")
 
 
+def wants_edges(model) -> bool:
+    """Whether ``model`` reads a PyG-style :class:`~samplers.batch.PygEdges` (``wants_edge_index``)."""
+    return bool(getattr(model, "wants_edge_index", False))
+
+
+def edge_attr_of(ctx, model, eid: Optional[Tensor] = None) -> Optional[Tensor]:
+    """``data.edge_attr`` rows ``eid`` (all when ``None``) for a model that takes edge features,
+    else ``None`` (a graph given as stores carries no edge features)."""
+    if not getattr(model, "takes_edge_attr", False):
+        return None
+    attr = getattr(ctx.data, "edge_attr", None)
+    if attr is None:
+        return None
+    return attr if eid is None else attr[eid]
+
+
 class Sampler(Plugin, abc.ABC):
     axis = "sampler"
     package = "gnnkit.samplers"

@@ -9,7 +9,8 @@ Shapes (``n_in`` input rows, ``n_out`` output rows, ``F`` features, ``T`` target
 * ``adj``: the propagation operator(s): one :class:`~gnnkit.sparse.Adjacency` ``[n_out, n_in]`` for
   every layer (full batch, Cluster-GCN), a list with one bipartite block per layer in layer order
   (layer ``l`` maps ``adj[l].num_cols`` rows to the first ``adj[l].num_rows``: neighbor sampling), or
-  :class:`~gnnkit.history.HistoryBlocks` (MVS with historical embeddings);
+  :class:`~gnnkit.history.HistoryBlocks` (MVS with historical embeddings), or :class:`PygEdges` (a
+  PyG-style subgraph, for a model that declares ``wants_edge_index``: :mod:`gnnkit.models.pyg`);
 * ``n_id`` ``[n_in]``: global ids of the input rows, output rows first (``None``: the whole graph in
   id order);
 * ``loss_index`` ``[m]``: the output rows (edge rows for an edge batch) that carry the loss;
@@ -37,6 +38,21 @@ def _move(value: Any, device) -> Any:
     if isinstance(value, list) and type(value) is list:
         return [_move(v, device) for v in value]
     return value
+
+
+@dataclass
+class PygEdges:
+    """A PyG-style subgraph: ``edge_index`` ``[2, E]`` (``(source, target)`` in batch-local row ids),
+    ``edge_weight`` ``[E]`` (raw weights ``a_ij``, not normalized) or ``None``, ``edge_attr``
+    ``[E, D]`` or ``None``. What the samplers hand a model written the PyG way."""
+
+    edge_index: Tensor
+    edge_weight: Optional[Tensor] = None
+    edge_attr: Optional[Tensor] = None
+
+    def to(self, device) -> "PygEdges":
+        return PygEdges(*(None if t is None else t.to(device) for t in (self.edge_index, self.edge_weight,
+                                                                          self.edge_attr)))
 
 
 @dataclass

@@ -21,6 +21,9 @@ have been built with that operator (``build_model(..., adj_norm="diag", diag_lam
 full-graph evaluation uses it too: setup checks ``ctx.adj_norm``/``ctx.diag_lambda`` and raises
 otherwise.
 
+A PyG-style model (``wants_edge_index``) gets the batch's ``edge_index`` (local ids), raw
+``edge_weight`` and ``edge_attr`` as a :class:`~samplers.batch.PygEdges` and normalizes itself.
+
 A batch (:class:`~samplers.batch.Batch`) has ``x`` ``[n_b, F]``, ``y`` ``[n_b]``, ``adj``
 ``[n_b, n_b]``, ``n_id`` ``[n_b]`` (global ids), ``loss_index`` the batch rows that are training
 nodes (the loss is their mean) and ``extra`` ``train_mask``/``val_mask``/``test_mask`` ``[n_b]``
@@ -51,8 +54,8 @@ from gnnkit.partition import DEFAULT_UFACTOR, Partition, check_num_parts, check_
 from gnnkit.sparse import Adjacency
 from gnnkit.sparse.segments import concat_ranges
 
-from .base import Sampler
-from .batch import Batch
+from .base import Sampler, edge_attr_of, wants_edges
+from .batch import Batch, PygEdges
 from .loader import epoch_generator, seed_nodes, shard
 
 SCOPES = ("whole", "train")
@@ -146,12 +149,14 @@ class ClusterSampler(Sampler):
             keep = (dst >= 0) & (src >= 0)
             dst, src = dst[keep], src[keep]
         weight = graph.edge_weight()
-        if self.partition_scope == "train" and weight is not None:
-            weight = weight[keep]
+        eid = torch.arange(edge_index.shape[1], device=device) if getattr(self.model, "takes_edge_attr", False) else None
+        if self.partition_scope == "train":
+            weight, eid = (None if t is None else t[keep] for t in (weight, eid))
         dst, idx = torch.sort(dst)
         col_dtype = torch.int32 if n < 2**31 else torch.int64
         self.col = src[idx].to(col_dtype)
         self.weight = None if weight is None else weight[idx]  # [nnz] a_ij of every CSR entry, or None
+        self.eid = None if eid is None else eid[idx]  # [nnz] edge_index position (a model taking edge_attr)
         del src, idx
         self.crow = torch.zeros(n + 1, dtype=torch.int64, device=device)
         torch.cumsum(torch.bincount(dst, minlength=n), 0, out=self.crow[1:])
@@ -196,8 +201,12 @@ class ClusterSampler(Sampler):
         src = local[keep] + col[keep] - self.ptr[c[keep]]
         edge_index = torch.stack([src, row[keep]])
         weight = None if self.weight is None else self.weight[ent][keep]
-        adj = Adjacency.from_edge_index(edge_index, nb, norm=self.norm, diag_lambda=self.diag_lambda or 0.0,
-                                        edge_weight=weight, symmetric=self.ctx.graph.symmetric_adjacency)
+        if wants_edges(self.model):  # a PyG-style model: the batch's edges, raw weights and edge features
+            attr = None if self.eid is None else edge_attr_of(self.ctx, self.model, self.eid[ent][keep])
+            adj = PygEdges(edge_index, weight, attr)
+        else:
+            adj = Adjacency.from_edge_index(edge_index, nb, norm=self.norm, diag_lambda=self.diag_lambda or 0.0,
+                                            edge_weight=weight, symmetric=self.ctx.graph.symmetric_adjacency)
         n_id = self.nodes[pos]
         get = self.ctx.features.get
         train = get("train_mask", n_id)

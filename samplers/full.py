@@ -2,7 +2,8 @@
 
 The batch is the graph itself: ``x`` all features, ``adj`` the whole graph's normalized adjacency in
 the model's operator (``ctx.graph.adjacency``, built once), ``n_id = None`` and ``loss_index`` the
-training nodes. Under several processes each rank takes a disjoint share of the training nodes with
+training nodes. A PyG-style model (``wants_edge_index``) gets the graph's own ``edge_index``,
+``edge_weight`` and ``edge_attr`` instead (:class:`~samplers.batch.PygEdges`). Under several processes each rank takes a disjoint share of the training nodes with
 weights ``w / n_train`` (the loss is a sum; DistributedDataParallel averages over the ``w`` ranks),
 so the gradients averaged over ranks equal the single-process gradient.
 """
@@ -13,8 +14,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .base import Sampler
-from .batch import Batch
+from .base import Sampler, edge_attr_of, wants_edges
+from .batch import Batch, PygEdges
 from .loader import seed_nodes, shard
 
 
@@ -27,7 +28,12 @@ class FullBatchSampler(Sampler):
 
     def _whole(self, loss_index: Tensor, weight: Optional[Tensor], y: Tensor, **kw) -> Batch:
         ctx = self.ctx
-        return Batch(x=ctx.features.get("x"), y=y, adj=ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda),
+        if wants_edges(self.model):  # a PyG-style model: the graph's own edges, weights and edge features
+            g = ctx.graph
+            adj = PygEdges(g.edge_index(), g.edge_weight(), edge_attr_of(ctx, self.model))
+        else:
+            adj = ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
+        return Batch(x=ctx.features.get("x"), y=y, adj=adj,
                      n_id=None, loss_index=loss_index, loss_weight=weight, num_nodes=ctx.graph.num_nodes, **kw)
 
     def sample_from_nodes(self, seeds: Tensor, share: bool = False) -> Batch:

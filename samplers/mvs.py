@@ -118,6 +118,10 @@ class MVSSampler(Sampler):
         self.uniform, self.history_device, self.history_allocate = uniform, history_device, history_allocate
 
     def setup(self, ctx, model) -> None:
+        from gnnkit.models.pyg import refuse
+
+        refuse(model, "the MVS sampler", "a gnnkit model (layers, head, apply_layer: its historical embeddings are "
+                                        "kept per layer)")
         super().setup(ctx, model)
         self.num_layers = getattr(model, "num_layers", None)
         if self.num_layers is None or not hasattr(model, "apply_layer"):

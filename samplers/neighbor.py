@@ -45,6 +45,11 @@ and dealt to ranks with equal step counts under several processes (:mod:`sampler
 neighbor draws use the same generator, so a resumed run draws the same batches. The neighbor draws
 come from the graph store (:meth:`~gnnkit.stores.GraphStore.sample_neighbors`).
 
+A PyG-style model (``wants_edge_index``, :mod:`gnnkit.models.pyg`) gets PyG's ``NeighborLoader``
+batch instead (:func:`sample_subgraph`): one ``edge_index`` of the sampled subgraph in local ids
+with the raw ``edge_weight`` (and ``edge_attr``), each node's in-neighbors sampled once, at the hop
+that first reaches it; the model normalizes (and scales) as it does in PyG.
+
 Edges (link prediction): :meth:`NeighborSampler.sample_from_edges` expands from both endpoints of
 every given edge (negatives are given as edges labelled 0): the seeds are the distinct endpoints
 (ascending), and ``edge_label_index`` holds each endpoint's row in the batch.
@@ -62,8 +67,8 @@ from gnnkit.sparse.blocks import expand
 from gnnkit.sparse.build import make_csr
 from gnnkit.sparse.subgraph import relabel
 
-from .base import Sampler
-from .batch import Batch
+from .base import Sampler, edge_attr_of, wants_edges
+from .batch import Batch, PygEdges
 from .loader import SeedLoader, epoch_generator, seed_nodes
 
 NORMS = ("gcn", "mean", "sum")
@@ -124,6 +129,29 @@ def sample_blocks(graph, seeds: Tensor, fanouts: Sequence[int], norm: str, gen: 
     return expand(seeds, fanouts, lambda targets, k: sample_block(graph, targets, k, norm, gen, lid))
 
 
+def sample_subgraph(graph, seeds: Tensor, fanouts: Sequence[int], gen: Optional[torch.Generator], lid: Tensor,
+                    edge_ids: bool = False) -> Tuple[Tensor, PygEdges, Optional[Tensor]]:
+    """PyG's ``NeighborLoader`` subgraph of ``seeds``: hop ``h`` samples ``fanouts[h]`` in-neighbors of
+    the nodes *first reached* at hop ``h - 1`` (the seeds at hop 0), so every node is sampled once.
+    Returns ``(n_id [n], edges, eid)``: ``edges.edge_index`` ``[2, E]`` ``(source, target)`` in local
+    ids (positions in ``n_id``, seeds first), ``edges.edge_weight`` the raw weights (``None`` when
+    unweighted) and ``eid`` ``[E]`` the edges' positions in ``graph.edge_index()`` (with ``edge_ids``)."""
+    n_id, frontier, parts = seeds, seeds, []
+    indices, weight = graph.csr()[1], graph.csr_weight()
+    for k in fanouts:
+        counts, pos = graph.sample_positions(frontier, k, gen)
+        src = indices[pos].long()
+        local, new = relabel(lid, n_id, src)
+        start = n_id.numel() - frontier.numel()  # the frontier is n_id's tail
+        dst = torch.repeat_interleave(torch.arange(start, n_id.numel(), device=seeds.device), counts)
+        parts.append((local, dst, pos))
+        n_id, frontier = torch.cat([n_id, new]), new
+    src, dst, pos = (torch.cat(t) for t in zip(*parts))
+    w = None if weight is None else weight[pos]
+    eid = graph.csr_edge_ids()[pos] if edge_ids else None
+    return n_id, PygEdges(torch.stack([src, dst]), w), eid
+
+
 def parse_fanouts(spec) -> List[int]:
     try:
         out = [int(v) for v in (spec.split(",") if isinstance(spec, str) else spec)]
@@ -154,7 +182,7 @@ class NeighborSampler(Sampler):
     def setup(self, ctx, model) -> None:
         super().setup(ctx, model)
         self.norm = ctx.adj_norm
-        if self.norm not in NORMS:
+        if self.norm not in NORMS and not wants_edges(model):
             raise GnnkitError(f"the neighbor sampler builds {', '.join(NORMS)} blocks; the model wants {self.norm!r}")
         layers = getattr(model, "num_layers", len(self.fanouts))
         if layers != len(self.fanouts):
@@ -175,7 +203,12 @@ class NeighborSampler(Sampler):
         """The sampled ``L``-hop neighborhood of ``seeds`` ``[B]`` (draws from ``gen``, default
         the current epoch's generator, fresh)."""
         gen = self.generator(self.epoch) if gen is None else gen
-        n_id, blocks = sample_blocks(self.ctx.graph, seeds, self.fanouts, self.norm, gen, self.lid)
+        if wants_edges(self.model):  # a PyG-style model: one subgraph, NeighborLoader's semantics
+            attr = getattr(self.model, "takes_edge_attr", False)
+            n_id, blocks, eid = sample_subgraph(self.ctx.graph, seeds, self.fanouts, gen, self.lid, edge_ids=attr)
+            blocks.edge_attr = None if eid is None else edge_attr_of(self.ctx, self.model, eid)
+        else:
+            n_id, blocks = sample_blocks(self.ctx.graph, seeds, self.fanouts, self.norm, gen, self.lid)
         b = seeds.numel()
         return Batch(x=self.ctx.features.get("x", n_id), y=self.ctx.features.get("y", seeds), adj=blocks, n_id=n_id,
                      batch_size=b, loss_index=torch.arange(b, device=seeds.device), num_nodes=n_id.numel())

@@ -84,6 +84,18 @@ class GraphStore(abc.ABC):
         perm = csr_order(self.edge_index(), self.symmetric_adjacency)
         return w if perm is None else w[perm]
 
+    def csr_edge_ids(self) -> Tensor:
+        """``[E]`` int64: the :meth:`edge_index` position of every CSR entry (to gather per-edge data
+        such as ``edge_attr`` for sampled edges); computed once."""
+        cached = self.__dict__.get("_csr_edge_ids")
+        if cached is None:
+            from .memory import csr_order
+
+            perm = csr_order(self.edge_index(), self.symmetric_adjacency)
+            cached = torch.arange(self.num_edges, device=self.device) if perm is None else perm
+            self.__dict__["_csr_edge_ids"] = cached
+        return cached
+
     @property
     def symmetric_adjacency(self) -> bool:
         """Whether ``A = A^T`` weights included (a symmetric structure with symmetric weights): the

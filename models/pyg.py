@@ -1,0 +1,151 @@
+"""Models written the PyG way in the Trainer: :class:`PyGModel` wraps ``forward(x, edge_index)``.
+
+A user's ``torch.nn.Module`` whose ``forward`` takes ``(x, edge_index)`` (optionally ``edge_weight``
+and/or ``edge_attr``, by keyword) — ``torch_geometric.nn`` layers such as ``GATConv`` stacked by
+hand, or ``torch_geometric.nn.models.GraphSAGE`` — trains through ``Trainer.fit(PyGModel(module),
+data)`` (:func:`as_model` wraps only what needs it). The wrapper holds the user's module as its only
+submodule, so the user's module holds the trained (selected) weights after ``fit``.
+
+What it declares to the samplers (which read, never write, the model):
+
+* ``wants_edge_index = True``: the full-batch, cluster and neighbor samplers hand it a
+  :class:`~gnnkit.samplers.batch.PygEdges` (``edge_index`` ``[2, E]`` of the batch's subgraph in
+  batch-local ids, the raw ``edge_weight`` ``[E]`` and ``edge_attr`` ``[E, D]`` when the graph has
+  them and the module takes them) instead of normalized adjacencies; the module normalizes itself
+  (``GCNConv``'s ``gcn_norm``, ``GATConv``'s attention). The loss rows are the batch's
+  ``loss_index`` (the seeds first for the neighbor sampler, as PyG's ``NeighborLoader``);
+* ``adj_norm = "sum"``: the whole-graph operator of evaluation is the raw weighted adjacency, from
+  which :meth:`PyGModel.inference` reads the edges back (full-graph forward, no layer-wise chunks);
+* ``num_layers``: the module's own ``num_layers``, else its count of ``MessagePassing`` layers (the
+  neighbor sampler wants one fanout per layer);
+* ``takes_edge_weight`` / ``takes_edge_attr``: from PyG's ``supports_edge_weight`` /
+  ``supports_edge_attr`` when the module has them (``BasicGNN`` models), else from ``forward``'s
+  parameters.
+
+MVS (per-layer historical embeddings) and ForwardGNN (layer-local training) need gnnkit's
+``layers``/``head`` contract and refuse a wrapped module with an error naming it.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from gnnkit.errors import GnnkitError
+from gnnkit.samplers.batch import PygEdges
+from gnnkit.sparse.build import rows_of
+
+
+def _forward_params(module: nn.Module) -> dict:
+    try:
+        return dict(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
+def is_pyg_model(module) -> bool:
+    """Whether ``module`` is a ``torch.nn.Module`` whose ``forward`` takes ``edge_index`` as its second
+    argument (PyG's convention) rather than gnnkit's ``adj``."""
+    if not isinstance(module, nn.Module) or isinstance(module, PyGModel):
+        return False
+    names = list(_forward_params(module))
+    return len(names) >= 2 and names[1] == "edge_index"
+
+
+def as_model(module: nn.Module) -> nn.Module:
+    """``PyGModel(module)`` for a PyG-style module (:func:`is_pyg_model`), ``module`` itself otherwise."""
+    return PyGModel(module) if is_pyg_model(module) else module
+
+
+def _count_layers(module: nn.Module) -> Optional[int]:
+    if isinstance(getattr(module, "num_layers", None), int):
+        return module.num_layers
+    from torch_geometric.nn import MessagePassing
+
+    n = sum(isinstance(m, MessagePassing) for m in module.modules())
+    return n or None
+
+
+class PyGModel(nn.Module):
+    """``module(x, edge_index[, edge_weight=][, edge_attr=])`` behind gnnkit's model interface.
+
+    Args:
+        module: the user's PyG-style module (``forward(x, edge_index, ...) -> [n, C]``).
+        num_layers: its message-passing depth, when it cannot be read from the module.
+    """
+
+    wants_edge_index = True
+    adj_norm = "sum"
+    diag_lambda = 0.0
+
+    def __init__(self, module: nn.Module, num_layers: Optional[int] = None):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise GnnkitError(f"PyGModel wraps a torch.nn.Module, got {type(module).__name__}")
+        params = _forward_params(module)
+        if "edge_index" not in params:
+            raise GnnkitError(f"{type(module).__name__}.forward takes no edge_index: a PyG-style model is "
+                              "forward(x, edge_index[, edge_weight][, edge_attr])")
+        self.module = module
+        self.takes_edge_weight = bool(getattr(module, "supports_edge_weight", "edge_weight" in params))
+        self.takes_edge_attr = bool(getattr(module, "supports_edge_attr", "edge_attr" in params))
+        layers = num_layers or _count_layers(module)
+        if layers is not None:
+            self.num_layers = int(layers)
+
+    def call(self, x: Tensor, edges: PygEdges) -> Tensor:
+        """The module on ``x`` ``[n, F]`` and the subgraph ``edges``: ``[n, C]``."""
+        kw = {}
+        if self.takes_edge_weight and edges.edge_weight is not None:
+            kw["edge_weight"] = edges.edge_weight
+        if self.takes_edge_attr and edges.edge_attr is not None:
+            kw["edge_attr"] = edges.edge_attr
+        return self.module(x, edges.edge_index, **kw)
+
+    def forward(self, x: Tensor, adj, return_embedding: bool = False):
+        """``adj``: a :class:`PygEdges` (from a sampler) or a whole-graph ``"sum"``
+        :class:`~gnnkit.sparse.Adjacency`. The module's output doubles as the embedding."""
+        out = self.call(x, adj if isinstance(adj, PygEdges) else edges_of(adj))
+        return (out, out) if return_embedding else out
+
+    @torch.no_grad()
+    def inference(self, x: Tensor, adj, batch_size: Optional[int] = None, return_embedding: bool = False,
+                  rows: Optional[tuple] = None, gather: Optional[Callable[[Tensor], Tensor]] = None):
+        """The whole graph in one forward (eval mode): ``[N, C]``. ``batch_size`` is not used (a PyG
+        module has no layer-wise inference here); with ``rows``/``gather`` every rank computes all
+        rows and keeps its block before the gather, so the result is the same."""
+        was_training = self.training
+        self.eval()
+        out = self.forward(x, adj)
+        self.train(was_training)
+        if rows is not None and gather is not None:
+            out = gather(out[rows[0]:rows[1]])
+        return (out, out) if return_embedding else out
+
+
+def edges_of(adj) -> PygEdges:
+    """The edges ``j -> i`` of a ``"sum"`` :class:`~gnnkit.sparse.Adjacency` (``A[i, j] = a_ij``):
+    ``edge_index = [j; i]`` ``[2, nnz]`` by target, ``edge_weight`` the entries ``[nnz]``."""
+    if not hasattr(adj, "csr"):
+        raise GnnkitError(f"a PyG-style model needs edges, got {type(adj).__name__} (its sampler builds blocks "
+                          "only a gnnkit model can read)")
+    crow, col = adj.csr.crow_indices(), adj.csr.col_indices()
+    edge_index = torch.stack([col.long(), rows_of(crow).long()])
+    return PygEdges(edge_index, adj.csr.values())
+
+
+def refuse(model, who: str, needs: str) -> None:
+    """A :class:`GnnkitError` when ``model`` is a wrapped PyG module: ``who`` needs ``needs``."""
+    if getattr(model, "wants_edge_index", False):
+        inner = type(getattr(model, "module", model)).__name__
+        raise GnnkitError(f"{who} needs {needs}; {inner} is a PyG-style module (forward(x, edge_index)): "
+                          "train it with the full, cluster or neighbor sampler")
+
+
+def whole_graph_edges(ctx, model) -> PygEdges:
+    """The whole graph for a PyG-style model's evaluation: the graph's own ``edge_index`` ``[2, E]``,
+    ``edge_weight`` ``[E]`` and (for a model that takes them) ``data.edge_attr`` ``[E, D]``."""
+    attr = getattr(ctx.data, "edge_attr", None) if getattr(model, "takes_edge_attr", False) else None
+    return PygEdges(ctx.graph.edge_index(), ctx.graph.edge_weight(), attr)
