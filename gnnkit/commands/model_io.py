@@ -73,8 +73,11 @@ def load(path: str):
 
 
 def tell(notes) -> None:
+    """Print each note on stderr (``gnnkit: note``), as the CLI's other messages."""
+    import sys
+
     for note in notes:
-        log.info("%s", note)
+        sys.stderr.write(f"gnnkit: {note}\n")
 
 
 def model_path(out: str, seed: int) -> str:
