@@ -10,7 +10,7 @@ import torch
 
 import gnnkit
 from gnnkit.errors import GnnkitError
-from gnnkit.model_export import csr_inputs, save_program, script_model
+from gnnkit.model_export import csr_inputs, export_model, save_program, script_model
 from gnnkit.model_file import FORMAT, _checksum, check_schema, load_model, read_model_file, save_model
 from gnnkit.models import build_model
 from gnnkit.stores import from_data
@@ -133,17 +133,25 @@ def test_schema_check_names_the_difference():
         check_schema(record, half)
 
 
+def _program(model, family: str, kind: str, path: str, example):
+    """Write and read back the program of ``model``: ``kind`` torchscript or export."""
+    if kind == "torchscript":
+        save_program(path, script_model(model, family))
+        return torch.jit.load(path)
+    save_program(path, export_model(model, family, example))
+    return torch.export.load(path).module()
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "export"])
 @pytest.mark.parametrize("family,kwargs", CONFIGS)
-def test_exported_program_gives_the_models_logits(tmp_path, family, kwargs):
+def test_exported_program_gives_the_models_logits(tmp_path, family, kwargs, kind):
     data = two_community_graph()
     model, _ = _trained(family, data, **kwargs)
-    path = str(tmp_path / "m.ts")
-    save_program(path, script_model(model, family))
-    program = torch.jit.load(path)
     graph, _ = from_data(data)
     inputs = csr_inputs(graph, model.adj_norm, model.diag_lambda)
+    program = _program(model, family, kind, str(tmp_path / "m.prog"), (data.x, *inputs))
     assert torch.equal(program(data.x, *inputs), _logits(model, data))
-    new = two_community_graph(n_per=25, seed=7)  # another graph of the same schema
+    new = two_community_graph(n_per=25, seed=7)  # another graph of the same schema, other sizes
     new_graph, _ = from_data(new)
     assert torch.equal(program(new.x, *csr_inputs(new_graph, model.adj_norm, model.diag_lambda)), _logits(model, new))
-    assert model.training is False and not isinstance(model, torch.jit.ScriptModule)
+    assert model.training is False and isinstance(model, gnnkit.models.GNN)

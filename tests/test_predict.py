@@ -107,15 +107,17 @@ def test_evaluate_refuses_other_classes(trained, capsys):
     assert "classes 5 (the model was trained on 4)" in capsys.readouterr().err
 
 
-def test_exported_program_gives_the_same_logits(trained, tmp_path):
+@pytest.mark.parametrize("kind", ["export", "torchscript"])
+def test_exported_program_gives_the_same_logits(trained, tmp_path, kind):
     out, _ = trained
-    program_path = str(tmp_path / "model.ts")
-    assert main(["export", os.path.join(out, "model-seed1.pt"), "--out", program_path]) == 0
+    program_path = str(tmp_path / "model.prog")
+    assert main(["export", os.path.join(out, "model-seed1.pt"), "--format", kind, "--out", program_path]) == 0
     model, _ = load_model(os.path.join(out, "model-seed1.pt"))
-    data = _graph()
-    graph, _ = from_data(data)
-    program = torch.jit.load(program_path)
-    assert torch.equal(program(data.x, *csr_inputs(graph, model.adj_norm, model.diag_lambda)), logits_for(model, data))
+    program = torch.jit.load(program_path) if kind == "torchscript" else torch.export.load(program_path).module()
+    for data in (_graph(), _graph(num_nodes=250, seed=9)):  # the training graph and a new one
+        graph, _ = from_data(data)
+        logits = program(data.x, *csr_inputs(graph, model.adj_norm, model.diag_lambda))
+        assert torch.equal(logits, logits_for(model, data))
 
 
 def test_tampered_model_file_is_refused(trained, tmp_path, capsys):
@@ -128,4 +130,4 @@ def test_tampered_model_file_is_refused(trained, tmp_path, capsys):
     assert "checksum mismatch" in capsys.readouterr().err
     obj["checksum"] = _checksum(obj)  # a consistent file of other weights loads
     torch.save(obj, path)
-    assert main(["export", path, "--out", str(tmp_path / "m.ts")]) == 0
+    assert main(["export", path, "--format", "torchscript", "--out", str(tmp_path / "m.ts")]) == 0
