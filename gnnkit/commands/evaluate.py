@@ -21,6 +21,7 @@ ORDER = 41
 def add_arguments(p: argparse.ArgumentParser) -> None:
     model_io.add_model_argument(p)
     p.add_argument("--out", default=None, help="also write the figures to this .json file")
+    model_io.add_inference_argument(p)
     model_io.add_dataset_arguments(p)
 
 
@@ -37,11 +38,12 @@ def split_data(record: dict, data):
     return seed_data(argparse.Namespace(split=split), data, seed)
 
 
-def figures(model, data) -> dict:
+def figures(model, data, inference_batch_size=None) -> dict:
     """``{"val_accuracy", "val_loss", "test_...", "train_..."}`` of ``model`` on ``data``'s masks."""
     from ..trainer import Trainer
 
-    trainer = Trainer(task="node", max_epochs=0, progress=False, device="cpu")
+    trainer = Trainer(task="node", max_epochs=0, progress=False, device="cpu",
+                      inference_batch_size=inference_batch_size)
     return trainer.fit(model, data)["metrics"]
 
 
@@ -53,7 +55,7 @@ def run(args) -> int:
     from ..model_file import check_schema
 
     model_io.tell(check_schema(record, data, labels=True))
-    result = figures(model, split_data(record, data))
+    result = figures(model, split_data(record, data), model_io.inference_batch_size(args, record))
     for split in ("train", "val", "test"):
         keys = sorted(k for k in result if k.startswith(f"{split}_"))
         print(f"{split}: " + "  ".join(f"{k[len(split) + 1:]} {result[k]:.4f}" for k in keys))

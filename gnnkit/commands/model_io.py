@@ -19,6 +19,23 @@ def add_model_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="a model file written by gnnkit train (OUT/model-seed*.pt)")
 
 
+def add_inference_argument(p: argparse.ArgumentParser) -> None:
+    from .options import count
+
+    p.add_argument("--inference-batch-size", type=count, default=None,
+                   help="rows per chunk of the whole-graph pass (default: the training run's)")
+
+
+def inference_batch_size(args, record: Dict[str, Any]) -> Optional[int]:
+    """``--inference-batch-size``, else the training run's (the same chunks give the same figures)."""
+    if args.inference_batch_size is not None:
+        if args.inference_batch_size < 1:
+            raise GnnkitError(f"--inference-batch-size must be at least 1, got {args.inference_batch_size}")
+        return args.inference_batch_size
+    value = (record["training"].get("settings") or {}).get("inference_batch_size")
+    return value if isinstance(value, int) and value >= 1 else None
+
+
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     """``--dataset``, ``--root`` and the csbm options (as in ``gnnkit train``)."""
     p.add_argument("--dataset", default=None,

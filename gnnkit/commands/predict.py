@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model_io.add_model_argument(p)
     p.add_argument("--nodes", default=None, help="ids (0,5,10-19) or a file of ids (default: all nodes)")
     p.add_argument("--out", default="predictions.csv", help="a .csv or .pt file (default predictions.csv)")
+    model_io.add_inference_argument(p)
     model_io.add_dataset_arguments(p)
 
 
@@ -66,14 +67,19 @@ def parse_nodes(spec, num_nodes: int):
     return ids
 
 
-def logits_for(model, data) -> torch.Tensor:
-    """The model's whole-graph logits ``[N, C]`` for ``data`` with the model's operator."""
+def logits_for(model, data, batch_size=None) -> torch.Tensor:
+    """The model's whole-graph logits ``[N, C]`` for ``data`` with the model's operator, computed
+    as the Trainer evaluates (rows in chunks of ``batch_size``; ``None``: the Trainer's default,
+    all rows up to 2^17 nodes, else 2^16-row chunks)."""
     from ..stores import from_data
+    from ..trainer import INFERENCE_ROWS, LARGE_GRAPH
 
     graph, features = from_data(data)
     adj = graph.adjacency(model.adj_norm, model.diag_lambda)
+    if batch_size is None and graph.num_nodes > LARGE_GRAPH:
+        batch_size = INFERENCE_ROWS
     with torch.no_grad():
-        return model.inference(features.get("x"), adj)
+        return model.inference(features.get("x"), adj, batch_size=batch_size)
 
 
 def _write_csv(path: str, nodes: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor) -> None:
@@ -111,7 +117,7 @@ def run(args) -> int:
 
     model_io.tell(check_schema(record, data))
     nodes = parse_nodes(args.nodes, int(data.num_nodes))
-    logits = logits_for(model, data)
+    logits = logits_for(model, data, model_io.inference_batch_size(args, record))
     nodes = torch.arange(logits.shape[0]) if nodes is None else nodes
     write_predictions(args.out, nodes, logits[nodes], dataset_schema(data)["fingerprint"])
     print(f"predicted {nodes.numel()} nodes ({logits.shape[1]} classes) -> {args.out}")
