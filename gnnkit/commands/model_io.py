@@ -41,6 +41,8 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None,
                    help="a known name, a .npz path or a store folder (default: the dataset the model was trained on)")
     p.add_argument("--root", default=None, help="dataset root (default: $GNNKIT_DATA or the project's data/)")
+    p.add_argument("--drop-edge-attr", action="store_true",
+                   help="remove the graph's edge_attr (implied when the training run dropped them)")
     from ..data.csbm import add_csbm_arguments
 
     add_csbm_arguments(p)
@@ -69,17 +71,20 @@ def load_graph(args, record: Dict[str, Any]):
             raise GnnkitError("the model file names no dataset; pass --dataset")
         if dataset == "csbm" or str(dataset).startswith("csbm:"):
             _recorded_csbm(args, record)
+    options = {}
+    if args.drop_edge_attr or (record["training"].get("settings") or {}).get("drop_edge_attr"):
+        options["drop_edge_attr"] = True
     transform = record["normalization"].get("features")
-    if not transform:
-        return factory_load(dataset, args)
-    import inspect
+    if transform:  # the training run's feature transform
+        import inspect
 
-    from ..data import load as data_load
+        from ..data import load as data_load
 
-    if "transform" not in inspect.signature(data_load).parameters:
-        raise GnnkitError(f"the model was trained on features transformed by {transform!r}, "
-                          "which this gnnkit cannot apply")
-    return factory_load(dataset, args, transform=transform)  # the training run's feature transform
+        if "transform" not in inspect.signature(data_load).parameters:
+            raise GnnkitError(f"the model was trained on features transformed by {transform!r}, "
+                              "which this gnnkit cannot apply")
+        options["transform"] = transform
+    return factory_load(dataset, args, **options)
 
 
 def load(path: str):
