@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -66,6 +68,17 @@ def test_predict_writes_every_node(trained, tmp_path):
     lines = open(csv).read().splitlines()
     assert lines[0].startswith("node,class,prob_0") and len(lines) == 401
     assert [int(line.split(",")[1]) for line in lines[1:]] == expected.argmax(1).tolist()
+
+
+def test_predict_in_a_new_process_gives_this_process_logits(trained, tmp_path):
+    out, _ = trained
+    path = str(tmp_path / "p.pt")
+    model_file = os.path.join(out, "model-seed1.pt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "gnnkit", "predict", model_file, "--out", path], check=True, env=env,
+                   timeout=120, capture_output=True)  # dataset and its csbm options from the model file
+    model, _ = load_model(model_file)
+    assert torch.equal(torch.load(path, weights_only=True)["logits"], logits_for(model, _graph()))
 
 
 def test_predict_chosen_nodes_of_a_new_graph_of_the_same_schema(trained, tmp_path, capsys):
