@@ -69,6 +69,11 @@ class Sampler(Plugin, abc.ABC):
     def setup(self, ctx, model) -> None:
         """Keep the context and the model (read only); subclasses call this first. Refuses a graph
         with ``edge_attr`` for a model that cannot read it (:func:`check_edge_attr`)."""
+        from gnnkit.models.pyg import is_pyg_model
+
+        if is_pyg_model(model):
+            raise GnnkitError(f"{type(model).__name__} is a PyG-style module (forward(x, edge_index)): train it as "
+                              "gnnkit.models.pyg.PyGModel(model)")
         check_edge_attr(ctx.data, model)
         self.ctx, self.model, self.epoch = ctx, model, 0
 

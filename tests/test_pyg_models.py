@@ -177,3 +177,39 @@ def test_detection_and_refusals():
         Trainer(strategy="forward", max_epochs=1, progress=False, device="cpu").fit(PyGModel(module), d)
     with pytest.raises(GnnkitError, match="takes no edge_index"):
         PyGModel(nn.Linear(3, 2))
+
+
+def test_cora_gat_through_the_trainer_matches_pyg_and_samplers_reach_it(cora_root, tmp_path):
+    """Cora, GATConv (8 heads of 8): full batch gives the plain PyG loop's selected figures (2 seeds);
+    neighbor and cluster batches land within 3 points of it (benchmarks/pyg_models.py: 10 seeds)."""
+    from gnnkit.data import load
+
+    d = load("Cora", root=cora_root)
+    for seed in range(2):
+        torch.manual_seed(seed)
+        module = GAT(d.num_features, 8, 7, heads=8)
+        twin = copy.deepcopy(module)
+        r = Trainer(sampler="full", max_epochs=30, weight_decay=5e-4, progress=False, device="cpu",
+                    seed=seed).fit(PyGModel(module), d)
+        torch.manual_seed(seed)
+        curve = plain_pyg_loop(twin, d, 30, 0.01, 5e-4)
+        assert [h["val_accuracy"] for h in r["history"]] == pytest.approx([c["val"] for c in curve], abs=1e-6)
+        assert r["test"] == pytest.approx(curve[r["best_epoch"]]["test"], abs=1e-6)
+        assert r["test"] > 0.75
+    for make in (lambda: NeighborSampler([10, 10], 128),
+                 lambda: ClusterSampler(num_parts=20, clusters_per_batch=4, cache_dir=str(tmp_path))):
+        torch.manual_seed(0)
+        s = Trainer(sampler=make(), max_epochs=30, weight_decay=5e-4, progress=False, device="cpu",
+                    seed=0).fit(PyGModel(GAT(d.num_features, 8, 7, heads=8)), d)
+        assert s["test"] > r["test"] - 0.03 or s["test"] > 0.78, s
+
+
+def test_an_unwrapped_pyg_module_is_named_with_the_fix():
+    d = data()
+    module = GraphSAGE(d.num_features, 8, 2, out_channels=2)
+    trainer = Trainer(sampler="full", max_epochs=1, progress=False, device="cpu")
+    try:  # the Trainer may wrap it itself (models.pyg.as_model); otherwise the sampler says how
+        r = trainer.fit(module, d)
+        assert r["epochs"] == 1
+    except GnnkitError as exc:
+        assert "PyGModel(model)" in str(exc)
