@@ -76,15 +76,15 @@ def _num_classes(data) -> Optional[int]:
     return None if value is None else int(value)
 
 
-def dataset_schema(data, name: Optional[str] = None) -> Dict[str, Any]:
-    """The dataset's name, fingerprint and what a model reads of it (feature width and dtype, classes)."""
-    from .data.fingerprint import fingerprint
+def dataset_schema(data, name: Optional[str] = None, fingerprint: Optional[str] = None) -> Dict[str, Any]:
+    """The dataset's name, fingerprint (``gnnkit.data.fingerprint``; given, or a store's recorded
+    one) and what a model reads of it (feature width and dtype, classes)."""
+    from .data.fingerprint import fingerprint as content_hash
 
     dtype, shape = _x_of(data)
-    if isinstance(data, tuple):
-        fp = data[1].meta.get("fingerprint")
-    else:
-        fp = fingerprint(data)
+    fp = fingerprint
+    if fp is None:
+        fp = data[1].meta.get("fingerprint") if isinstance(data, tuple) else content_hash(data)
     return {"name": None if name is None else str(name), "fingerprint": fp, "num_features": int(shape[1]),
             "num_classes": _num_classes(data), "feature_dtype": str(dtype).replace("torch.", ""),
             "num_nodes": int(shape[0])}
@@ -113,10 +113,11 @@ def _versions() -> Dict[str, Optional[str]]:
 
 def model_record(model, data, *, dataset: Optional[str] = None, seed: Optional[int] = None,
                  split: Optional[str] = None, metric: Optional[str] = None, figures: Optional[dict] = None,
-                 settings: Optional[dict] = None, transform: Optional[str] = None) -> Dict[str, Any]:
+                 settings: Optional[dict] = None, transform: Optional[str] = None,
+                 fingerprint: Optional[str] = None) -> Dict[str, Any]:
     """The model file's dict for ``model`` (its current weights, on CPU) trained on ``data``."""
     config = model_config(model)
-    schema = dataset_schema(data, dataset)
+    schema = dataset_schema(data, dataset, fingerprint)
     if schema["num_features"] != config["in_dim"]:
         raise GnnkitError(f"the model reads {config['in_dim']} features, the dataset has {schema['num_features']}")
     weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -107,12 +107,14 @@ def model_path(out: str, seed: int) -> str:
     return os.path.join(out, f"model-seed{seed}.pt")
 
 
-def save_trained_model(args, names, model, data, seed: int, record: Dict[str, Any], metric: Optional[str]):
+def save_trained_model(args, names, model, data, seed: int, record: Dict[str, Any], metric: Optional[str],
+                       fingerprint: Optional[str] = None):
     """Write the selected model of one seed of ``gnnkit train`` to ``OUT/model-seed{seed}.pt``.
 
     Only a node-classification model of gnnkit's families trained by backpropagation is a model
     file (its output is the class logits); for anything else nothing is written and ``None`` is
-    returned. Returns the path written otherwise.
+    returned. Returns the path written otherwise. ``data``: the dataset as loaded (before a
+    per-seed split); ``fingerprint``: the run's (``run_info``), else computed from ``data``.
     """
     from ..model_file import save_model
     from ..models import MODELS
@@ -125,5 +127,6 @@ def save_trained_model(args, names, model, data, seed: int, record: Dict[str, An
     path = model_path(args.out, seed)
     figures = {k: record.get(k) for k in ("val", "test", "best_epoch", "epochs")}
     save_model(path, model, data, dataset=str(args.dataset), seed=seed, split=args.split, metric=metric,
-               figures=figures, settings=settings(args, names), transform=getattr(args, "transform", None))
+               figures=figures, settings=settings(args, names), transform=getattr(args, "transform", None),
+               fingerprint=fingerprint)
     return path
