@@ -81,7 +81,7 @@ class GraphStore(abc.ABC):
             return None
         from .memory import csr_order
 
-        perm = csr_order(self.edge_index(), self.symmetric_adjacency)
+        perm = csr_order(self.edge_index(), self.csr_by_source)
         return w if perm is None else w[perm]
 
     def csr_edge_ids(self) -> Tensor:
@@ -91,10 +91,18 @@ class GraphStore(abc.ABC):
         if cached is None:
             from .memory import csr_order
 
-            perm = csr_order(self.edge_index(), self.symmetric_adjacency)
+            perm = csr_order(self.edge_index(), self.csr_by_source)
             cached = torch.arange(self.num_edges, device=self.device) if perm is None else perm
             self.__dict__["_csr_edge_ids"] = cached
         return cached
+
+    @property
+    def csr_by_source(self) -> bool:
+        """Whether :meth:`csr` was built from the reversed edges (row ``j`` = the targets of ``j``,
+        :func:`~gnnkit.stores.memory.in_neighbor_csr` with ``symmetric=True``): the order in which the
+        CSR-order defaults above gather per-edge data. Default: :attr:`is_symmetric` (a symmetric
+        structure's CSR, read reversed; its weights are then right only when symmetric too)."""
+        return self.is_symmetric
 
     @property
     def symmetric_adjacency(self) -> bool:

@@ -92,6 +92,10 @@ class InMemoryGraphStore(GraphStore):
         return self._sym_adj
 
     @property
+    def csr_by_source(self) -> bool:
+        return self._sym_adj  # a symmetric structure with asymmetric weights is read by target
+
+    @property
     def device(self) -> torch.device:
         return self._edge_index.device
 
