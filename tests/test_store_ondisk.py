@@ -414,3 +414,17 @@ def test_malformed_metadata_refused(tmp_path, edit):
     file.write_text("{" if edit == "not json" else json.dumps(meta))
     with pytest.raises(GnnkitError, match=r"^store "):
         open_store(tmp_path / "s")
+
+
+def test_streamed_csbm_with_labeled_nodes(tmp_path):
+    """labeled_nodes=K: K labels kept, the rest -1, and the split drawn among the K labeled nodes."""
+    write_csbm(tmp_path / "s", **SMALL, labeled_nodes=100, train_frac=0.5, val_frac=0.2)
+    _, features = open_store(tmp_path / "s")
+    y = features.get("y")
+    labeled = y >= 0
+    assert int(labeled.sum()) == 100
+    sizes = [int(features.get(m).sum()) for m in ("train_mask", "val_mask", "test_mask")]
+    assert sizes == [50, 20, 30]
+    masks = features.get("train_mask") | features.get("val_mask") | features.get("test_mask")
+    assert torch.equal(masks, labeled)
+    assert torch.equal(y[labeled], csbm(**SMALL).y[labeled])  # the kept labels are csbm's

@@ -74,7 +74,7 @@ def _convert(args) -> int:
     if os.path.exists(args.out) and not args.overwrite:
         raise GnnkitError(f"{args.out} exists; pass --overwrite to replace it")
     start = time.perf_counter()
-    if is_csbm and not args.normalize:  # csbm has no self-loops or duplicates: nothing to normalize
+    if is_csbm:  # streamed; csbm has no self-loops or duplicate edges, so --normalize changes nothing
         from gnnkit.data.csbm import parse_csbm_spec
 
         path = ondisk.write_csbm(args.out, feature_dtype=args.feature_dtype, overwrite=args.overwrite,
