@@ -42,6 +42,12 @@ def assert_same_stores(mem, disk, probe_seed: int = 0) -> None:
         a, b = g0.adjacency(norm, lam).csr, g1.adjacency(norm, lam).csr
         for fa, fb in ((a.crow_indices, b.crow_indices), (a.col_indices, b.col_indices), (a.values, b.values)):
             assert torch.equal(fa(), fb())
+    assert (g1.csr_by_source, g1.symmetric_adjacency) == (g0.csr_by_source, g0.symmetric_adjacency)
+    for what in ("edge_weight", "csr_weight", "csr_edge_ids", "weighted_in_degree"):
+        a, b = getattr(g0, what)(), getattr(g1, what)()
+        assert (a is None and b is None) or torch.equal(a, b), what
+    draws = [g.sample_edges(ids, 3, torch.Generator().manual_seed(2)) for g in (g0, g1)]
+    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*draws))
     assert f0.names() == f1.names()
     for name in f0.names():
         assert f1.shape(name) == f0.shape(name) and f1.dtype(name) == f0.dtype(name)
@@ -428,3 +434,40 @@ def test_streamed_csbm_with_labeled_nodes(tmp_path):
     masks = features.get("train_mask") | features.get("val_mask") | features.get("test_mask")
     assert torch.equal(masks, labeled)
     assert torch.equal(y[labeled], csbm(**SMALL).y[labeled])  # the kept labels are csbm's
+
+
+def weighted_csbm(symmetric_weights: bool) -> Data:
+    """SMALL's csbm with weights in (0.1, 2.1): symmetric (w(j -> i) = w(i -> j)) or not."""
+    data = csbm(**SMALL)
+    src, dst = data.edge_index
+    gen = torch.Generator().manual_seed(9)
+    if symmetric_weights:
+        n = data.num_nodes
+        data.edge_weight = torch.rand(n * n, generator=gen)[torch.minimum(src, dst) * n + torch.maximum(src, dst)] * 2 + 0.1
+    else:
+        data.edge_weight = torch.rand(src.numel(), generator=gen) * 2 + 0.1
+    return data
+
+
+@pytest.mark.parametrize("symmetric_weights", [True, False])
+def test_weighted_round_trip(tmp_path, symmetric_weights):
+    """A symmetric structure is read reversed only with symmetric weights, as the in-memory store reads it."""
+    data = weighted_csbm(symmetric_weights)
+    mem, disk = round_trip(data, tmp_path / "w")
+    assert disk[0].csr_by_source == symmetric_weights
+    assert_same_stores(mem, disk)
+
+
+@pytest.mark.parametrize("sampler", ["full", "neighbor", "cluster"])
+@pytest.mark.parametrize("symmetric_weights", [True, False])
+def test_weighted_training_from_store_is_bitwise(tmp_path, sampler, symmetric_weights):
+    data = weighted_csbm(symmetric_weights)
+    write_data(data, tmp_path / "w")
+    assert _train(open_store(tmp_path / "w"), sampler) == _train(data, sampler)
+
+
+def test_edge_attr_not_stored_is_said(tmp_path):
+    data = csbm(**SMALL)
+    data.edge_attr = torch.randn(data.edge_index.shape[1], 2)
+    with pytest.warns(UserWarning, match="edge_attr not stored"):
+        write_data(data, tmp_path / "s")

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 
-from gnnkit.stores.memory import in_neighbor_csr
+from gnnkit.stores.memory import csr_order, in_neighbor_csr
 
 from .writer import StoreWriter
 
@@ -33,33 +33,33 @@ def index_dtype(num_nodes: int) -> torch.dtype:
     return torch.int32 if num_nodes <= INT32_MAX else torch.int64
 
 
-def csr_edges(indptr: Tensor, indices: Tensor, symmetric: bool) -> Tensor:
+def csr_edges(indptr: Tensor, indices: Tensor, by_source: bool) -> Tensor:
     """``[2, E]`` int64 edges ``(source, target)`` read off the CSR row by row: ``(indices, row)``,
-    or ``(row, indices)`` for a symmetric graph (the in-memory store reads a symmetric graph's
-    ``edge_index`` reversed, see :func:`~gnnkit.stores.in_neighbor_csr`)."""
+    or ``(row, indices)`` for a CSR built from the reversed edges (``by_source``: the in-memory
+    store reads a symmetric adjacency's ``edge_index`` reversed, see :func:`~gnnkit.stores.in_neighbor_csr`)."""
     n = indptr.numel() - 1
     row = torch.repeat_interleave(torch.arange(n), indptr[1:] - indptr[:-1], output_size=indices.numel())
     col = indices.long()
-    return torch.stack([row, col]) if symmetric else torch.stack([col, row])
+    return torch.stack([row, col]) if by_source else torch.stack([col, row])
 
 
-def write_csr_of(writer: StoreWriter, edge_index: Tensor, num_nodes: int, symmetric: bool,
+def write_csr_of(writer: StoreWriter, edge_index: Tensor, num_nodes: int, by_source: bool,
                  edge_weight: Optional[Tensor] = None) -> int:
-    """Write ``indptr``, ``indices`` (+ ``edge_order``, ``edge_weight``) of ``edge_index`` ``[2, E]``; returns ``E``."""
+    """Write ``indptr``, ``indices`` (+ ``edge_order``, ``edge_weight`` in CSR order) of
+    ``edge_index`` ``[2, E]``, the CSR read as :class:`~gnnkit.stores.InMemoryGraphStore` reads it
+    (``by_source``: its ``csr_by_source``); returns ``E``."""
     edge_index = edge_index.cpu()
-    indptr, indices = in_neighbor_csr(edge_index, num_nodes, symmetric)
+    indptr, indices = in_neighbor_csr(edge_index, num_nodes, by_source)
     writer.write("indptr", indptr, torch.int64, role="graph")
     writer.write("indices", indices, index_dtype(num_nodes), role="graph")
-    order = None
-    if not torch.equal(csr_edges(indptr, indices, symmetric), edge_index):
-        dst = edge_index[0] if symmetric else edge_index[1]
-        perm = torch.sort(dst, stable=True).indices  # CSR entry p is edge perm[p] (in_neighbor_csr's sort)
+    perm = csr_order(edge_index, by_source)  # CSR entry p is edge perm[p]; None: already in order
+    if perm is not None:
         order = torch.empty_like(perm)
         order[perm] = torch.arange(perm.numel())
         writer.write("edge_order", order, torch.int64, role="graph")
     if edge_weight is not None:
         w = edge_weight.cpu().view(-1)
-        writer.write("edge_weight", w if order is None else w[perm], torch.float32, role="graph")
+        writer.write("edge_weight", w if perm is None else w[perm], role="graph")
     return int(indices.numel())
 
 

@@ -36,7 +36,7 @@ def _edge_sample(files: StoreFiles, sample: int) -> Tensor:
     if files.has("edge_order"):
         edge = files.tensor("edge_order")[edge]
     part = torch.stack([torch.searchsorted(indptr, edge, right=True) - 1, indices[edge].long()])
-    if not files.meta["is_symmetric"]:
+    if not files.meta["csr_by_source"]:
         part = part.flip(0)  # (source, target) = (indices, row)
     return part.gather(0, which.view(1, -1)).view(-1)
 
@@ -53,7 +53,7 @@ def store_fingerprint(files: StoreFiles, sample: int = 1 << 16, compute_dtype: t
     dtypes = {name: (compute_dtype if files.dtype(name).is_floating_point else files.dtype(name)) for name in shapes}
     shapes["edge_index"], dtypes["edge_index"] = (2, int(files.meta["num_edges"])), torch.int64
     if files.has("edge_weight"):
-        shapes["edge_weight"], dtypes["edge_weight"] = (int(files.meta["num_edges"]),), torch.float32
+        shapes["edge_weight"], dtypes["edge_weight"] = (int(files.meta["num_edges"]),), files.dtype("edge_weight")
     items = {**{k: ("t", None) for k in shapes}, **files.meta.get("attributes", {})}
     h = hashlib.blake2b(digest_size=16)
     extra = []

@@ -7,7 +7,7 @@ Layout of a store folder ``DIR``::
     DIR/indices.bin           int32 [E]        (int64 when N >= 2^31) the sources, row after row
     DIR/edge_order.bin        int64 [E]        optional: edge e of the source graph is CSR entry
                                                edge_order[e] (absent when the CSR order is the graph's)
-    DIR/edge_weight.bin       float32 [E]      optional: edge weights in CSR order
+    DIR/edge_weight.bin       float [E]        optional: edge weights in CSR order
     DIR/x.bin                 float32/float16/bfloat16 [N, F]   node features
     DIR/y.bin                 int64 [N] or [N, T]               labels (-1 = unlabeled)
     DIR/train_mask.bin ...    bool [N]                          split masks (+ any other node tensor)
@@ -17,6 +17,8 @@ maps it as it is. The metadata file is::
 
     {"format": "gnnkit-store", "version": 1, "name": str, "fingerprint": str | null,
      "num_nodes": N, "num_edges": E, "is_symmetric": bool, "meta": {num_classes, ...},
+     "csr_by_source": bool (the CSR holds the reversed edges: row j = the targets of j; set for a
+                            symmetric structure with symmetric or no weights, as the in-memory store),
      "attributes": {the source graph's plain attributes}, "extra": {what a derived format adds},
      "arrays": {name: {"file": "x.bin", "dtype": "float16", "shape": [N, F], "role": "node" | "graph",
                        "checksum": "blake2b-128:<hex>"}}}
@@ -131,6 +133,8 @@ def read_metadata(path) -> Dict[str, Any]:
     counts_ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n, e))
     if not counts_ok or not isinstance(arrays, dict) or not isinstance(meta.get("is_symmetric"), bool):
         raise _bad(path, f"{META_FILE} needs num_nodes and num_edges (integers >= 0), is_symmetric and arrays")
+    if not isinstance(meta.setdefault("csr_by_source", meta["is_symmetric"]), bool):
+        raise _bad(path, f"{META_FILE}: 'csr_by_source' must be true or false")
     for key in ("meta", "attributes", "extra"):
         if not isinstance(meta.setdefault(key, {}), dict):
             raise _bad(path, f"{META_FILE}: {key!r} must be an object")

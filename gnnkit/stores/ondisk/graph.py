@@ -51,25 +51,47 @@ class OnDiskGraphStore(GraphStore):
     def csr(self) -> Tuple[Tensor, Tensor]:
         return self.files.tensor("indptr"), self.files.tensor("indices")
 
+    @property
+    def csr_by_source(self) -> bool:
+        return bool(self.files.meta["csr_by_source"])
+
+    @property
+    def symmetric_adjacency(self) -> bool:
+        """As the in-memory store's: the CSR holds the reversed edges exactly when ``A = A^T``."""
+        return self.csr_by_source
+
     def edge_index(self) -> Tensor:
         """``[2, E]`` int64 in the source graph's edge order (built in memory once, then cached)."""
         if self._edge_index is None:
             check_allocation(24.0 * self.num_edges, f"the whole edge_index of {self.num_edges} edges in memory")
-            ei = csr_edges(*self.csr(), self.is_symmetric)
+            ei = csr_edges(*self.csr(), self.csr_by_source)
             if self.files.has("edge_order"):
                 ei = ei[:, self.files.tensor("edge_order")]
             self._edge_index = ei
         return self._edge_index
 
+    def csr_weight(self) -> Optional[Tensor]:
+        """The mapped edge weights ``[E]`` (stored in CSR order), or None for an unweighted store."""
+        return self.files.tensor("edge_weight") if self.files.has("edge_weight") else None
+
     def edge_weight(self) -> Optional[Tensor]:
-        """Edge weights ``[E]`` float32 in ``edge_index()``'s order, or None for an unweighted store."""
-        if not self.files.has("edge_weight"):
+        """Edge weights ``[E]`` in ``edge_index()``'s order, or None for an unweighted store."""
+        w = self.csr_weight()
+        if w is None:
             return None
-        w = self.files.tensor("edge_weight")
-        return w[self.files.tensor("edge_order")] if self.files.has("edge_order") else w.clone()
+        return w[self.files.tensor("edge_order")] if self.files.has("edge_order") else w
+
+    def csr_edge_ids(self) -> Tensor:
+        """``[E]`` the ``edge_index()`` position of each CSR entry: the inverse of ``edge_order``."""
+        if "_csr_edge_ids" not in self.__dict__:
+            ids = torch.arange(self.num_edges)
+            if self.files.has("edge_order"):
+                ids = torch.empty_like(ids).index_copy_(0, self.files.tensor("edge_order"), ids)
+            self.__dict__["_csr_edge_ids"] = ids
+        return self.__dict__["_csr_edge_ids"]
 
     def adjacency(self, norm: str, diag_lambda: float = 0.0) -> Adjacency:
-        """As the in-memory store's (the same builder on the same ``edge_index``), cached."""
+        """As the in-memory store's (the same builder on the same ``edge_index`` and weights), cached."""
         if self._memory is None:
-            self._memory = InMemoryGraphStore(self.edge_index(), self.num_nodes, self.is_symmetric)
+            self._memory = InMemoryGraphStore(self.edge_index(), self.num_nodes, self.is_symmetric, self.edge_weight())
         return self._memory.adjacency(norm, diag_lambda)

@@ -121,19 +121,22 @@ class StoreWriter:
 
     def commit(self, *, name: str, num_nodes: int, num_edges: int, is_symmetric: bool,
                meta: Optional[Dict[str, Any]] = None, fingerprint: Optional[str] = None,
-               attributes: Optional[Dict[str, Any]] = None, extra: Optional[Dict[str, Any]] = None) -> str:
+               attributes: Optional[Dict[str, Any]] = None, extra: Optional[Dict[str, Any]] = None,
+               csr_by_source: Optional[bool] = None) -> str:
         """Close the arrays, write the metadata, move the folder to its destination; returns the path.
         ``fingerprint`` (None: computed, :func:`~gnnkit.stores.ondisk.fingerprint.store_fingerprint`).
         ``meta``: the feature store's graph-level facts; ``attributes``: the source graph's own plain
         attributes (restored as they were by :func:`~gnnkit.stores.ondisk.to_data`); ``extra``: what a
         derived format adds, kept under ``"extra"`` (a partition's part: its index, the part count,
-        the whole graph's node count...)."""
+        the whole graph's node count...); ``csr_by_source``: whether the CSR was built from the
+        reversed edges (default ``is_symmetric``; see :func:`~gnnkit.stores.ondisk.csr.write_csr_of`)."""
         arrays = {key: a.close() for key, a in self._arrays.items()}
         for file in os.listdir(self.tmp):
             if file.startswith("scratch-"):
                 os.unlink(os.path.join(self.tmp, file))
         record = {"format": FORMAT, "version": VERSION, "name": name, "fingerprint": fingerprint,
                   "num_nodes": int(num_nodes), "num_edges": int(num_edges), "is_symmetric": bool(is_symmetric),
+                  "csr_by_source": bool(is_symmetric if csr_by_source is None else csr_by_source),
                   "meta": dict(meta or {}), "attributes": dict(attributes or {}), "extra": dict(extra or {}),
                   "arrays": arrays}
         atomic_write_json(os.path.join(self.tmp, META_FILE), record)
