@@ -20,6 +20,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
+from gnnkit.models.pyg import as_model  # the installed name of models/
 
 from . import checkpoint as ckpt
 from . import distributed as dist
@@ -162,13 +163,14 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.raw_model = model.to(self.device)
+        self.raw_model = as_model(model).to(self.device)  # a PyG-style module (forward(x, edge_index)) is wrapped
         self.data, graph, features = run_data(self.task.prepare_data(data, self.seed), self.device)
         large = graph is not None and graph.num_nodes > LARGE_GRAPH
         ibs = self.inference_batch_size or (INFERENCE_ROWS if large else None)
         self.ctx = RunContext(
             device=self.device, seed=self.seed, graph=graph, features=features, data=self.data,
-            adj_norm=getattr(model, "adj_norm", "gcn"), diag_lambda=float(getattr(model, "diag_lambda", 0.0) or 0.0),
+            adj_norm=getattr(self.raw_model, "adj_norm", "gcn"),
+            diag_lambda=float(getattr(self.raw_model, "diag_lambda", 0.0) or 0.0),
             lr=self.lr, weight_decay=self.weight_decay, optimizer=self.optimizer_name, max_epochs=self.max_epochs,
             inference_batch_size=ibs, monitor=self.monitor, higher_is_better=self.higher_is_better,
             log_dir=self.log_dir, progress=self.progress, clock=self.clock)
@@ -237,7 +239,6 @@ class Trainer:
                 self.selection.restart_patience()
             self.escape_records.append(result.record)
 
-    # -- checkpoints ----------------------------------------------------------------------------------
     def run_record(self) -> dict:
         """What this run is, as stored in checkpoints and compared on resume."""
         parts = {name: type(part).__name__ for name, part in self.components.items()}

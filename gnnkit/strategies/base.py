@@ -48,14 +48,17 @@ class Strategy(Plugin):
     def predict(self, ctx, model) -> Tensor:
         """``[N, C]`` output of ``model`` for every node (called in eval mode, without gradient).
 
-        Each rank computes its block of rows of every layer (:meth:`RunContext.row_range`) and the
-        blocks are gathered; with one process the block is all rows.
+        The input is the graph's normalized adjacency in the model's operator, or what the model's
+        ``whole_graph(ctx)`` returns when it reads the graph its own way (a PyG-style model: the
+        edges). Each rank computes its block of rows of every layer (:meth:`RunContext.row_range`)
+        and the blocks are gathered; with one process the block is all rows.
         """
         if not callable(getattr(model, "inference", None)):
             raise GnnkitError(f"{type(model).__name__} has no whole-graph output (inference); "
                               "score it with trainer.evaluate()")
-        adj = ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
-        n = adj.num_rows
+        whole = getattr(model, "whole_graph", None)  # a model that reads the graph its own way (PyG edges)
+        adj = whole(ctx) if callable(whole) else ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
+        n = ctx.graph.num_nodes
         return model.inference(ctx.features.get("x"), adj, batch_size=ctx.inference_batch_size,
                                rows=ctx.row_range(n), gather=lambda h: ctx.gather_rows(h, n))
 
