@@ -113,16 +113,53 @@ class PyGModel(nn.Module):
     @torch.no_grad()
     def inference(self, x: Tensor, adj, batch_size: Optional[int] = None, return_embedding: bool = False,
                   rows: Optional[tuple] = None, gather: Optional[Callable[[Tensor], Tensor]] = None):
-        """The whole graph in one forward (eval mode): ``[N, C]``. ``batch_size`` is not used (a PyG
-        module has no layer-wise inference here); with ``rows``/``gather`` every rank computes all
-        rows and keeps its block before the gather, so the result is the same."""
+        """The whole graph's output ``[N, C]`` (eval mode). ``adj``: a :class:`PygEdges` or a ``"sum"``
+        :class:`~gnnkit.sparse.Adjacency`. One forward over the whole graph, or, when ``batch_size``
+        is smaller than the row range and ``adj`` is an adjacency, chunks of ``batch_size`` rows each
+        run on its exact ``num_layers``-hop in-neighborhood (:func:`hop_subgraph`: the same numbers up
+        to rounding, memory bounded by a chunk's neighborhood). ``rows``/``gather``: this rank's rows,
+        then the all-gather."""
         was_training = self.training
         self.eval()
-        out = self.forward(x, adj)
+        n = x.shape[0]
+        lo, hi = rows if rows is not None else (0, n)
+        if batch_size and batch_size < hi - lo and not isinstance(adj, PygEdges):
+            lid = torch.full((n,), -1, dtype=torch.long, device=x.device)
+            outs = []
+            for s in range(lo, hi, batch_size):
+                seeds = torch.arange(s, min(hi, s + batch_size), device=x.device)
+                n_id, edges = hop_subgraph(adj, seeds, getattr(self, "num_layers", 1), lid)
+                outs.append(self.forward(x[n_id], edges)[:seeds.numel()])
+            out = torch.cat(outs)
+        else:
+            out = self.forward(x, adj)[lo:hi]
         self.train(was_training)
-        if rows is not None and gather is not None:
-            out = gather(out[rows[0]:rows[1]])
+        if gather is not None:
+            out = gather(out)
         return (out, out) if return_embedding else out
+
+
+def hop_subgraph(adj, seeds: Tensor, hops: int, lid: Tensor):
+    """``(n_id, edges)``: the ``hops``-hop in-neighborhood of ``seeds`` in the ``"sum"`` adjacency
+    ``adj`` (``A[i, j] = a_ij`` of ``j -> i``), every in-edge of each node reached before the last hop,
+    in local ids (``n_id`` positions, seeds first): a model with ``hops`` layers gives the seeds
+    their whole-graph output on it. ``lid``: a ``[N]`` buffer of ``-1`` (restored)."""
+    from gnnkit.sparse.segments import concat_ranges
+    from gnnkit.sparse.subgraph import relabel
+
+    crow, col, val = adj.csr.crow_indices(), adj.csr.col_indices(), adj.csr.values()
+    n_id, frontier, parts = seeds, seeds, []
+    for _ in range(hops):
+        start = crow[frontier].long()
+        counts = crow[frontier + 1].long() - start
+        pos = concat_ranges(start, counts)
+        local, new = relabel(lid, n_id, col[pos].long())
+        first = n_id.numel() - frontier.numel()
+        parts.append((local, torch.repeat_interleave(torch.arange(first, n_id.numel(), device=seeds.device), counts),
+                      val[pos]))
+        n_id, frontier = torch.cat([n_id, new]), new
+    src, dst, w = (torch.cat(t) for t in zip(*parts))
+    return n_id, PygEdges(torch.stack([src, dst]), w)
 
 
 def edges_of(adj) -> PygEdges:

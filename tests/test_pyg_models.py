@@ -213,3 +213,17 @@ def test_an_unwrapped_pyg_module_is_named_with_the_fix():
         assert r["epochs"] == 1
     except GnnkitError as exc:
         assert "PyGModel(model)" in str(exc)
+
+
+def test_chunked_inference_equals_the_whole_graph_forward():
+    from gnnkit.stores import from_data
+
+    d = data()
+    torch.manual_seed(0)
+    model = PyGModel(GraphSAGE(d.num_features, 8, 2, out_channels=2))
+    adj = from_data(d)[0].adjacency("sum")
+    whole = model.inference(d.x, adj)
+    chunked = model.inference(d.x, adj, batch_size=7)
+    assert torch.allclose(whole, chunked, atol=1e-5) and whole.shape == (d.num_nodes, 2)
+    assert torch.allclose(model.inference(d.x, adj, batch_size=7, rows=(7, 21), gather=lambda h: h), whole[7:21],
+                          atol=1e-5)
