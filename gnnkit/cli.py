@@ -56,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.print_help()
             return 2
         args._argv = argv  # the command line, for results and the resume hint
-        logging.basicConfig(level=logging.INFO, format="gnnkit: %(message)s", stream=sys.stderr)
+        _configure_logging()
         return int(args._run(args) or 0)
     except (GnnkitError, ValueError, OSError, MemoryError) as exc:
         if debug:
@@ -66,6 +66,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("gnnkit: interrupted\n")
         return 130
+
+
+class _Prefix(logging.Formatter):
+    """``gnnkit: message`` for gnnkit's own loggers, ``<library>: message`` for the others (python-mip...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.name.split(".")[0]
+        return f"{'gnnkit' if name in ('gnnkit', 'root') else name}: {record.getMessage()}"
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if root.handlers:  # configured by the caller (tests, an embedding program)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Prefix())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def _one_line(exc: BaseException) -> str:

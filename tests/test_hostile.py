@@ -248,6 +248,8 @@ def _cases() -> List[Case]:
              "--checkpoint-dir", "{tmp}/ck"], "optimizer", _earlier_run(["--checkpoint-dir", "{tmp}/ck"])),
         Case("resume-other-graph", "wrong", [*TRAIN, "--graph-seed", "3", "--resume", "--out", "{tmp}/o2",
              "--checkpoint-dir", "{tmp}/ck"], "fingerprint", _earlier_run(["--checkpoint-dir", "{tmp}/ck"])),
+        Case("resume-30-epochs-with-epochs-5", "wrong", [*TRAIN, "--epochs", "5", "--resume", "--out", "{tmp}/o2",
+             "--checkpoint-dir", "{tmp}/ck"], "epoch", _earlier_run(["--checkpoint-dir", "{tmp}/ck", "--epochs", "30"])),
         # -- tracebacks where one line belongs --------------------------------------------------
         Case("device-foo", "traceback", [*TRAIN, "--device", "foo"], "--device"),
         Case("device-cuda-absent", "traceback", [*TRAIN, "--device", "cuda:99"], "cuda"),

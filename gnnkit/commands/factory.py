@@ -27,7 +27,7 @@ from .options import _axes, parse_split
 #: change them): how long, where, how shown, on what hardware.
 NOT_WEIGHT_SHAPING = {"epochs", "patience", "eval_every", "seeds", "seed_start", "out", "log_dir",
                       "checkpoint_dir", "resume", "overwrite", "no_progress", "device", "nproc", "backend",
-                      "inference_batch_size", "root", "dataset", "debug", "command"}
+                      "inference_batch_size", "root", "dataset", "debug", "command", "threads"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ def plugin_names(args) -> PluginNames:
     if escape:
         Escape.lookup(escape)
     return PluginNames(args.task, sampler, args.strategy, escape)
+
+
+def describe(data, names: PluginNames, args, device) -> str:
+    """The one-line header printed before training: what is trained on what, where."""
+    import torch
+
+    if takes_events(names.task):
+        what = f"{data.num_events} events on {data.num_nodes} nodes"
+        model = "tgn"
+    else:
+        what = (f"{data.num_nodes} nodes, {data.num_edges} edges, {data.num_features} features, "
+                f"{int(data.num_classes)} classes")
+        model = f"{args.model} (hidden {args.hidden}, {args.layers} layers)"
+    split = getattr(data, "split_info", None)
+    return (f"{getattr(data, 'name', None) or args.dataset} ({what}{'; split: ' + split if split else ''}); "
+            f"model {model}; sampler {names.sampler}; strategy {names.strategy}; escape {names.escape or 'none'}; "
+            f"device {device}; threads {torch.get_num_threads()}")
 
 
 def csbm_options(args) -> Dict[str, Any]:

@@ -65,6 +65,8 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
                    help="seeds per batch (neighbor, mvs: default 512) or events per batch (temporal: default 200)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     g.add_argument("--inference-batch-size", type=count, default=None, help="rows per chunk in full-graph inference")
+    g.add_argument("--threads", type=count, default=None,
+                   help="CPU threads of this process (default: torch's, one per core; 1-2 on a busy machine)")
     g.add_argument("--nproc", type=count, default=None, help="start N processes on this machine (torchrun)")
     g.add_argument("--backend", default=None, help="process-group backend under torchrun (gloo, nccl)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -130,7 +132,7 @@ PLUGIN_OPTIONS: dict = {}
 
 # ------------------------------------------------------------------------------------ value checks
 _AT_LEAST_1 = ("epochs", "seeds", "eval_every", "patience", "hidden", "layers", "inference_batch_size", "nproc",
-               "batch_size", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
+               "batch_size", "threads", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
 
 
 def _flag(name: str) -> str:

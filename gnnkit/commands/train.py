@@ -89,6 +89,10 @@ def run(args) -> int:
     outputs.check_reuse(args, seeds)
     from ..trainer import resolve_device
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     started = dist.init(resolve_device(args.device), args.backend)
     try:
         with _sigterm_as_interrupt():
@@ -159,6 +163,10 @@ def _run(args, names, seeds) -> int:
     with dist.main_first():  # rank 0 writes any processed files while the others wait
         data = factory.load_dataset(args, names)
     info = factory.run_info(args, names, data)
+    if dist.is_main():
+        from ..trainer import resolve_device
+
+        print(f"training: {factory.describe(data, names, args, resolve_device(args.device))}", flush=True)
     model_name = "tgn" if factory.takes_events(names.task) else args.model
     header = {"dataset": str(args.dataset), "model": model_name, "task": names.task, "sampler": names.sampler,
               "strategy": names.strategy, "escape": names.escape, "metric": None, "world_size": dist.world_size(),
