@@ -1,4 +1,4 @@
-"""`gnnkit datasets` and `gnnkit info` through gnnkit.cli.main."""
+"""`gnnkit datasets` and `gnnkit info` through gnnkit.cli.main (their bad inputs: tests/test_hostile.py)."""
 import json
 
 from gnnkit.cli import main
@@ -31,13 +31,3 @@ def test_datasets_lists_presence(cora_root, capsys):
     assert main(["datasets", "--root", str(cora_root)]) == 0
     out = capsys.readouterr().out
     assert "Cora             present" in out and "ogbn-arxiv       absent" in out and "csbm" in out
-
-
-def test_errors_are_one_line_exit_2(tmp_path, capsys):
-    assert main(["info", "Nope"]) == 2
-    assert capsys.readouterr().err.startswith("gnnkit: error: unknown dataset 'Nope'; known: Cora")
-    assert main(["info", "Cora", "--root", str(tmp_path), "--num-nodes", "5"]) == 2
-    assert "--num-nodes: csbm options, but the dataset is 'Cora'" in capsys.readouterr().err
-    assert main(["info", "PubMed", "--root", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "PubMed not found: expected ind.pubmed.x" in err

@@ -74,6 +74,10 @@ def describe(data, names: PluginNames, args, device) -> str:
                 f"{int(data.num_classes)} classes")
         model = f"{args.model} (hidden {args.hidden}, {args.layers} layers)"
     split = getattr(data, "split_info", None)
+    if getattr(data, "edge_weight", None) is not None:
+        what += ", weighted edges"
+    if getattr(args, "drop_edge_attr", False):
+        what += ", edge_attr dropped"
     return (f"{getattr(data, 'name', None) or args.dataset} ({what}{'; split: ' + split if split else ''}); "
             f"model {model}; sampler {names.sampler}; strategy {names.strategy}; escape {names.escape or 'none'}; "
             f"device {device}; threads {torch.get_num_threads()}")
@@ -125,7 +129,7 @@ def load_dataset(args, names: PluginNames):
         from ..temporal.events import load_events
 
         return load_events(args.dataset, sort=args.sort_events)
-    return load_graph(args.dataset, args)
+    return load_graph(args.dataset, args, **({"drop_edge_attr": True} if args.drop_edge_attr else {}))
 
 
 def fingerprint(data) -> Optional[str]:

@@ -104,6 +104,8 @@ def _data_options(g) -> None:
                    help="node task: replace the dataset's split: 'random:TRAIN,VAL' fractions (rest test), "
                         "drawn per seed")
     g.add_argument("--sort-events", action="store_true", help="event files: sort unsorted event times")
+    g.add_argument("--drop-edge-attr", action="store_true",
+                   help="drop the graph's edge_attr (gnnkit's models cannot use edge features)")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:

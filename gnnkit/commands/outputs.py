@@ -85,6 +85,7 @@ def seed_dirs(folder: Optional[str], seeds) -> List[str]:
 
 def _earlier_results(out: str, seeds) -> List[str]:
     found = [os.path.join(out, "results.json")] + [os.path.join(out, "runs", f"seed-{s}.json") for s in seeds]
+    found += [os.path.join(out, f"model-seed{s}.pt") for s in seeds]
     runs = os.path.join(out, "runs")
     if os.path.isdir(runs):
         found += [os.path.join(runs, f) for f in os.listdir(runs) if f.startswith("seed-") and f.endswith(".json")]
@@ -182,8 +183,9 @@ class Results:
     """The run's records under ``out``: one file per finished seed and ``results.json`` beside them."""
 
     def __init__(self, out: str, seeds: List[int], info: Dict[str, Any], header: Dict[str, Any],
-                 argv: Optional[List[str]], write: bool = True):
+                 argv: Optional[List[str]], write: bool = True, epochs: Optional[int] = None):
         self.out, self.seeds, self.info, self.header, self.write = out, seeds, info, header, write
+        self.epochs = epochs
         self.env = environment(argv)
         self.runs: List[Dict[str, Any]] = []
 
@@ -197,6 +199,10 @@ class Results:
             return None
         record = _read_record(path)
         check_same_run(record, self.info, path)
+        ran = record.get("epochs")
+        if self.epochs is not None and isinstance(ran, int) and ran > self.epochs:
+            raise GnnkitError(f"--resume: {path} ran {ran} epochs, beyond --epochs {self.epochs}; pass --epochs "
+                              f"{ran} or more, or use another --out")
         self.runs.append(record)
         return record
 

@@ -155,6 +155,12 @@ def _fit(args, names, data, seed: int, info: dict, first: bool) -> tuple:
             record[key] = round(result[key], 1)
     if "escape" in result:
         record["escape"] = result["escape"]
+    if dist.is_main():  # the selected model as a file gnnkit predict / evaluate / export read
+        from .model_io import save_trained_model
+
+        saved = save_trained_model(args, names, model, data, seed, record, task.metric, fingerprint=info["fingerprint"])
+        if saved:
+            record["model_file"] = saved
     return task, record
 
 
@@ -171,7 +177,8 @@ def _run(args, names, seeds) -> int:
     header = {"dataset": str(args.dataset), "model": model_name, "task": names.task, "sampler": names.sampler,
               "strategy": names.strategy, "escape": names.escape, "metric": None, "world_size": dist.world_size(),
               "settings": factory.settings(args, names)}
-    results = outputs.Results(args.out, seeds, info, header, getattr(args, "_argv", None), write=dist.is_main())
+    results = outputs.Results(args.out, seeds, info, header, getattr(args, "_argv", None), write=dist.is_main(),
+                              epochs=args.epochs)
     if args.resume:
         results.check_summary()
     if dist.is_main():
