@@ -31,3 +31,23 @@ def test_datasets_lists_presence(cora_root, capsys):
     assert main(["datasets", "--root", str(cora_root)]) == 0
     out = capsys.readouterr().out
     assert "Cora             present" in out and "ogbn-arxiv       absent" in out and "csbm" in out
+
+
+def test_train_on_an_ogbl_dataset_picks_the_link_task(tmp_path, capsys):
+    """``gnnkit train --dataset ogbl-*`` without ``--task``: the link task, scored by the dataset's metric."""
+    from test_link_ogbl import write_mini_collab
+
+    write_mini_collab(tmp_path / "root")
+    out = tmp_path / "out"
+    assert main(["train", "--dataset", "ogbl-collab", "--root", str(tmp_path / "root"), "--epochs", "3",
+                 "--no-progress", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "link" and results["metric"] == "hits@50" and results["settings"]["task"] == "link"
+    assert 0 <= results["test_mean"] <= 1
+
+
+def test_train_link_task_with_an_mlp_decoder(tmp_path):
+    out = tmp_path / "out"
+    assert main(["train", "--task", "link", "--decoder", "mlp", "--num-nodes", "300", "--num-features", "8",
+                 "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["metric"] == "auc"

@@ -49,17 +49,23 @@ def takes_events(task_name: str) -> bool:
     return getattr(cls, "input", "events" if cls.name == "temporal-link" else "graph") == "events"
 
 
+def learns_links(task_name: str) -> bool:
+    """Whether the task scores edges from node embeddings (the model's output is an embedding)."""
+    return task_name == "link" or getattr(_task_class(task_name), "output", None) == "embeddings"
+
+
 def plugin_names(args) -> PluginNames:
-    """The four axes' names, each checked (an unknown name fails before any loading)."""
+    """The four axes' names, each checked (an unknown name fails before any loading). Without
+    ``--task``: ``link`` for an ``ogbl-*`` dataset, else ``node``."""
     Task, Sampler, Strategy, Escape = _axes()
-    task = Task.lookup(args.task)
+    task = Task.lookup(args.task or ("link" if str(args.dataset).startswith("ogbl-") else "node"))
     default = getattr(task, "default_sampler", "temporal" if task.name == "temporal-link" else "full")
     sampler = args.sampler or default
     Sampler.lookup(sampler), Strategy.lookup(args.strategy)
     escape = args.escape if args.escape and args.escape != "none" else None
     if escape:
         Escape.lookup(escape)
-    return PluginNames(args.task, sampler, args.strategy, escape)
+    return PluginNames(task.name, sampler, args.strategy, escape)
 
 
 def describe(data, names: PluginNames, args, device) -> str:
@@ -70,8 +76,9 @@ def describe(data, names: PluginNames, args, device) -> str:
         what = f"{data.num_events} events on {data.num_nodes} nodes"
         model = "tgn"
     else:
-        what = (f"{data.num_nodes} nodes, {data.num_edges} edges, {data.num_features} features, "
-                f"{int(data.num_classes)} classes")
+        classes = getattr(data, "num_classes", None)
+        what = (f"{data.num_nodes} nodes, {data.num_edges} edges, {data.num_features} features"
+                + (f", {int(classes)} classes" if classes is not None and not learns_links(names.task) else ""))
         model = f"{args.model} (hidden {args.hidden}, {args.layers} layers)"
     split = getattr(data, "split_info", None)
     if getattr(data, "edge_weight", None) is not None:
@@ -129,7 +136,19 @@ def load_dataset(args, names: PluginNames):
         from ..temporal.events import load_events
 
         return load_events(args.dataset, sort=args.sort_events)
+    if str(args.dataset).startswith("ogbl-"):
+        from ..link.ogbl import load_ogbl
+
+        check_root(args.root)
+        data, data.link_split = load_ogbl(args.dataset, args.root if args.root is not None else _default_root())
+        return data
     return load_graph(args.dataset, args, **({"drop_edge_attr": True} if args.drop_edge_attr else {}))
+
+
+def _default_root():
+    from ..data import default_root
+
+    return default_root()
 
 
 def fingerprint(data) -> Optional[str]:
@@ -181,16 +200,25 @@ def build_model(args, data, names: PluginNames, strategy):
     from gnnkit.models import MODELS
     from gnnkit.models import build_model as build
 
-    out = data.y.shape[1] if data.y.dim() == 2 else int(data.num_classes)
-    if getattr(data, "num_classes", None) is not None:  # a strategy's choice (ForwardGNN: hidden)
-        out = strategy.model_out_dim(int(data.num_classes), args.hidden) or out
+    links = learns_links(names.task)
+    if links:  # the encoder's output is the node embedding the decoder scores
+        out = args.hidden
+    else:
+        out = data.y.shape[1] if data.y.dim() == 2 else int(data.num_classes)
+        out = strategy.model_out_dim(int(data.num_classes), args.hidden) or out  # ForwardGNN: hidden
     check_model_size(args, int(data.num_features), out, int(data.num_nodes))
-    kwargs = dict(hidden=args.hidden, num_layers=args.layers, dropout=0.5 if args.dropout is None else args.dropout,
-                  norm=args.norm, residual=args.residual)
+    dropout = (0.0 if links else 0.5) if args.dropout is None else args.dropout
+    kwargs = dict(hidden=args.hidden, num_layers=args.layers, dropout=dropout, norm=args.norm, residual=args.residual)
     diag = getattr(args, "diag_lambda", None)
     if names.sampler == "cluster" and diag is not None and _accepts(MODELS[args.model].__init__, "diag_lambda"):
         kwargs.update(adj_norm="diag", diag_lambda=diag)
-    return build(args.model, data.num_features, out, **kwargs)
+    model = build(args.model, data.num_features, out, **kwargs)
+    if links and args.decoder != "dot":
+        from ..link import LinkModel
+        from ..link.decoders import make_decoder
+
+        model = LinkModel(model, make_decoder(args.decoder, out, args.hidden))
+    return model
 
 
 def build_task(args, names: PluginNames):

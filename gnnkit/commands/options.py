@@ -47,7 +47,8 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
                    help="a known name (Cora, ogbn-arxiv, csbm...), a .npz path or an event file "
                         "(default: built-in csbm graph)")
     g.add_argument("--root", default=None, help="dataset root (default: $GNNKIT_DATA or the project's data/)")
-    g.add_argument("--task", default="node", help=f"one of: {', '.join(Task.names())} (default node)")
+    g.add_argument("--task", default=None,
+                   help=f"one of: {', '.join(Task.names())} (default: link for ogbl-* datasets, else node)")
     g.add_argument("--sampler", default=None,
                    help=f"one of: {', '.join(Sampler.names())} (default: the task's, full for node)")
     g.add_argument("--strategy", default="backprop", help=f"one of: {', '.join(Strategy.names())}")
@@ -89,6 +90,7 @@ def _model_options(g) -> None:
     g.add_argument("--dropout", type=float, default=None, help="dropout probability (default 0.5; TGN 0.1)")
     g.add_argument("--norm", default="none", help="none, batch or layer normalization between layers")
     g.add_argument("--residual", action="store_true", help="residual connections between layers")
+    g.add_argument("--decoder", default="dot", help="link task: edge decoder, dot or mlp (Hadamard MLP)")
     for flag, default, what in (("--memory-dim", 100, "memory width"), ("--time-dim", 100, "time encoding width"),
                                 ("--embedding-dim", 100, "embedding width"), ("--attention-heads", 2,
                                                                               "attention heads")):
