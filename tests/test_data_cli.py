@@ -51,3 +51,15 @@ def test_train_link_task_with_an_mlp_decoder(tmp_path):
     assert main(["train", "--task", "link", "--decoder", "mlp", "--num-nodes", "300", "--num-features", "8",
                  "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text())["metric"] == "auc"
+
+
+def test_train_from_a_store_matches_the_graph_in_memory(tmp_path):
+    """``--dataset STORE_DIR`` trains from the memory-mapped store (not loaded whole): same figures and
+    fingerprint as the same graph in memory."""
+    opts = ["--num-nodes", "300", "--num-features", "8", "--avg-degree", "4"]
+    assert main(["convert", "csbm", str(tmp_path / "store"), *opts, "--no-progress"]) == 0
+    run = ["train", "--epochs", "3", "--no-progress"]
+    assert main([*run, "--dataset", str(tmp_path / "store"), "--out", str(tmp_path / "a")]) == 0
+    assert main([*run, "--dataset", "csbm", *opts, "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert a["fingerprint"] == b["fingerprint"] and a["runs"][0]["test"] == b["runs"][0]["test"]

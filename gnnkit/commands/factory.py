@@ -76,9 +76,11 @@ def describe(data, names: PluginNames, args, device) -> str:
         what = f"{data.num_events} events on {data.num_nodes} nodes"
         model = "tgn"
     else:
-        classes = getattr(data, "num_classes", None)
-        what = (f"{data.num_nodes} nodes, {data.num_edges} edges, {data.num_features} features"
-                + (f", {int(classes)} classes" if classes is not None and not learns_links(names.task) else ""))
+        size = sizes(data)
+        classes = size["num_classes"]
+        what = (f"{size['num_nodes']} nodes, {size['num_edges']} edges, {size['num_features']} features"
+                + (f", {int(classes)} classes" if classes is not None and not learns_links(names.task) else "")
+                + (", memory-mapped store" if is_store_pair(data) else ""))
         model = f"{args.model} (hidden {args.hidden}, {args.layers} layers)"
     split = getattr(data, "split_info", None)
     if getattr(data, "edge_weight", None) is not None:
@@ -136,6 +138,15 @@ def load_dataset(args, names: PluginNames):
         from ..temporal.events import load_events
 
         return load_events(args.dataset, sort=args.sort_events)
+    from ..stores.ondisk import is_store
+
+    if is_store(args.dataset) and not csbm_options(args):  # memory-mapped: never loaded whole
+        if args.split or args.drop_edge_attr:
+            raise GnnkitError(f"--split / --drop-edge-attr apply to in-memory graphs; {args.dataset} is a store "
+                              f"(convert it again with the split you want)")
+        from ..stores.ondisk import open_store
+
+        return open_store(args.dataset)
     if str(args.dataset).startswith("ogbl-"):
         from ..link.ogbl import load_ogbl
 
@@ -151,8 +162,28 @@ def _default_root():
     return default_root()
 
 
-def fingerprint(data) -> Optional[str]:
-    """The dataset's content fingerprint (``gnnkit.data.fingerprint``)."""
+def is_store_pair(data) -> bool:
+    return isinstance(data, tuple) and len(data) == 2
+
+
+def sizes(data) -> Dict[str, Any]:
+    """``{"num_nodes", "num_edges", "num_features", "num_classes", "label_dim"}`` of a graph or a store pair."""
+    if is_store_pair(data):
+        graph, features = data
+        y = features.shape("y")
+        return {"num_nodes": graph.num_nodes, "num_edges": graph.num_edges, "num_features": features.shape("x")[1],
+                "num_classes": features.meta.get("num_classes"), "label_dim": y[1] if len(y) == 2 else None}
+    return {"num_nodes": int(data.num_nodes), "num_edges": int(data.num_edges), "num_features": int(data.num_features),
+            "num_classes": getattr(data, "num_classes", None),
+            "label_dim": data.y.shape[1] if getattr(data, "y", None) is not None and data.y.dim() == 2 else None}
+
+
+def fingerprint(data, args=None) -> Optional[str]:
+    """The dataset's content fingerprint (``gnnkit.data.fingerprint``; a store's records its own)."""
+    if is_store_pair(data):
+        from ..stores.ondisk import read_metadata
+
+        return read_metadata(args.dataset)["fingerprint"]
     from ..data.fingerprint import fingerprint as fp
 
     return fp(data)
@@ -164,7 +195,7 @@ def seed_data(args, data, seed: int):
     if fractions is None:
         return data
     if not hasattr(data, "train_mask"):
-        raise GnnkitError("--split applies to graphs, not to event streams")
+        raise GnnkitError("--split applies to in-memory graphs, not to event streams or stores")
     from ..data.split import random_split
 
     data = data.clone()
@@ -200,19 +231,19 @@ def build_model(args, data, names: PluginNames, strategy):
     from gnnkit.models import MODELS
     from gnnkit.models import build_model as build
 
-    links = learns_links(names.task)
+    links, size = learns_links(names.task), sizes(data)
     if links:  # the encoder's output is the node embedding the decoder scores
         out = args.hidden
     else:
-        out = data.y.shape[1] if data.y.dim() == 2 else int(data.num_classes)
-        out = strategy.model_out_dim(int(data.num_classes), args.hidden) or out  # ForwardGNN: hidden
-    check_model_size(args, int(data.num_features), out, int(data.num_nodes))
+        out = size["label_dim"] or int(size["num_classes"])
+        out = strategy.model_out_dim(int(size["num_classes"]), args.hidden) or out  # ForwardGNN: hidden
+    check_model_size(args, size["num_features"], out, size["num_nodes"])
     dropout = (0.0 if links else 0.5) if args.dropout is None else args.dropout
     kwargs = dict(hidden=args.hidden, num_layers=args.layers, dropout=dropout, norm=args.norm, residual=args.residual)
     diag = getattr(args, "diag_lambda", None)
     if names.sampler == "cluster" and diag is not None and _accepts(MODELS[args.model].__init__, "diag_lambda"):
         kwargs.update(adj_norm="diag", diag_lambda=diag)
-    model = build(args.model, data.num_features, out, **kwargs)
+    model = build(args.model, size["num_features"], out, **kwargs)
     if links and args.decoder != "dot":
         from ..link import LinkModel
         from ..link.decoders import make_decoder
@@ -254,4 +285,4 @@ def run_info(args, names: PluginNames, data) -> Dict[str, Any]:
     kept = {k: v for k, v in settings(args, names).items()
             if k not in NOT_WEIGHT_SHAPING and not k.startswith("csbm_")
             and PLUGIN_OPTIONS.get(k, ("task", names.task)) in active}
-    return {"dataset": str(args.dataset), "fingerprint": fingerprint(data), "settings": kept}
+    return {"dataset": str(args.dataset), "fingerprint": fingerprint(data, args), "settings": kept}
