@@ -110,6 +110,16 @@ class PyGModel(nn.Module):
         out = self.call(x, adj if isinstance(adj, PygEdges) else edges_of(adj))
         return (out, out) if return_embedding else out
 
+    def whole_graph(self, ctx):
+        """Evaluation's input (``Strategy.predict`` asks for it): the graph's own edges
+        (:func:`whole_graph_edges`: original order, ``edge_attr``), or the ``"sum"`` adjacency when
+        ``ctx.inference_batch_size`` asks for row chunks of a larger graph and no edge features are
+        needed (:meth:`inference` chunks an adjacency)."""
+        size, n = ctx.inference_batch_size, ctx.graph.num_nodes
+        if size and size < n and not (self.takes_edge_attr and getattr(ctx.data, "edge_attr", None) is not None):
+            return ctx.graph.adjacency("sum")
+        return whole_graph_edges(ctx, self)
+
     @torch.no_grad()
     def inference(self, x: Tensor, adj, batch_size: Optional[int] = None, return_embedding: bool = False,
                   rows: Optional[tuple] = None, gather: Optional[Callable[[Tensor], Tensor]] = None):

@@ -53,8 +53,6 @@ class EdgeAttrNet(nn.Module):
 
     def forward(self, x, edge_index, edge_attr=None):
         self.seen.append((self.training, None if edge_attr is None else edge_attr.shape[0]))
-        if edge_attr is None:  # whole-graph evaluation from an adjacency carries no edge features
-            edge_attr = torch.zeros(edge_index.shape[1], self.conv.in_channels - x.shape[1])
         agg = torch.zeros(x.shape[0], edge_attr.shape[1]).index_add_(0, edge_index[1], edge_attr)
         return self.conv(torch.cat([x, agg], 1), edge_index)
 
@@ -142,7 +140,8 @@ def test_edge_attr_reaches_a_module_that_takes_it(tmp_path):
         model = PyGModel(module, num_layers=2)
         assert model.takes_edge_attr and not model.takes_edge_weight
         Trainer(sampler=make(), max_epochs=2, progress=False, device="cpu", seed=0).fit(model, d)
-        assert all(n for training, n in module.seen if training) and module.seen, kind
+        assert module.seen and all(n for _, n in module.seen), kind  # training and evaluation
+        assert {training for training, _ in module.seen} == {True, False}
 
 
 def test_neighbor_subgraph_is_pyg_style():
@@ -204,15 +203,26 @@ def test_cora_gat_through_the_trainer_matches_pyg_and_samplers_reach_it(cora_roo
         assert s["test"] > r["test"] - 0.03 or s["test"] > 0.78, s
 
 
-def test_an_unwrapped_pyg_module_is_named_with_the_fix():
+def test_an_unwrapped_pyg_module_trains_and_holds_the_weights():
     d = data()
+    torch.manual_seed(0)
     module = GraphSAGE(d.num_features, 8, 2, out_channels=2)
-    trainer = Trainer(sampler="full", max_epochs=1, progress=False, device="cpu")
-    try:  # the Trainer may wrap it itself (models.pyg.as_model); otherwise the sampler says how
-        r = trainer.fit(module, d)
-        assert r["epochs"] == 1
-    except GnnkitError as exc:
-        assert "PyGModel(model)" in str(exc)
+    before = copy.deepcopy(module.state_dict())
+    r = Trainer(sampler=NeighborSampler([4, 4], 16), max_epochs=5, progress=False, device="cpu").fit(module, d)
+    assert r["epochs"] == 5 and any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+    ctx = make_ctx(d)
+    with pytest.raises(GnnkitError, match=r"PyGModel\(model\)"):  # a sampler handed a bare module says how
+        NeighborSampler([4, 4], 16).setup(ctx, module)
+
+
+def test_evaluation_chunks_when_asked():
+    d = data()
+    torch.manual_seed(0)
+    r1 = Trainer(sampler="full", max_epochs=3, progress=False, device="cpu").fit(GAT(d.num_features, 4, 2), d)
+    torch.manual_seed(0)
+    r2 = Trainer(sampler="full", max_epochs=3, progress=False, device="cpu",
+                 inference_batch_size=9).fit(GAT(d.num_features, 4, 2), d)
+    assert [h["val_loss"] for h in r1["history"]] == pytest.approx([h["val_loss"] for h in r2["history"]], abs=1e-5)
 
 
 def test_chunked_inference_equals_the_whole_graph_forward():
