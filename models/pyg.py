@@ -113,10 +113,11 @@ class PyGModel(nn.Module):
     def whole_graph(self, ctx):
         """Evaluation's input (``Strategy.predict`` asks for it): the graph's own edges
         (:func:`whole_graph_edges`: original order, ``edge_attr``), or the ``"sum"`` adjacency when
-        ``ctx.inference_batch_size`` asks for row chunks of a larger graph and no edge features are
-        needed (:meth:`inference` chunks an adjacency)."""
+        ``ctx.inference_batch_size`` asks for row chunks of a larger graph, the depth ``num_layers`` is
+        known and no edge features are needed (:meth:`inference` chunks an adjacency)."""
         size, n = ctx.inference_batch_size, ctx.graph.num_nodes
-        if size and size < n and not (self.takes_edge_attr and getattr(ctx.data, "edge_attr", None) is not None):
+        attr = self.takes_edge_attr and getattr(ctx.data, "edge_attr", None) is not None
+        if size and size < n and hasattr(self, "num_layers") and not attr:
             return ctx.graph.adjacency("sum")
         return whole_graph_edges(ctx, self)
 
@@ -125,7 +126,7 @@ class PyGModel(nn.Module):
                   rows: Optional[tuple] = None, gather: Optional[Callable[[Tensor], Tensor]] = None):
         """The whole graph's output ``[N, C]`` (eval mode). ``adj``: a :class:`PygEdges` or a ``"sum"``
         :class:`~gnnkit.sparse.Adjacency`. One forward over the whole graph, or, when ``batch_size``
-        is smaller than the row range and ``adj`` is an adjacency, chunks of ``batch_size`` rows each
+        is smaller than the row range, ``adj`` is an adjacency and ``num_layers`` is known, chunks of ``batch_size`` rows each
         run on its exact ``num_layers``-hop in-neighborhood (:func:`hop_subgraph`: the same numbers up
         to rounding, memory bounded by a chunk's neighborhood). ``rows``/``gather``: this rank's rows,
         then the all-gather."""
@@ -133,7 +134,7 @@ class PyGModel(nn.Module):
         self.eval()
         n = x.shape[0]
         lo, hi = rows if rows is not None else (0, n)
-        if batch_size and batch_size < hi - lo and not isinstance(adj, PygEdges):
+        if batch_size and batch_size < hi - lo and hasattr(self, "num_layers") and not isinstance(adj, PygEdges):
             lid = torch.full((n,), -1, dtype=torch.long, device=x.device)
             outs = []
             for s in range(lo, hi, batch_size):
