@@ -108,12 +108,12 @@ def test_escape_head_identical_on_all_ranks(tmp_path):
     assert torch.equal(h0["weight"], h1["weight"]) and torch.equal(h0["bias"], h1["bias"])  # ...on both ranks
 
 
-def _resume_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _resume_worker(rank: int, world: int, ports: tuple, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1")
     torch.set_num_threads(1)
     data, ckdir = two_community_graph(n_per=30), os.path.join(out_dir, "ckpt")
-    for epochs in (6, 15):  # interrupted after 6 epochs, then resumed to 15
+    for epochs, port in zip((6, 15), ports):  # interrupted after 6 epochs, then resumed to 15 (a new group)
+        os.environ["MASTER_PORT"] = str(port)
         torch.manual_seed(0)
         model = GCN(8, 16, 2, num_layers=2, dropout=0.5)
         Trainer(max_epochs=epochs, seed=0, progress=False, device="cpu", checkpoint_dir=ckdir).fit(
@@ -123,7 +123,7 @@ def _resume_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 def test_two_processes_resume_from_checkpoints(tmp_path):
     _train(str(tmp_path / "single.pt"))
-    mp.spawn(_resume_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_resume_worker, args=(2, (free_port(), free_port()), str(tmp_path)), nprocs=2, join=True)
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["epoch-000013.pt", "epoch-000014.pt"]  # rank 0 writes
     single = torch.load(tmp_path / "single.pt", weights_only=True)
     ranks = [torch.load(tmp_path / f"resumed{r}.pt", weights_only=True) for r in (0, 1)]
