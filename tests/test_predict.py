@@ -144,3 +144,27 @@ def test_tampered_model_file_is_refused(trained, tmp_path, capsys):
     obj["checksum"] = _checksum(obj)  # a consistent file of other weights loads
     torch.save(obj, path)
     assert main(["export", path, "--format", "torchscript", "--out", str(tmp_path / "m.ts")]) == 0
+
+
+def test_cluster_gcn_model_keeps_its_operator(tmp_path, capsys):
+    """A Cluster-GCN run (diagonal enhancement) saves adj_norm diag and λ; evaluate gives its figures."""
+    out = str(tmp_path / "run")
+    assert main(["train", *GRAPH, "--sampler", "cluster", "--num-parts", "4", "--clusters-per-batch", "2",
+                 "--diag-lambda", "0.5", "--epochs", "5", "--out", out, "--no-progress"]) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        run = json.load(f)["runs"][0]
+    model, record = load_model(os.path.join(out, "model-seed0.pt"))
+    assert (model.adj_norm, model.diag_lambda) == ("diag", 0.5) == (record["normalization"]["adj_norm"],
+                                                                   record["normalization"]["diag_lambda"])
+    figures = str(tmp_path / "figures.json")
+    assert main(["evaluate", os.path.join(out, "model-seed0.pt"), *GRAPH, "--out", figures]) == 0
+    with open(figures) as f:
+        got = json.load(f)["figures"]
+    assert (got["val_accuracy"], got["test_accuracy"]) == (run["val"], run["test"])
+
+
+def test_a_run_whose_output_is_not_class_logits_writes_no_model_file(tmp_path):
+    out = str(tmp_path / "run")
+    assert main(["train", *GRAPH, "--strategy", "forward", "--epochs", "2", "--out", out, "--no-progress"]) == 0
+    assert os.path.isfile(os.path.join(out, "results.json"))
+    assert not os.path.exists(os.path.join(out, "model-seed0.pt"))
