@@ -17,6 +17,12 @@ it was written is refused) and the weights' names and shapes against the rebuilt
 :class:`~gnnkit.errors.GnnkitError` that names the problem. :func:`check_schema` refuses a graph
 whose features the model cannot read (predictions on a new graph of the same schema are fine: the
 fingerprint may differ).
+
+In Python::
+
+    save_model("model.pt", model, data, dataset="Cora", seed=0)   # after trainer.fit(model, data)
+    model, record = load_model("model.pt")                        # eval mode, on CPU
+    gnnkit train writes OUT/model-seed{S}.pt (gnnkit.commands.model_io.save_trained_model).
 """
 from __future__ import annotations
 
