@@ -250,3 +250,19 @@ def test_an_option_is_declared_once():
     add_option(parser, "--batch-size", type=int)
     with pytest.raises(GnnkitError, match="--batch-size is declared twice"):
         add_option(parser.add_argument_group("sampler"), "--batch-size", type=int)
+
+
+def test_step_lr_schedule_matches_torch_and_survives_resume(tmp_path):
+    from gnnkit.callbacks import StepLR
+
+    t, _ = _fit(tmp_path, epochs=5, callbacks=[StepLR(2, 0.5)])
+    ref = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    sched = torch.optim.lr_scheduler.StepLR(ref, 2, 0.5)
+    for _ in range(5):
+        ref.step()
+        sched.step()
+    assert t.strategy.optimizer.param_groups[0]["lr"] == ref.param_groups[0]["lr"] == 0.0025
+    t2, _ = _fit(tmp_path, epochs=8, ckpt="last", callbacks=[StepLR(2, 0.5)])  # halved after epochs 5 and 7
+    assert t2.strategy.optimizer.param_groups[0]["lr"] == 0.01 * 0.5 ** 4
+    with pytest.raises(GnnkitError, match="step"):
+        StepLR(0)

@@ -2,16 +2,19 @@
 
 The loop's own duties beyond running batches are callbacks too: :class:`ModelSelection` (the best
 weights, ties broken by validation loss), :class:`EarlyStopping`, :class:`Checkpointing` (files and
-pruning), :class:`CSVLogger` and :class:`ProgressBar`. See :class:`Callback` for the order of calls.
+pruning), :class:`CSVLogger` and :class:`ProgressBar`; :class:`StepLR` is a learning-rate schedule
+to add. See :class:`Callback` for the order of calls.
 """
 from .base import Callback
 from .checkpointing import Checkpointing
 from .csv_logger import CSVLogger
 from .early_stopping import EarlyStopping
+from .lr_schedule import StepLR
 from .progress import ProgressBar
 from .selection import ModelSelection
 
-__all__ = ["Callback", "ModelSelection", "EarlyStopping", "Checkpointing", "CSVLogger", "ProgressBar", "loop_callbacks"]
+__all__ = ["Callback", "ModelSelection", "EarlyStopping", "Checkpointing", "CSVLogger", "ProgressBar", "StepLR",
+           "loop_callbacks"]
 
 
 def loop_callbacks(selection: ModelSelection, user, *, log_dir=None, patience=None, checkpoint_dir=None,
