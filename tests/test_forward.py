@@ -424,3 +424,10 @@ def test_command_line_options():
         ForwardLearning("ff-la", schedule="top2loss")
     with pytest.raises(GnnkitError):
         ForwardLearning("bp")
+
+
+def test_forward_refuses_edge_weights_instead_of_ignoring_them():
+    data = two_community_graph()
+    data.edge_weight = torch.rand(data.edge_index.shape[1], generator=torch.Generator().manual_seed(0))
+    with pytest.raises(GnnkitError, match="edge weights"):
+        Trainer(strategy=ForwardLearning("sf"), max_epochs=2, progress=False, device="cpu").fit(GCN(8, 16, 2), data)

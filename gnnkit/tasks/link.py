@@ -54,6 +54,9 @@ class LinkPrediction(Task):
         for key in ("x", "edge_index"):
             if getattr(data, key, None) is None:
                 raise GnnkitError(f"link prediction needs data.{key}")
+        if getattr(data, "edge_weight", None) is not None:  # never train on a silently unweighted graph
+            raise GnnkitError("the link task does not use edge weights yet: drop data.edge_weight to train "
+                              "on the unweighted graph")
         n = int(data.num_nodes)
         split = getattr(data, "link_split", None)
         if split is None:

@@ -97,6 +97,9 @@ class ForwardLearning(Strategy):
     def configure(self, ctx, model) -> None:
         if ctx.world_size > 1:
             raise GnnkitError("the forward strategy runs in one process (its per-layer updates are not synchronized)")
+        if ctx.graph.edge_weight() is not None:  # its augmented views are built from unweighted edges
+            raise GnnkitError("the forward strategy does not use edge weights yet: drop data.edge_weight "
+                              "or train with --strategy backprop")
         y, x = ctx.features.get("y").to(ctx.device), ctx.features.get("x").to(ctx.device)
         C = check_labels(y, ctx.features.meta.get("num_classes"))
         self.stack = LayerStack(model, label_dim=C if self.variant == "ff-la" else 0).to(ctx.device)
