@@ -57,15 +57,15 @@ class Measure(Callback):
     def on_fit_start(self, trainer):
         st, batch = trainer.strategy, trainer.sampler.batch
         if forward:
-            st.layer = st.L - 1  # the deepest layer: its input runs through all frozen layers below
-            st.budget = 10**9
+            st.sched.layer = st.sched.num_layers - 1  # the deepest layer: its input runs through all frozen layers
+            st.sched.budget = 10**9
         base = hwm_mb()
         out["base_mb"] = base
         reset_hwm()
         t0 = time.perf_counter()
-        st.step(trainer, batch)
+        st.step(trainer.ctx, trainer.model, batch, trainer.task)
         t1 = time.perf_counter()
-        st.step(trainer, batch)
+        st.step(trainer.ctx, trainer.model, batch, trainer.task)
         t2 = time.perf_counter()
         out.update(epoch_peak_mb=hwm_mb(), first_epoch_s=t1 - t0, epoch_s=t2 - t1)
         raise Abort
