@@ -92,10 +92,18 @@ def plain_pyg_loop(module, d, epochs: int, lr: float, weight_decay: float):
         opt.step()
         module.eval()
         with torch.no_grad():
-            pred = module(d.x, d.edge_index).argmax(1)
+            out = module(d.x, d.edge_index)
+        pred = out.argmax(1)
         curve.append({s: float((pred[m] == d.y[m]).float().mean()) for s, m in
                       (("val", d.val_mask), ("test", d.test_mask))})
+        curve[-1]["val_loss"] = float(F.cross_entropy(out[d.val_mask], d.y[d.val_mask]))
     return curve
+
+
+def select(curve) -> int:
+    """The epoch the Trainer selects: the best validation accuracy, ties to the lower validation loss,
+    then the earlier epoch."""
+    return max(range(len(curve)), key=lambda e: (curve[e]["val"], -curve[e]["val_loss"], -e))
 
 
 @pytest.mark.parametrize("make_model", [lambda d: GAT(d.num_features, 8, 2),
@@ -114,6 +122,7 @@ def test_full_batch_matches_a_plain_pyg_loop(make_model):
         ours = [h["val_accuracy"] for h in r["history"]]
         assert ours == pytest.approx([c["val"] for c in curve], abs=1e-6)
         assert r["test"] == pytest.approx(curve[r["best_epoch"]]["test"], abs=1e-6)
+        assert select(curve) == r["best_epoch"]
 
 
 def test_edge_weight_reaches_the_module_on_every_sampler(tmp_path):
@@ -194,6 +203,7 @@ def test_cora_gat_through_the_trainer_matches_pyg_and_samplers_reach_it(cora_roo
         curve = plain_pyg_loop(twin, d, 30, 0.01, 5e-4)
         assert [h["val_accuracy"] for h in r["history"]] == pytest.approx([c["val"] for c in curve], abs=1e-6)
         assert r["test"] == pytest.approx(curve[r["best_epoch"]]["test"], abs=1e-6)
+        assert select(curve) == r["best_epoch"]
         assert r["test"] > 0.75
     for make in (lambda: NeighborSampler([10, 10], 128),
                  lambda: ClusterSampler(num_parts=20, clusters_per_batch=4, cache_dir=str(tmp_path))):
