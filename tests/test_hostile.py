@@ -262,6 +262,7 @@ def _cases() -> List[Case]:
         Case("epochs-zero", "traceback", [*TRAIN[:-3], "--epochs", "0"], "--epochs"),
         Case("lr-negative", "traceback", [*TRAIN, "--lr", "-1"], "--lr"),
         Case("lr-nan", "traceback", [*TRAIN, "--lr", "nan"], "--lr"),
+        Case("lr-gamma-over-1", "traceback", [*TRAIN, "--lr-step", "2", "--lr-gamma", "2"], "--lr-gamma"),
         Case("weight-decay-negative", "traceback", [*TRAIN, "--weight-decay", "-1"], "--weight-decay"),
         Case("hidden-zero", "traceback", [*TRAIN, "--hidden", "0"], "--hidden"),
         Case("layers-zero", "traceback", [*TRAIN, "--layers", "0"], "--layers"),

@@ -150,13 +150,8 @@ class Executor:
                 p.kill()
 
 
-def run_grid(runs: List[Run], out: Path, jobs: int = 1, progress: bool = True,
-             retry_failed: bool = False) -> Tuple[Dict[str, dict], bool]:
-    """Run every run without a record (and failed ones with ``retry_failed``).
-
-    Returns ``({run.key: record}, interrupted)`` with the records of all finished runs."""
-    from tqdm.auto import tqdm
-
+def _pending(runs: List[Run], retry_failed: bool) -> Tuple[Dict[str, dict], List[Run]]:
+    """The records of finished runs, and the runs to launch (no record, or failed with ``retry_failed``)."""
     records: Dict[str, dict] = {}
     todo: List[Run] = []
     for run in runs:
@@ -165,6 +160,49 @@ def run_grid(runs: List[Run], out: Path, jobs: int = 1, progress: bool = True,
             records[run.key] = rec
         else:
             todo.append(run)
+    return records, todo
+
+
+def _drive(todo: List[Run], executor: "Executor", pool, jobs: int, records: Dict[str, dict], bar) -> None:
+    """Launch ``todo`` ``jobs`` at a time until done; KeyboardInterrupt when a child was interrupted
+    (the caller stops the executor before shutting ``pool`` down, so live children end promptly)."""
+    queue = iter(todo)
+    live: Dict[futures.Future, Run] = {}
+
+    def submit() -> None:
+        run = next(queue, None)
+        if run is not None:
+            live[pool.submit(executor.launch, run)] = run
+
+    for _ in range(max(1, jobs)):
+        submit()
+    shown = None
+    while live:
+        now = ", ".join(r.key for r in live.values())
+        if now != shown:
+            bar.set_postfix_str(now, refresh=True)
+            shown = now
+        done, _ = futures.wait(list(live), timeout=0.5, return_when=futures.FIRST_COMPLETED)
+        for fut in done:
+            run = live.pop(fut)
+            record = fut.result()
+            if record is None:  # a child ended by an interruption: stop the grid
+                raise KeyboardInterrupt
+            records[run.key] = record
+            if record["status"] != "ok":
+                bar.write(f"gnnkit bench: {run.key} failed: {record['error']}")
+            bar.update(1)
+            submit()
+
+
+def run_grid(runs: List[Run], out: Path, jobs: int = 1, progress: bool = True,
+             retry_failed: bool = False) -> Tuple[Dict[str, dict], bool]:
+    """Run every run without a record (and failed ones with ``retry_failed``).
+
+    Returns ``({run.key: record}, interrupted)`` with the records of all finished runs."""
+    from tqdm.auto import tqdm
+
+    records, todo = _pending(runs, retry_failed)
     out.mkdir(parents=True, exist_ok=True)
     executor = Executor(out, jobs)
     bar = tqdm(total=len(runs), initial=len(records), unit="run", desc="bench", disable=not progress,
@@ -180,33 +218,7 @@ def run_grid(runs: List[Run], out: Path, jobs: int = 1, progress: bool = True,
     interrupted = False
     pool = futures.ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        queue = iter(todo)
-        live: Dict[futures.Future, Run] = {}
-
-        def submit() -> None:
-            run = next(queue, None)
-            if run is not None:
-                live[pool.submit(executor.launch, run)] = run
-
-        for _ in range(max(1, jobs)):
-            submit()
-        shown = None
-        while live:
-            now = ", ".join(r.key for r in live.values())
-            if now != shown:
-                bar.set_postfix_str(now, refresh=True)
-                shown = now
-            done, _ = futures.wait(list(live), timeout=0.5, return_when=futures.FIRST_COMPLETED)
-            for fut in done:
-                run = live.pop(fut)
-                record = fut.result()
-                if record is None:  # a child ended by an interruption: stop the grid
-                    raise KeyboardInterrupt
-                records[run.key] = record
-                if record["status"] != "ok":
-                    bar.write(f"gnnkit bench: {run.key} failed: {record['error']}")
-                bar.update(1)
-                submit()
+        _drive(todo, executor, pool, jobs, records, bar)
     except KeyboardInterrupt:
         interrupted = True
         executor.stop()

@@ -57,6 +57,8 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
     g.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
     g.add_argument("--optimizer", default="adam", help="adam, adamw or sgd (default adam)")
+    g.add_argument("--lr-step", type=count, default=None, help="multiply the learning rate by --lr-gamma every N epochs")
+    g.add_argument("--lr-gamma", type=float, default=0.5, help="learning-rate factor of --lr-step (default 0.5)")
     g.add_argument("--patience", type=count, default=None, help="early stop after K evaluations without improvement")
     g.add_argument("--eval-every", type=count, default=1, help="evaluate every N epochs (default 1)")
     g.add_argument("--metric", default=None, help="validation figure that selects the model (default: the task's)")
@@ -136,7 +138,7 @@ PLUGIN_OPTIONS: dict = {}
 
 # ------------------------------------------------------------------------------------ value checks
 _AT_LEAST_1 = ("epochs", "seeds", "eval_every", "patience", "hidden", "layers", "inference_batch_size", "nproc",
-               "batch_size", "threads", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
+               "batch_size", "threads", "lr_step", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
 
 
 def _flag(name: str) -> str:
@@ -155,6 +157,8 @@ def check_values(args) -> None:
         raise GnnkitError(f"--lr must be a positive number, got {args.lr}")
     if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
         raise GnnkitError(f"--weight-decay must be >= 0, got {args.weight_decay}")
+    if not 0 < args.lr_gamma <= 1:
+        raise GnnkitError(f"--lr-gamma must be in (0, 1], got {args.lr_gamma}")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise GnnkitError(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.optimizer not in ("adam", "adamw", "sgd"):

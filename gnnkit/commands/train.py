@@ -130,6 +130,10 @@ def _trainer_kwargs(args, seed: int, info: dict) -> dict:
                   log_dir=os.path.join(args.log_dir, sub) if args.log_dir else None, backend=args.backend)
     if "run_info" in inspect.signature(Trainer.__init__).parameters:
         kwargs["run_info"] = info
+    if args.lr_step:
+        from ..callbacks import StepLR
+
+        kwargs["callbacks"] = [StepLR(args.lr_step, args.lr_gamma)]
     return kwargs
 
 
