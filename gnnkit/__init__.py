@@ -7,12 +7,12 @@ __version__ = "0.1.0"
 
 from .errors import CheckpointError, GnnkitError, GraphValidationError  # noqa: E402
 
-__all__ = ["__version__", "GnnkitError", "GraphValidationError", "CheckpointError", "Trainer"]
+__all__ = ["__version__", "GnnkitError", "GraphValidationError", "CheckpointError", "Trainer", "seed_everything"]
 
 
 def __getattr__(name):  # lazy, so that ``import gnnkit`` stays light for the CLI
-    if name == "Trainer":
-        from .trainer import Trainer
+    if name in ("Trainer", "seed_everything"):
+        from . import trainer
 
-        return Trainer
+        return getattr(trainer, name)
     raise AttributeError(name)
