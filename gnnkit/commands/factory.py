@@ -56,9 +56,10 @@ def learns_links(task_name: str) -> bool:
 
 def plugin_names(args) -> PluginNames:
     """The four axes' names, each checked (an unknown name fails before any loading). Without
-    ``--task``: ``link`` for an ``ogbl-*`` dataset, else ``node``."""
+    ``--task``: ``link`` for an ``ogbl-*`` dataset, ``graph`` for ``ogbg-*`` or a TU dataset found under
+    the root, else ``node``."""
     Task, Sampler, Strategy, Escape = _axes()
-    task = Task.lookup(args.task or ("link" if str(args.dataset).startswith("ogbl-") else "node"))
+    task = Task.lookup(args.task or _default_task(args))
     default = getattr(task, "default_sampler", "temporal" if task.name == "temporal-link" else "full")
     sampler = args.sampler or default
     Sampler.lookup(sampler), Strategy.lookup(args.strategy)
@@ -66,6 +67,15 @@ def plugin_names(args) -> PluginNames:
     if escape:
         Escape.lookup(escape)
     return PluginNames(task.name, sampler, args.strategy, escape)
+
+
+def _default_task(args) -> str:
+    """``link`` for ``ogbl-*``, ``graph`` for ``ogbg-*`` or a TU dataset under the root, else ``node``."""
+    if str(args.dataset).startswith("ogbl-"):
+        return "link"
+    from .graph_runs import graph_kind
+
+    return "graph" if graph_kind(args.dataset, getattr(args, "root", None)) else "node"
 
 
 def describe(data, names: PluginNames, args, device) -> str:

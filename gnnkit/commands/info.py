@@ -1,7 +1,9 @@
 """``gnnkit info NAME_OR_PATH [--root DIR] [--json] [csbm options]``: what a graph is, in figures.
 
 Nodes, directed edges, features, classes, split sizes, degree min/mean/max, isolated nodes,
-self-loops, duplicate edges, edge homophily and memory (see :mod:`gnnkit.data.info`).
+self-loops, duplicate edges, edge homophily and memory (see :mod:`gnnkit.data.info`). A dataset of many
+graphs (a TU name found under the root, ``ogbg-*``): graphs, average nodes and edges, classes; an
+``ogbl-*`` link dataset: nodes, edges, split sizes (:mod:`gnnkit.commands.graph_runs`).
 ``gnnkit info csbm --num-nodes N --avg-degree D ...`` generates the synthetic graph first.
 """
 from __future__ import annotations
@@ -26,6 +28,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from gnnkit.commands import graph_runs
+
+    kind = graph_runs.info_kind(args.dataset, args.root)
+    if kind:  # many small graphs (TU, ogbg-*) or a link dataset (ogbl-*)
+        info = (graph_runs.describe_graphs if kind == "graphs" else graph_runs.describe_links)(args.dataset, args.root)
+        print(json.dumps(info, indent=2) if args.json else graph_runs.format_info(info))
+        return 0
     from gnnkit.commands.factory import load_graph
     from gnnkit.data.info import describe, format_info
 

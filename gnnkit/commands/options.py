@@ -110,6 +110,12 @@ def _data_options(g) -> None:
     g.add_argument("--sort-events", action="store_true", help="event files: sort unsorted event times")
     g.add_argument("--drop-edge-attr", action="store_true",
                    help="drop the graph's edge_attr (gnnkit's models cannot use edge features)")
+    g.add_argument("--folds", type=count, default=None,
+                   help="graph task on a TU dataset: stratified cross-validation folds, seeded by --seed-start "
+                        "(default 10)")
+    g.add_argument("--cv-protocol", default=None,
+                   help="graph task on a TU dataset: errica (default: model selection on an inner validation "
+                        "split) or gin (best epoch of the mean validation curve)")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -151,6 +157,8 @@ def check_values(args) -> None:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise GnnkitError(f"{_flag(name)} must be at least 1, got {value}")
+    if getattr(args, "folds", None) is not None and args.folds < 2:
+        raise GnnkitError(f"--folds must be at least 2, got {args.folds}")
     if args.seed_start < 0:
         raise GnnkitError(f"--seed-start must be >= 0, got {args.seed_start}")
     if not (math.isfinite(args.lr) and args.lr > 0):
