@@ -23,6 +23,17 @@ Protocol (Rossi et al., 2020; twitter-research/tgn):
   ``val_ap`` selects the model, and the best epoch's training-end state is kept with it, so the
   final evaluation (best weights) starts from the memory those weights produced.
 
+TGB protocol (``protocol="tgb"``, ``--protocol tgb``; Huang et al., 2023): TGB's chronological
+70/15/15 split with no held-out nodes (:func:`gnnkit.link.tgb_protocol.tgb_split`); each validation
+and test event is ranked against its fixed ``hist_rnd`` negatives (``num_negatives`` per event,
+:func:`gnnkit.link.tgb_protocol.split_negatives`, seed ``negative_seed``, the same for every run),
+filtered MRR and Hits@10 (:mod:`gnnkit.link.ranking`), ``val_mrr`` selects the model. Validation
+continues from the training-end state, test from the post-validation state; each event batch is
+scored (its positives and all their negatives, with the state before the batch) and then committed,
+as in the AP protocol. EdgeBank on the same negatives is reported beside TGN: unlimited memory
+(``val_edgebank_mrr``, ``test_edgebank_mrr``; ``edgebank_mrr`` in the run summary) and TGB's time
+window (``*_edgebank_window_mrr``). Training is the same as under the AP protocol.
+
 Memory, message store and neighbor buffers (live and best) are in :meth:`state_dict` (tensors).
 TGN's usual optimizer settings are ``--lr 1e-4 --weight-decay 0`` (gnnkit's defaults are for GCNs).
 """
@@ -34,6 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GnnkitError
+from ..link.ranking import rank_metrics
+from ..link.tgb_protocol import evaluate_edgebank, split_negatives, tgb_split
 from ..plugins import add_option
 from ..temporal.events import EventBatch, EventStream, load_events
 from ..temporal.memory import TemporalMemory
@@ -45,8 +58,10 @@ from .base import SPLITS, Task
 
 EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the authors: fixed per split
 STREAMED = ("temporal link prediction scores events as they stream in; use trainer.evaluate('val') / "
-            "trainer.test() for AP and AUC")
+            "trainer.test() for its figures")
 MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
+PROTOCOLS = ("ap", "tgb")
+TGB_PAIRS = 4096  # (source, negative) pairs per TGN call when ranking under the TGB protocol
 
 
 def evaluation_sets(data: EventStream) -> dict:
@@ -72,16 +87,27 @@ class TemporalLinkPrediction(Task):
 
     """Args: num_neighbors: most recent neighbors each node attends to; new_node_fraction: share of
     nodes held out for the inductive test split; eval_batch_size: events per scored batch;
-    sort_events: sort unsorted event times when given a file. The model's sizes (memory_dim,
+    sort_events: sort unsorted event times when given a file; protocol: ``"ap"`` (the authors')
+    or ``"tgb"`` (module docstring), with num_negatives negatives per event drawn with negative_seed
+    and stored under negatives_dir when given. The model's sizes (memory_dim,
     time_dim, embedding_dim, heads, dropout, aggregator, message, embedding) are accepted for
     compatibility and unused: the model is built by its caller (``gnnkit.commands.factory``)."""
 
     def __init__(self, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  num_neighbors: int = 10, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
                  message: str = "identity", embedding: str = "transformer", new_node_fraction: float = 0.1,
-                 eval_batch_size: int = 200, sort_events: bool = False):
+                 eval_batch_size: int = 200, sort_events: bool = False, protocol: str = "ap",
+                 num_negatives: int = 100, negative_seed: int = 0, negatives_dir: str | None = None):
         if eval_batch_size < 1:
             raise GnnkitError(f"eval batch size must be >= 1, got {eval_batch_size}")
+        if protocol not in PROTOCOLS:
+            raise GnnkitError(f"unknown temporal-link protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        if num_negatives < 1:
+            raise GnnkitError(f"num_negatives must be >= 1, got {num_negatives}")
+        self.protocol, self.num_negatives, self.negative_seed = protocol, num_negatives, negative_seed
+        self.negatives_dir = negatives_dir
+        if protocol == "tgb":
+            self.metric = "mrr"
         self.num_neighbors, self.new_node_fraction = num_neighbors, new_node_fraction
         self.eval_batch_size, self.sort_events = eval_batch_size, sort_events
         self.memory = self.neighbors = None
@@ -93,13 +119,22 @@ class TemporalLinkPrediction(Task):
         add_option(parser, "--num-neighbors", type=int, default=10, help="temporal-link: attended neighbors (default 10)")
         add_option(parser, "--new-node-fraction", type=float, default=0.1,
                    help="temporal-link: share of nodes held out for the inductive test (default 0.1)")
+        add_option(parser, "--protocol", choices=PROTOCOLS, default="ap",
+                   help="temporal-link: 'ap' (TGN authors': AP/AUC, one negative per event; default) or "
+                        "'tgb' (TGB: filtered MRR against 100 fixed hist_rnd negatives, EdgeBank beside it)")
 
     @classmethod
     def from_args(cls, args) -> "TemporalLinkPrediction":
-        return cls(num_neighbors=args.num_neighbors, new_node_fraction=args.new_node_fraction)
+        return cls(num_neighbors=args.num_neighbors, new_node_fraction=args.new_node_fraction,
+                   protocol=getattr(args, "protocol", "ap"))
 
     def run_summary(self, result: dict) -> dict:
         m = result.get("metrics", {})
+        if self.protocol == "tgb":
+            return {"protocol": "tgb", "hits@10": m.get("test_hits@10"), "edgebank_mrr": m.get("test_edgebank_mrr"),
+                    "val_edgebank_mrr": m.get("val_edgebank_mrr"),
+                    "edgebank_window_mrr": m.get("test_edgebank_window_mrr"),
+                    "val_edgebank_window_mrr": m.get("val_edgebank_window_mrr"), "num_negatives": self.num_negatives}
         return {"auc": m.get("test_auc"), "val_auc": m.get("val_auc"),
                 "inductive_ap": m.get("test_new_ap"), "inductive_auc": m.get("test_new_auc"),
                 "val_inductive_ap": m.get("val_new_ap"), "val_inductive_auc": m.get("val_new_auc")}
@@ -107,6 +142,8 @@ class TemporalLinkPrediction(Task):
     # -- the loop's hooks -----------------------------------------------------------------------
     def prepare_data(self, data, seed: int) -> EventStream:
         data = load_events(data, sort=self.sort_events)
+        if self.protocol == "tgb":
+            return tgb_split(data) if data.train_mask is None else data
         if data.train_mask is None:
             data = temporal_split(data, new_node_fraction=self.new_node_fraction, seed=seed)
         return data
@@ -123,8 +160,26 @@ class TemporalLinkPrediction(Task):
         self.data = data
         self.memory = TemporalMemory(data.num_nodes, model.memory_dim, data.msg_dim, device=ctx.device)
         self.neighbors = LastNeighbors(data.num_nodes, self.num_neighbors, device=ctx.device)
-        self.eval_sets = evaluation_sets(data)
         self._best, self._fresh, self._eval_state = None, False, None
+        if self.protocol == "tgb":
+            self._setup_tgb(data)
+        else:
+            self.eval_sets = evaluation_sets(data)
+
+    def _setup_tgb(self, data: EventStream) -> None:
+        """The fixed negatives of the validation and test events and EdgeBank's figures on them."""
+        settings = dict(num_negatives=self.num_negatives, seed=self.negative_seed)
+        self.tgb_sets = {}
+        for split in ("val", "test"):
+            e_id = getattr(data, MASKS[split]).nonzero().view(-1)
+            neg = split_negatives(data, split, self.negatives_dir, **settings)
+            self.tgb_sets[split] = (e_id, neg.to(data.dst.device))
+        self.edgebank = {}
+        for memory, name in (("unlimited", "edgebank"), ("window", "edgebank_window")):
+            bank = evaluate_edgebank(data, memory=memory, batch_size=self.eval_batch_size,
+                                     negatives_dir=self.negatives_dir, **settings)
+            self.edgebank.update({f"{s}_{name}_{k}": bank[f"{s}_{k}"]
+                                  for s in ("val", "test") for k in ("mrr", "hits@10")})
 
     def on_epoch_start(self, ctx, epoch: int) -> None:
         self.memory.reset()
@@ -168,6 +223,44 @@ class TemporalLinkPrediction(Task):
             model.commit(self.memory, self.neighbors, batch, state)
         return (sum(aps) / len(aps), sum(aucs) / len(aucs)) if aps else (math.nan, math.nan)
 
+    @torch.no_grad()
+    def _tgb_pass(self, model: TGN, split: str) -> dict:
+        """MRR and Hits@10 of one split's events against their fixed negatives, continuing the live
+        state: per batch, the positives and every (source, negative) pair are scored with the state
+        before the batch, then the batch is committed."""
+        e_id, neg = self.tgb_sets[split]
+        if e_id.numel() == 0:
+            return {f"{split}_mrr": math.nan, f"{split}_hits@10": math.nan}
+        d, pos_all, neg_all = self.data, [], []
+        k = neg.shape[1]
+        for lo in range(0, e_id.numel(), self.eval_batch_size):
+            e, n = e_id[lo: lo + self.eval_batch_size], neg[lo: lo + self.eval_batch_size]
+            src, dst, t, msg = d.src[e], d.dst[e], d.t[e], d.msg[e]
+            cand = torch.where(n >= 0, n, dst.unsqueeze(1)).reshape(-1)  # padding: scored, then masked
+            rows = torch.arange(e.numel(), device=e.device).repeat_interleave(k)
+            scores = []
+            for c in range(0, cand.numel(), TGB_PAIRS):
+                r, m = rows[c: c + TGB_PAIRS], cand[c: c + TGB_PAIRS]
+                pair = EventBatch(e_id=e[r], src=src[r], dst=m, t=t[r], msg=msg[r], neg_dst=m)
+                scores.append(model.score(self.memory, self.neighbors, d, pair)[1])
+            batch = EventBatch(e_id=e, src=src, dst=dst, t=t, msg=msg, neg_dst=dst)
+            pos, _, state = model.score(self.memory, self.neighbors, d, batch)
+            model.commit(self.memory, self.neighbors, batch, state)
+            pos_all.append(pos.cpu())
+            neg_all.append(torch.cat(scores).view(-1, k).cpu())
+        figures = rank_metrics(torch.cat(pos_all), torch.cat(neg_all), (neg >= 0).cpu(), k=10)
+        return {f"{split}_{key}": v for key, v in figures.items()}
+
+    def _evaluate_tgb(self, model: TGN, splits) -> dict:
+        start = self.snapshot()
+        out = self._tgb_pass(model, "val")
+        if "test" in splits:
+            out.update(self._tgb_pass(model, "test"))
+        self.restore(start)
+        self._eval_state = start
+        out.update(self.edgebank)
+        return {k: v for k, v in out.items() if k.split("_")[0] in splits}
+
     def predict(self, ctx, model, predict):
         raise GnnkitError(STREAMED)
 
@@ -175,7 +268,8 @@ class TemporalLinkPrediction(Task):
         raise GnnkitError(STREAMED)
 
     def evaluate(self, ctx, model, predict, splits=SPLITS) -> dict:
-        """AP and AUC of the validation/test events (and their inductive parts), streamed in order."""
+        """AP and AUC of the validation/test events (and their inductive parts), streamed in order;
+        under the TGB protocol their MRR and Hits@10, with EdgeBank's figures."""
         for s in splits:
             if s not in SPLITS:
                 raise GnnkitError(f"unknown split {s!r}; known: {', '.join(SPLITS)}")
@@ -185,6 +279,10 @@ class TemporalLinkPrediction(Task):
         model.eval()
         if not self._fresh and self._best is not None:
             self.restore(self._best)  # after fit: the state the best weights trained into
+        if self.protocol == "tgb":
+            out = self._evaluate_tgb(model, splits)
+            model.train(was_training)
+            return out
         start = self.snapshot()
         out = {}
         out["val_ap"], out["val_auc"] = self._pass(model, "val")
