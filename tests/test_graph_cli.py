@@ -93,3 +93,21 @@ def test_info_ogbl(tmp_path, capsys):
     assert main(["info", "ogbl-collab", "--root", str(tmp_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["nodes"] == 80 and info["split"]["train_pos"] == len(parts["train"])
+
+
+@pytest.mark.parametrize("flag,value", [("--sampler", "neighbor"), ("--strategy", "forward"), ("--escape", "milp")])
+def test_graph_run_refuses_node_plugins_instead_of_ignoring_them(tu_root, tmp_path, capsys, flag, value):  # noqa: F811
+    code, path = _train(tmp_path, "--dataset", "MUTAG", "--root", str(tu_root), flag, value)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and flag in err[0] and not path.exists()
+
+
+def test_bench_runs_a_tu_dataset_as_the_mean_over_folds(tu_root, tmp_path):  # noqa: F811
+    out = tmp_path / "grid"
+    code = main(["bench", "--datasets", "MUTAG", "--methods", "full", "--seeds", "1", "--root", str(tu_root),
+                 "--out", str(out)])
+    assert code == 0
+    row = (out / "results.csv").read_text().splitlines()[1].split(",")
+    res = json.loads(next((out / "runs").rglob("results.json")).read_text())
+    assert row[:4] == ["MUTAG", "full", "0", "ok"] and res["task"] == "graph" and res["folds"] == 10
+    assert abs(float(row[5]) - res["test_mean"]) < 1e-9

@@ -169,6 +169,8 @@ def parse_dataset(spec: str, root: Path) -> Dataset:
             ds.skipped = f"absent: expected {ogb.dataset_dir(spec, root)}/{missing[0]}" + (
                 f" and {len(missing) - 1} more file(s)" if len(missing) > 1 else "")
         return ds
+    if _is_tu(spec, root):  # a graph-classification set (TU text format) under the root
+        return Dataset(spec, spec, {"dataset": spec, "root": str(root)})
     if spec.endswith(".npz"):
         path = Path(spec).expanduser().resolve()
         ds = Dataset(spec, path.stem, {"dataset": str(path)})
@@ -177,6 +179,13 @@ def parse_dataset(spec: str, root: Path) -> Dataset:
         return ds
     raise GnnkitError(f"unknown dataset {spec!r}; known: {', '.join(known_datasets())}, "
                       f"csbm:option=value,..., or a .npz path")
+
+
+def _is_tu(spec: str, root: Path) -> bool:
+    """``spec`` names a TU dataset whose raw files are under ``root`` (``root/NAME/raw/NAME_A.txt``, ...)."""
+    from ..graphs.tu import missing_files
+
+    return spec.replace("-", "").replace("_", "").isalnum() and not missing_files(spec, root)
 
 
 class _Strict(argparse.ArgumentParser):

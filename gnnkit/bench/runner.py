@@ -69,6 +69,11 @@ def _record(run: Run, rc: int, wall: float, peak_mb: float) -> dict:
         return {**base, "status": "failed", "error": err}
     summary = json.loads(results.read_text())
     res = summary["runs"][0]
+    if "folds" in summary:  # a cross-validated graph run: its figure is the mean over the folds
+        folds = summary["runs"]
+        res = {"val": summary.get("val_mean"), "test": summary.get("test_mean"),
+               "epochs": sum(int(r.get("epochs") or 0) for r in folds),
+               "seconds": sum(float(r.get("seconds") or 0.0) for r in folds)}
     escape = res.get("escape")
     epochs = int(res.get("epochs") or 0)
     return {**base, "status": "ok", "metric": summary.get("metric"), "val": res.get("val"), "test": res.get("test"),

@@ -82,6 +82,12 @@ def check_options(args) -> None:
         raise GnnkitError("graph runs train in one process; leave out --nproc")
     if args.split:
         raise GnnkitError("--split applies to the node task; graph runs use --folds (TU) or OGB's split (ogbg-*)")
+    for flag, value, allowed in (("--sampler", args.sampler, (None, "full", "graph")),
+                                 ("--strategy", getattr(args, "strategy", None), (None, "backprop")),
+                                 ("--escape", getattr(args, "escape", None), (None, "none"))):
+        if value not in allowed:  # never train something else than asked without a word
+            raise GnnkitError(f"{flag} {value} does not apply to graph runs (whole graphs in block-diagonal "
+                              f"batches, trained by backprop); leave out {flag}")
 
 
 def _build_model(args, coll):
