@@ -436,3 +436,20 @@ def test_citeseer_layout_with_test_gaps_matches_pyg(shared_data, tmp_path):
     for key in ("x", "y", "edge_index", "train_mask", "val_mask", "test_mask"):
         assert torch.equal(data[key], ref[key].to(data[key].dtype)), key
     assert int(data.test_mask.sum()) == 990
+
+
+def test_big_endian_npz_loads_like_little_endian(tmp_path):
+    """Big-endian members are legal ``.npy``; they once crashed inside scipy/torch (found by fuzzing)."""
+    adj = sp.random(20, 20, density=0.2, format="csr", random_state=0)
+    adj = ((adj + adj.T) > 0).astype(np.float32).tocsr()
+    x, y = np.random.RandomState(0).rand(20, 5).astype(np.float32), np.arange(20) % 2
+    graphs = []
+    for name, order in (("le", "<"), ("be", ">")):
+        conv = lambda a: a.astype(a.dtype.newbyteorder(order))  # noqa: E731
+        np.savez(tmp_path / f"{name}.npz", adj_data=conv(adj.data), adj_indices=conv(adj.indices),
+                 adj_indptr=conv(adj.indptr), adj_shape=np.array(adj.shape), attr_matrix=conv(x), labels=conv(y))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GraphWarning)
+            graphs.append(load(str(tmp_path / f"{name}.npz")))
+    for key in ("x", "y", "edge_index"):
+        assert torch.equal(getattr(graphs[0], key), getattr(graphs[1], key))

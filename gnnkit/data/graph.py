@@ -19,10 +19,13 @@ from .validate import GraphWarning
 
 
 def as_tensor(a, dtype: torch.dtype) -> Tensor:
-    """``a`` (numpy array, tensor or sequence) as a contiguous tensor of ``dtype``."""
+    """``a`` (numpy array, tensor or sequence) as a contiguous tensor of ``dtype``. Arrays stored
+    big-endian (legal in ``.npy`` and pickles) are brought to the machine's byte order first: torch
+    has no other-endian tensors."""
     if isinstance(a, Tensor):
         return a.to(dtype).contiguous()
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(a))).to(dtype)
+    a = np.asarray(a)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))).to(dtype)
 
 
 def labels_as_long(y, num_nodes: int, what: str = "labels") -> Tensor:

@@ -76,6 +76,8 @@ def _member(raw: bytes, what: str, objects: bool):
         raise GnnkitError(f"{what}: member is {state} ({len(body)} bytes of data, shape {tuple(shape)} "
                           f"x {dtype.itemsize} bytes needs {need})")
     array = np.frombuffer(bytearray(body), dtype=dtype, count=count)
+    if not dtype.isnative:  # big-endian members are legal .npy; scipy and torch take native order only
+        array = array.astype(dtype.newbyteorder("="))
     return array.reshape(shape, order="F" if fortran else "C")
 
 

@@ -26,6 +26,7 @@ from torch_geometric.utils import index_to_mask
 
 from gnnkit.errors import GnnkitError
 
+from .graph import as_tensor
 from .limits import check_allocation
 from .safe_pickle import safe_load_file, safe_torch_load
 from .validate import sparse_to_csr
@@ -67,7 +68,7 @@ def as_dense_matrix(obj, what: str) -> Tensor:
     else:
         desc = f"{obj.dtype} {obj.shape}" if isinstance(obj, np.ndarray) else type(obj).__name__
         raise GnnkitError(f"{what}: expected a sparse matrix or a 2-d numeric array, got {desc}")
-    return torch.from_numpy(np.ascontiguousarray(dense)).to(torch.float)
+    return as_tensor(dense, torch.float)
 
 
 def _graph(obj, num_nodes: int, what: str) -> Tensor:
