@@ -46,7 +46,8 @@ class RunContext:
     Attributes:
         device: where the model and the batches live.
         seed: the run's seed (``Trainer(seed=)``).
-        precision: ``"32"`` (the only one so far).
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (``Trainer(precision=)``).
+        num_workers, prefetch: background sampling workers and batches kept ready per worker.
         graph, features: the :class:`~gnnkit.stores.GraphStore` / ``FeatureStore`` of the data
             (``None`` for data that has no stores, e.g. an event stream).
         data: the validated data object (a PyG ``Data`` on ``device``, an ``EventStream``, a graph
@@ -79,6 +80,8 @@ class RunContext:
     log_dir: Optional[str] = None
     progress: bool = False
     clock: LoopClock = field(default_factory=LoopClock, repr=False, compare=False)
+    num_workers: int = 0
+    prefetch: int = 2
 
     def replace(self, **changes: Any) -> "RunContext":
         """A copy with ``changes`` (for the loop and tests; plug-ins keep the one they were given)."""

@@ -34,6 +34,7 @@ from .tasks.base import SPLITS, Task
 
 log = logging.getLogger("gnnkit")
 LARGE_GRAPH, INFERENCE_ROWS = 1 << 17, 1 << 16  # the default inference chunking above 2^17 nodes
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # Lightning's names
 
 
 def seed_everything(seed: int) -> None:
@@ -60,6 +61,9 @@ class Trainer:
             ``"loss"`` selects on the validation loss (lower is better).
         inference_batch_size: rows per inference chunk (``None``: all up to 2^17 nodes, else 2^16).
         backend: process-group backend under torchrun (default gloo on CPU, nccl on CUDA).
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (Lightning's names).
+        num_workers, prefetch: background workers that sample batches ahead of the step, and how many
+            batches each keeps ready (``num_workers=0``: sampled in the loop's own thread).
         run_info: what this run is (dataset, fingerprint, settings); resuming another run's checkpoint
             is refused, naming what differs.
     """
@@ -70,7 +74,8 @@ class Trainer:
                  checkpoint_dir: Optional[str] = None, log_dir: Optional[str] = None, progress: bool = True,
                  eval_every: int = 1, patience: Optional[int] = None, metric: Optional[str] = None,
                  inference_batch_size: Optional[int] = None, keep_checkpoints: int = 2,
-                 backend: Optional[str] = None, run_info: Optional[dict] = None):
+                 backend: Optional[str] = None, run_info: Optional[dict] = None, precision: str = "32",
+                 num_workers: int = 0, prefetch: int = 2):
         from gnnkit.samplers import Sampler  # the installed name of samplers/
 
         for ok, what, value in ((max_epochs >= 0, "max_epochs must be >= 0", max_epochs),
@@ -78,7 +83,11 @@ class Trainer:
                                 (lr > 0 and math.isfinite(lr), "lr must be a positive number", lr),
                                 (patience is None or patience >= 1, "patience must be >= 1 or None", patience),
                                 (inference_batch_size is None or inference_batch_size >= 1,
-                                 "inference_batch_size must be >= 1 or None", inference_batch_size)):
+                                 "inference_batch_size must be >= 1 or None", inference_batch_size),
+                                (str(precision) in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}",
+                                 precision),
+                                (num_workers >= 0, "num_workers must be >= 0", num_workers),
+                                (prefetch >= 1, "prefetch must be >= 1", prefetch)):
             if not ok:
                 raise GnnkitError(f"{what}, got {value}")
         self.task: Task = Task.resolve(task)
@@ -91,6 +100,7 @@ class Trainer:
         self.device_spec, self.seed, self.backend, self.progress = device, seed, backend, progress
         self.eval_every, self.patience, self.metric_spec, self.log_dir = eval_every, patience, metric, log_dir
         self.inference_batch_size, self.run_info, self.resumed_from = inference_batch_size, run_info, None
+        self.precision, self.num_workers, self.prefetch = str(precision), int(num_workers), int(prefetch)
         self.selection, self.checkpoint_dir = ModelSelection(), checkpoint_dir
         self.callbacks: list[Callback] = loop_callbacks(
             self.selection, callbacks, log_dir=log_dir, checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints,
@@ -113,7 +123,7 @@ class Trainer:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.task.higher_is_better if (self.metric_spec or self.task.metric) == self.task.metric else False
+        return self.task.metric_direction(self.metric_spec or self.task.metric)
 
     @property
     def last_checkpoint(self) -> Optional[str]:
@@ -173,7 +183,8 @@ class Trainer:
             diag_lambda=float(getattr(self.raw_model, "diag_lambda", 0.0) or 0.0),
             lr=self.lr, weight_decay=self.weight_decay, optimizer=self.optimizer_name, max_epochs=self.max_epochs,
             inference_batch_size=ibs, monitor=self.monitor, higher_is_better=self.higher_is_better,
-            log_dir=self.log_dir, progress=self.progress, clock=self.clock)
+            log_dir=self.log_dir, progress=self.progress, clock=self.clock, precision=self.precision,
+            num_workers=self.num_workers, prefetch=self.prefetch)
         self.task.setup(self.ctx, self.raw_model)
         self.model = dist.wrap_model(self.raw_model, self.device, self.strategy.find_unused_parameters)
         self.strategy.configure(self.ctx, self.raw_model)

@@ -27,7 +27,8 @@ from .options import _axes, parse_split
 #: change them): how long, where, how shown, on what hardware.
 NOT_WEIGHT_SHAPING = {"epochs", "patience", "eval_every", "seeds", "seed_start", "out", "log_dir",
                       "checkpoint_dir", "resume", "overwrite", "no_progress", "device", "nproc", "backend",
-                      "inference_batch_size", "root", "dataset", "debug", "command", "threads"}
+                      "inference_batch_size", "root", "dataset", "debug", "command", "threads",
+                      "num_workers", "prefetch"}
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,11 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
     g.add_argument("--nproc", type=count, default=None, help="start N processes on this machine (torchrun)")
     g.add_argument("--backend", default=None, help="process-group backend under torchrun (gloo, nccl)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"),
+                   help="32 (default), bf16-mixed or 16-mixed: half-precision features and autocast")
+    g.add_argument("--num-workers", type=int, default=0,
+                   help="background workers sampling batches ahead of the step (default 0: in the loop)")
+    g.add_argument("--prefetch", type=count, default=2, help="batches each sampling worker keeps ready (default 2)")
 
 
 def _output_options(g) -> None:
@@ -144,7 +149,7 @@ PLUGIN_OPTIONS: dict = {}
 
 # ------------------------------------------------------------------------------------ value checks
 _AT_LEAST_1 = ("epochs", "seeds", "eval_every", "patience", "hidden", "layers", "inference_batch_size", "nproc",
-               "batch_size", "threads", "lr_step", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
+               "batch_size", "threads", "lr_step", "prefetch", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
 
 
 def _flag(name: str) -> str:
@@ -159,6 +164,8 @@ def check_values(args) -> None:
             raise GnnkitError(f"{_flag(name)} must be at least 1, got {value}")
     if getattr(args, "folds", None) is not None and args.folds < 2:
         raise GnnkitError(f"--folds must be at least 2, got {args.folds}")
+    if getattr(args, "num_workers", 0) < 0:
+        raise GnnkitError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.seed_start < 0:
         raise GnnkitError(f"--seed-start must be >= 0, got {args.seed_start}")
     if not (math.isfinite(args.lr) and args.lr > 0):

@@ -131,7 +131,8 @@ def _trainer_kwargs(args, seed: int, info: dict) -> dict:
                   device=args.device, seed=seed, patience=args.patience, eval_every=args.eval_every,
                   metric=args.metric, progress=not args.no_progress, inference_batch_size=args.inference_batch_size,
                   checkpoint_dir=os.path.join(args.checkpoint_dir, sub) if args.checkpoint_dir else None,
-                  log_dir=os.path.join(args.log_dir, sub) if args.log_dir else None, backend=args.backend)
+                  log_dir=os.path.join(args.log_dir, sub) if args.log_dir else None, backend=args.backend,
+                  precision=args.precision, num_workers=args.num_workers, prefetch=args.prefetch)
     if "run_info" in inspect.signature(Trainer.__init__).parameters:
         kwargs["run_info"] = info
     if args.lr_step:

@@ -36,6 +36,19 @@ class Task(Plugin):
         """The validated data this task trains on (called by ``fit`` before anything else)."""
         return data
 
+    def metric_direction(self, name: str) -> bool:
+        """Whether higher is better for the validation figure ``name`` (without the split prefix):
+        the task's ``metric`` -> ``higher_is_better``, ``"loss"`` -> lower; any other name has no
+        declared direction and is refused, never guessed."""
+        from ..errors import GnnkitError
+
+        if name == self.metric:
+            return self.higher_is_better
+        if name == "loss":
+            return False
+        raise GnnkitError(f"metric {name!r} has no declared direction for the {self.name or type(self).__name__} "
+                          f"task (it knows {self.metric!r} and 'loss')")
+
     def setup(self, ctx, model) -> None:
         """Called once by ``fit`` with the run context, before the strategy and the sampler."""
 
