@@ -98,6 +98,8 @@ def describe(data, names: PluginNames, args, device) -> str:
         what += ", weighted edges"
     if getattr(args, "drop_edge_attr", False):
         what += ", edge_attr dropped"
+    if getattr(args, "transform", None):
+        what += f", transform {args.transform}"
     return (f"{getattr(data, 'name', None) or args.dataset} ({what}{'; split: ' + split if split else ''}); "
             f"model {model}; sampler {names.sampler}; strategy {names.strategy}; escape {names.escape or 'none'}; "
             f"device {device}; threads {torch.get_num_threads()}")
@@ -146,25 +148,32 @@ def load_dataset(args, names: PluginNames):
         if args.dataset == "csbm" or str(args.dataset).startswith("csbm:") or csbm_options(args):
             raise GnnkitError(f"--task {names.task} needs --dataset PATH to an event file "
                               "(whitespace 'src dst t' lines or a JODIE .csv)")
+        if getattr(args, "transform", None):
+            raise GnnkitError(f"--transform applies to graphs; --task {names.task} trains on an event stream")
         from ..temporal.events import load_events
 
         return load_events(args.dataset, sort=args.sort_events)
     from ..stores.ondisk import is_store
 
     if is_store(args.dataset) and not csbm_options(args):  # memory-mapped: never loaded whole
-        if args.split or args.drop_edge_attr:
-            raise GnnkitError(f"--split / --drop-edge-attr apply to in-memory graphs; {args.dataset} is a store "
-                              f"(convert it again with the split you want)")
+        if args.split or args.drop_edge_attr or getattr(args, "transform", None):
+            raise GnnkitError(f"--split / --drop-edge-attr / --transform apply to in-memory graphs; {args.dataset} "
+                              f"is a store (convert it again with the split and features you want)")
         from ..stores.ondisk import open_store
 
         return open_store(args.dataset)
     if str(args.dataset).startswith("ogbl-"):
         from ..link.ogbl import load_ogbl
 
+        if getattr(args, "transform", None):
+            raise GnnkitError(f"--transform does not apply to {args.dataset} (its link split is OGB's own)")
         check_root(args.root)
         data, data.link_split = load_ogbl(args.dataset, args.root if args.root is not None else _default_root())
         return data
-    return load_graph(args.dataset, args, **({"drop_edge_attr": True} if args.drop_edge_attr else {}))
+    options = {"drop_edge_attr": True} if args.drop_edge_attr else {}
+    if getattr(args, "transform", None):
+        options["transform"] = args.transform
+    return load_graph(args.dataset, args, **options)
 
 
 def _default_root():

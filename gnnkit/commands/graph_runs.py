@@ -82,6 +82,8 @@ def check_options(args) -> None:
         raise GnnkitError("graph runs train in one process; leave out --nproc")
     if args.split:
         raise GnnkitError("--split applies to the node task; graph runs use --folds (TU) or OGB's split (ogbg-*)")
+    if getattr(args, "transform", None):
+        raise GnnkitError("--transform applies to the node task's graph; graph runs read their graphs as stored")
     for flag, value, allowed in (("--sampler", args.sampler, (None, "full", "graph")),
                                  ("--strategy", getattr(args, "strategy", None), (None, "backprop")),
                                  ("--escape", getattr(args, "escape", None), (None, "none"))):

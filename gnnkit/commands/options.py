@@ -112,6 +112,9 @@ def _data_options(g) -> None:
     g.add_argument("--split", default=None,
                    help="node task: replace the dataset's split: 'random:TRAIN,VAL' fractions (rest test), "
                         "drawn per seed")
+    g.add_argument("--transform", default=None, metavar="NAMES",
+                   help="PyG transforms applied to the graph after loading, comma-separated, in order: "
+                        "NormalizeFeatures, ToUndirected, AddSelfLoops, RemoveIsolatedNodes")
     g.add_argument("--sort-events", action="store_true", help="event files: sort unsorted event times")
     g.add_argument("--drop-edge-attr", action="store_true",
                    help="drop the graph's edge_attr (gnnkit's models cannot use edge features)")
@@ -184,6 +187,18 @@ def check_values(args) -> None:
         raise GnnkitError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS))}")
     check_device(args.device)
     parse_split(args.split)
+    check_transform(args)
+
+
+def check_transform(args) -> None:
+    """``--transform``: every name known (one-line error listing the known ones), written canonically
+    (``normalizefeatures`` -> ``NormalizeFeatures``) so that a run's identity does not depend on case."""
+    spec = getattr(args, "transform", None)
+    if spec is None:
+        return
+    from ..data.transforms import describe
+
+    args.transform = describe(spec) or None
 
 
 def check_device(device: str) -> None:

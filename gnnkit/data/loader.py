@@ -14,6 +14,9 @@ a PyG ``Data``                      :mod:`gnnkit.data.pyg` (converted and checke
 a store folder                      :mod:`gnnkit.stores.ondisk` (``gnnkit-store.json`` inside)
 ==================================  ==========================================================
 
+``transform=`` (a PyG transform, any callable ``Data -> Data``, a name such as
+``"NormalizeFeatures"``, comma-separated names, or a list of them; :mod:`gnnkit.data.transforms`)
+runs on the loaded graph before validation, in order (an unknown name fails before loading).
 Every result is validated (:func:`gnnkit.data.validate`); ``normalize=True`` also removes
 self-loops and duplicate edges; ``drop_edge_attr=True`` removes ``edge_attr`` (gnnkit's own models
 refuse a graph with edge features rather than ignore them; ``edge_weight`` is always kept and used). An unknown name or option raises
@@ -118,17 +121,23 @@ def _dispatch(name_or_path: Any, root: Optional[Path], options: dict) -> Data:
 
 
 def load(name_or_path: Any, root=None, *, normalize: bool = False, drop_edge_attr: bool = False,
-         **options) -> Data:
+         transform: Any = None, **options) -> Data:
     """Load a graph (see the module docstring) and validate it.
 
     Returns a ``Data`` with ``x`` float32 ``[N, F]``, ``y`` int64 ``[N]`` (``-1`` = unlabeled),
     ``edge_index`` int64 ``[2, E]``, bool ``train_mask``/``val_mask``/``test_mask`` ``[N]``,
-    ``num_classes`` (int) and ``name`` (str); OGB graphs also carry ``evaluator_name``.
+    ``num_classes`` (int) and ``name`` (str); OGB graphs also carry ``evaluator_name``; with
+    ``transform`` it is the transforms' output.
     """
+    from . import transforms
+
+    steps = transforms.resolve(transform)  # an unknown name fails before any loading
     root = default_root() if root is None else Path(root).expanduser()
     data = _dispatch(name_or_path, root, options)
     if not isinstance(data, Data):
         raise GnnkitError(f"loader returned {type(data).__name__}, not a torch_geometric Data")
     if drop_edge_attr and getattr(data, "edge_attr", None) is not None:
         del data.edge_attr
+    if steps:
+        data = transforms.apply(data, [fn for _, fn in steps])
     return validate(data, fix=normalize)
