@@ -200,16 +200,19 @@ class Trainer:
         for part in self.components.values():
             part.on_epoch_start(self.ctx, epoch)
         self.notify("on_epoch_start", epoch)
+        from gnnkit.samplers.pipeline import epoch_batches  # batches ahead in a thread (num_workers >= 1)
+
         totals: dict[str, float] = {}
         steps = 0
-        for batch in self.sampler:
-            outputs = self.strategy.step(self.ctx, self.model, batch, self.task)
-            self.sampler.feedback(batch, outputs)
-            self.notify("on_batch_end", batch, outputs)
-            for k, v in outputs.items():
-                if isinstance(v, (int, float)):
-                    totals[k] = totals.get(k, 0.0) + float(v)
-            steps += 1
+        with epoch_batches(self.sampler, self.ctx) as batches:
+            for batch in batches:
+                outputs = self.strategy.step(self.ctx, self.model, batch, self.task)
+                self.sampler.feedback(batch, outputs)
+                self.notify("on_batch_end", batch, outputs)
+                for k, v in outputs.items():
+                    if isinstance(v, (int, float)):
+                        totals[k] = totals.get(k, 0.0) + float(v)
+                steps += 1
         self.last_train_logs = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
         self.last_train_logs["steps"] = steps
         self._apply(self.strategy.on_epoch_end(self.ctx, self.raw_model, epoch, self._evaluate))

@@ -8,7 +8,11 @@ and MVS's exact no-grad passes). ``set_epoch(epoch)`` comes before each epoch, s
 draws the same batches; ``__iter__`` yields this rank's share of the epoch (equal step counts on
 every rank) and ``__len__`` counts it. A sampler that sets ``wants_feedback = True`` gets
 ``feedback(batch, outputs)`` after every step with the step's outputs (``logits``, ``embedding``,
-``loss``). Seed selection, shuffling, sharding and epoch seeding live in :mod:`samplers.loader`.
+``loss``); its batches are then produced in the loop (the next one depends on the step). A sampler
+that sets ``background = False`` is never run in the sampling pipeline's thread
+(:mod:`samplers.pipeline`); the others must draw only from their epoch's generator (not torch's
+global one), make no collective calls while iterating, and keep no state the step changes.
+Seed selection, shuffling, sharding and epoch seeding live in :mod:`samplers.loader`.
 
 ``sample_from_nodes(seeds)`` gives the batch whose loss rows are the nodes ``seeds``;
 ``sample_from_edges(edge_label_index, edge_label)`` the batch that scores the given edges (link
@@ -64,6 +68,7 @@ class Sampler(Plugin, abc.ABC):
     _registry: ClassVar[dict[str, type]] = {}
 
     wants_feedback: bool = False
+    background: bool = True  # whether samplers.pipeline may run __iter__ in a background thread
     epoch: int = 0
 
     def setup(self, ctx, model) -> None:

@@ -27,17 +27,59 @@ Shapes (``n_in`` input rows, ``n_out`` output rows, ``F`` features, ``T`` target
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
+import torch
 from torch import Tensor
 
 
-def _move(value: Any, device) -> Any:
-    if isinstance(value, Tensor) or hasattr(value, "to") and not isinstance(value, (list, tuple, dict)):
+def _move(value: Any, device, non_blocking: bool = False) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(device, non_blocking=non_blocking)
+    if hasattr(value, "to") and not isinstance(value, (list, tuple, dict)):
         return value.to(device)
     if isinstance(value, list) and type(value) is list:
-        return [_move(v, device) for v in value]
+        return [_move(v, device, non_blocking) for v in value]
     return value
+
+
+def _pin(value: Any) -> Any:
+    """``value`` with its dense CPU tensors (also inside plain lists) in page-locked memory."""
+    if isinstance(value, Tensor):
+        return value.pin_memory() if value.layout == torch.strided and not value.is_cuda else value
+    if isinstance(value, list) and type(value) is list:
+        return [_pin(v) for v in value]
+    return value
+
+
+def _parts(t: Tensor) -> Iterator[Tensor]:
+    if t.layout in (torch.sparse_csr, torch.sparse_csc):
+        yield from (t.crow_indices() if t.layout == torch.sparse_csr else t.ccol_indices(),
+                    t.col_indices() if t.layout == torch.sparse_csr else t.row_indices(), t.values())
+    elif t.layout == torch.sparse_coo:
+        yield from (t._indices(), t._values())
+    else:
+        yield t
+
+
+def device_tensors(value: Any, depth: int = 3) -> Iterator[Tensor]:
+    """Every tensor ``value`` holds: itself, the items of lists, tuples and dicts, and the attributes
+    of other objects (a :class:`Batch`'s fields, an ``Adjacency``'s CSR), ``depth`` levels down;
+    sparse tensors as their index and value tensors. For ``record_stream`` after a copy on a side
+    stream (:mod:`samplers.pipeline`)."""
+    if isinstance(value, Tensor):
+        yield from _parts(value)
+    elif depth <= 0 or value is None or isinstance(value, (str, bytes, int, float, bool)):
+        return
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from device_tensors(v, depth - 1)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from device_tensors(v, depth - 1)
+    elif hasattr(value, "__dict__"):
+        for v in vars(value).values():
+            yield from device_tensors(v, depth - 1)
 
 
 @dataclass
@@ -78,9 +120,16 @@ class Batch:
             return extra[name]
         raise AttributeError(f"Batch has no field or extra {name!r}")
 
-    def to(self, device) -> "Batch":
+    def to(self, device, non_blocking: bool = False) -> "Batch":
         """A copy on ``device`` (tensors, adjacencies and plain lists of them moved; the rest shared).
-        :class:`~gnnkit.history.HistoryBlocks` stays as it is (its store decides where rows live)."""
-        moved = {f.name: _move(getattr(self, f.name), device) for f in fields(self) if f.name != "extra"}
-        extra = {k: _move(v, device) for k, v in self.extra.items()}
+        :class:`~gnnkit.history.HistoryBlocks` stays as it is (its store decides where rows live).
+        ``non_blocking``: plain tensors are copied asynchronously (from pinned memory, on CUDA)."""
+        moved = {f.name: _move(getattr(self, f.name), device, non_blocking) for f in fields(self) if f.name != "extra"}
+        extra = {k: _move(v, device, non_blocking) for k, v in self.extra.items()}
         return replace(self, **moved, extra=extra)
+
+    def pin_memory(self) -> "Batch":
+        """A copy whose dense CPU tensors (fields, ``extra`` and plain lists of them) are in
+        page-locked memory, so that a ``to("cuda", non_blocking=True)`` overlaps the host; needs CUDA."""
+        pinned = {f.name: _pin(getattr(self, f.name)) for f in fields(self) if f.name != "extra"}
+        return replace(self, **pinned, extra={k: _pin(v) for k, v in self.extra.items()})
