@@ -2,12 +2,16 @@
 
 An evaluation is better when its monitored figure (``trainer.monitor``, e.g. ``val_accuracy``)
 is strictly better; on a tie the lower validation loss wins (accuracy on a few hundred nodes moves
-in coarse steps, so ties are common). ``since_improve`` counts the validations since the last
+in coarse steps, so ties are common). The direction is the one the task declares for the monitored
+figure (``trainer.higher_is_better``: :meth:`gnnkit.tasks.base.Task.metric_direction`, which
+refuses a figure without one). A NaN figure (undefined, e.g. a metric on an empty split) is never
+better than a number, and any number is better than a NaN best. ``since_improve`` counts the validations since the last
 selection; the loop's plateau and early stopping read it. At the end of ``fit`` the loop restores
 the selected weights.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 from .base import Callback
@@ -24,6 +28,8 @@ class ModelSelection(Callback):
     def is_better(self, value: float, metrics: dict, higher_is_better: bool) -> bool:
         if self.best_value is None:
             return True
+        if math.isnan(value) or math.isnan(self.best_value):
+            return not math.isnan(value)
         if value != self.best_value:
             return value > self.best_value if higher_is_better else value < self.best_value
         loss, best_loss = metrics.get("val_loss"), self.best_metrics.get("val_loss")

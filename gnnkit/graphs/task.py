@@ -6,7 +6,10 @@ is ``accuracy`` for single-label classes, OGB's own (``rocauc``, ``ap``) for ``o
 ``roc_auc`` for other binary targets. A model maps ``(x, adj, ptr, edge_index=, edge_attr=)`` to
 ``[B, C]`` graph logits. Evaluation predicts every graph in chunks of ``eval_graphs`` graphs
 (block-diagonal batches of :class:`~gnnkit.graphs.GraphBatcher`, in the model's operator) and
-scores the split's rows: ``[G, C]`` predictions, one row per graph.
+scores the split's rows: ``[G, C]`` predictions, one row per graph. User metrics
+(``GraphClassification(metrics=[...])``, :mod:`gnnkit.metrics`) receive a split's logits ``[g, C]``
+and targets (``[g]`` class ids, or ``[g, T]`` with NaN where missing). ``Trainer.predict()`` gives the
+``[G, C]`` logits of every graph.
 """
 from __future__ import annotations
 
@@ -34,11 +37,16 @@ class GraphClassification(Task):
     input = "graphs"
     default_sampler = "graph"
 
-    def __init__(self, eval_graphs: int = 2048):
+    def __init__(self, eval_graphs: int = 2048, metrics=()):
         if eval_graphs < 1:
             raise GnnkitError(f"eval_graphs must be at least 1, got {eval_graphs}")
         self.eval_graphs = int(eval_graphs)
         self.kind, self.evaluator_name, self._batcher = "multiclass", None, None
+        self.add_metrics(metrics)
+
+    def own_figures(self) -> dict:
+        """Loss (lower is better); accuracy, ROC-AUC, AP and OGB's own names (higher is better)."""
+        return {"loss": False, **dict.fromkeys(("accuracy", "roc_auc", "ap", "rocauc", "acc", self.metric), True)}
 
     def prepare_data(self, data, seed: int):
         """Checks that ``data`` is a :class:`GraphCollection` with a split; picks the metric."""
@@ -71,6 +79,12 @@ class GraphClassification(Task):
         return torch.cat([model_logits(model, self._batcher(ids[s:s + self.eval_graphs]))
                           for s in range(0, coll.num_graphs, self.eval_graphs)])
 
+    def predict(self, ctx, model, predict, queries=None) -> torch.Tensor:
+        """``Trainer.predict()``: the ``[G, C]`` logits of every graph (no queries)."""
+        if queries is not None:
+            raise GnnkitError("the graph task predicts every graph; it takes no queries")
+        return self.predictions(ctx, model)
+
     def evaluate(self, ctx, model, predict, splits: Sequence[str] = SPLITS) -> dict:
         """Scores this task's own predictions (graph rows), not the strategy's node output."""
         return self.score(ctx, self.predictions(ctx, model), splits)
@@ -84,8 +98,10 @@ class GraphClassification(Task):
             ids = ctx.data.split_ids(s)
             if ids.numel() == 0:
                 out.update({f"{s}_{self.metric}": float("nan"), f"{s}_loss": float("nan")})
+                self.user_figures(s, predictions[ids], ctx.data.y[ids], out)
                 continue
             out.update(score(predictions[ids], ctx.data.y[ids], self.kind, self.evaluator_name, prefix=f"{s}_"))
+            self.user_figures(s, predictions[ids], ctx.data.y[ids], out)
         return out
 
     def run_summary(self, result: dict) -> dict:

@@ -3,7 +3,8 @@
 Labels ``y`` ``[N]`` int64 (``-1`` for unlabeled nodes, as :func:`gnnkit.data.validate` leaves
 them); the loss is softmax cross-entropy, the metric accuracy, or the metric of ``ogb``'s
 ``Evaluator`` for OGB datasets (``data.evaluator_name``). Labels and masks are read through the
-run's feature store.
+run's feature store. User metrics (``NodeClassification(metrics=[...])``, :mod:`gnnkit.metrics`)
+receive each split's logits ``[m, C]`` and labels ``[m]``.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def weighted_loss(logits: Tensor, y: Tensor, weight: Optional[Tensor]) -> Tensor
 class NodeClassification(Task):
     name = "node"
 
-    def __init__(self) -> None:
+    def __init__(self, metrics=()) -> None:
+        """``metrics``: user metrics beside accuracy and loss (:mod:`gnnkit.metrics`)."""
         self.evaluator = None
+        self.add_metrics(metrics)
 
     def prepare_data(self, data, seed: int):
         """Checks that ``data`` (a PyG ``Data`` or a ``(graph, features)`` store pair) has features,
@@ -81,4 +84,5 @@ class NodeClassification(Task):
             logits, labels = predictions[mask], y[mask]
             out[f"{s}_{self.metric}"] = self.figure(logits, labels)
             out[f"{s}_loss"] = float(F.cross_entropy(logits, labels, reduction="none").mean()) if mask.any() else float("nan")
+            self.user_figures(s, logits, labels, out)
         return out
