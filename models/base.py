@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
+from gnnkit.precision import as_float, match_input
 from gnnkit.sparse import NORMS
 
 AdjArg = Union["Adjacency", Sequence["Adjacency"], None]  # noqa: F821
@@ -111,7 +112,10 @@ class GNN(nn.Module, abc.ABC):
         return adj[i] if isinstance(adj, (list, tuple)) else adj
 
     def apply_layer(self, i: int, h: Tensor, adj, root: Optional[Tensor] = None) -> Tensor:
-        """Graph layer ``i`` with its normalization, ReLU, residual and dropout."""
+        """Graph layer ``i`` with its normalization, ReLU, residual and dropout (half ``h`` outside
+        autocast is widened to the weights' type, :func:`~gnnkit.precision.match_input`)."""
+        h = match_input(h, self.head.weight)
+        root = None if root is None else match_input(root, self.head.weight)
         out = torch.relu(self.norms[i](self.layers[i](h, adj, root)))
         if self.residual and out.shape[1] == h.shape[1]:
             out = out + (h[: out.shape[0]] if root is None else root)
@@ -121,7 +125,7 @@ class GNN(nn.Module, abc.ABC):
         """The head's input. A per-layer ``adj`` list may carry ``layer_input(model, i, h)``: it maps
         the rows computed for layer ``i``'s input to the rows layer ``i`` consumes (historical
         embeddings append out-of-batch neighbors' stored rows; see :mod:`gnnkit.history`)."""
-        h = nn.functional.dropout(x, self.dropout, self.training)
+        h = nn.functional.dropout(match_input(x, self.head.weight), self.dropout, self.training)
         hook = getattr(adj, "layer_input", None)
         for i in range(len(self.layers)):
             h = self.apply_layer(i, h, self.adj_at(adj, i))
@@ -131,7 +135,7 @@ class GNN(nn.Module, abc.ABC):
 
     def forward(self, x: Tensor, adj: AdjArg, return_embedding: bool = False):
         h = self.embed(x, adj)
-        out = self.head(h)
+        out = as_float(self.head(h))  # float32 logits under autocast: the loss and metrics run in float32
         return (out, h) if return_embedding else out
 
     @torch.no_grad()
@@ -150,7 +154,7 @@ class GNN(nn.Module, abc.ABC):
         bs = batch_size or max(hi - lo, 1)
         chunks = [(s, min(hi, s + bs)) for s in range(lo, hi, bs)] or [(lo, hi)]
         whole = len(chunks) == 1 and (lo, hi) == (0, n)
-        h = x
+        h = match_input(x, self.head.weight)
         for i in range(len(self.layers) + 1):
             outs = []
             for s, e in chunks:
@@ -164,6 +168,6 @@ class GNN(nn.Module, abc.ABC):
                 raise ValueError("inference over a row range needs gather for the layers after the first")
             del outs
         starts = range(0, h.shape[0], bs)
-        logits = torch.cat([self.head(h[s:s + bs]) for s in starts]) if h.shape[0] else self.head(h)
+        logits = as_float(torch.cat([self.head(h[s:s + bs]) for s in starts]) if h.shape[0] else self.head(h))
         self.train(was_training)
         return (logits, h) if return_embedding else logits

@@ -28,7 +28,7 @@ class GCNConv(nn.Module):
             out = adj @ self.lin(h)
         else:
             out = self.lin(adj @ h)
-        return out if self.bias is None else out + self.bias
+        return out if self.bias is None else out + self.bias.to(out.dtype)  # stays half under autocast
 
     def aggregate(self, h: Tensor, adj) -> tuple:
         """The parameter-free part of the layer: ``(Â h,)`` (``[n_out, d_in]``)."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gnnkit.precision import as_float, match_input
+
 from .base import check_sizes
 from .readout import LayerReadout
 
@@ -58,10 +60,10 @@ class GIN(nn.Module):
 
     def embeddings(self, x: Tensor, adj) -> list:
         """``[h^0 = x, h^1, ..., h^L]``, each ``[n_b, d_l]``."""
-        hs = [x]
+        hs = [match_input(x, self.readout.linears[0].weight)]
         for conv, norm in zip(self.convs, self.norms):
             hs.append(torch.relu(norm(conv(hs[-1], adj))))
         return hs
 
     def forward(self, x: Tensor, adj, ptr: Tensor, **_edges) -> Tensor:
-        return self.readout(self.embeddings(x, adj), ptr)
+        return as_float(self.readout(self.embeddings(x, adj), ptr))  # float32 logits under autocast

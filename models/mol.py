@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
 from gnnkit.graphs.pooling import check_pool, pool
+from gnnkit.precision import as_float
 
 from .base import check_sizes
 
@@ -97,4 +98,4 @@ class MolGIN(nn.Module):
                 vn = nn.functional.dropout(self.vn_mlps[layer](pool(h, "sum", ptr=ptr) + vn),
                                            self.dropout, self.training)
             h = out
-        return self.head(pool(h, self.pooling, ptr=ptr))
+        return as_float(self.head(pool(h, self.pooling, ptr=ptr)))  # float32 logits under autocast

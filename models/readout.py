@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
 from gnnkit.graphs.pooling import check_pool, pool
+from gnnkit.precision import as_float, match_input
 
 from .base import check_sizes
 from .gcn import GCNConv
@@ -69,8 +70,8 @@ class GraphConvNet(nn.Module):
         self.readout = LayerReadout(dims if readout == "all" else dims[-1:], out_dim, pooling, dropout)
 
     def forward(self, x: Tensor, adj, ptr: Tensor, **_edges) -> Tensor:
-        hs = [x]
+        hs = [match_input(x, self.readout.linears[0].weight)]
         for conv, norm in zip(self.convs, self.norms):
             h = torch.relu(norm(conv(hs[-1], adj)))
             hs.append(nn.functional.dropout(h, self.dropout, self.training))
-        return self.readout(hs if self.readout_kind == "all" else hs[-1:], ptr)
+        return as_float(self.readout(hs if self.readout_kind == "all" else hs[-1:], ptr))  # float32 logits

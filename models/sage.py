@@ -24,7 +24,8 @@ class SAGEConv(nn.Module):
     def forward(self, h: Tensor, adj, root: Optional[Tensor] = None) -> Tensor:
         root = h[: adj.num_rows] if root is None else root
         if transform_first(adj, self.lin_l.in_features, self.lin_l.out_features):
-            agg = adj @ nn.functional.linear(h, self.lin_l.weight) + self.lin_l.bias
+            agg = adj @ nn.functional.linear(h, self.lin_l.weight)
+            agg = agg + self.lin_l.bias.to(agg.dtype)  # stays half under autocast
         else:
             agg = self.lin_l(adj @ h)
         return agg + self.lin_r(root)

@@ -93,6 +93,11 @@ def _normalized(norm: str, row: Tensor, col: Tensor, w: Optional[Tensor], deg: T
     return (torch.ones(row.numel(), dtype=deg.dtype, device=row.device) if w is None else w), diag
 
 
+def _with_values(csr: Tensor, dtype: torch.dtype) -> Tensor:
+    """The CSR ``csr`` with its values cast to ``dtype`` (index tensors shared)."""
+    return make_csr(csr.crow_indices(), csr.col_indices(), csr.values().to(dtype), tuple(csr.shape))
+
+
 class Adjacency:
     """A sparse ``[num_rows, num_cols]`` matrix in CSR plus its lazily built transpose.
 
@@ -109,6 +114,7 @@ class Adjacency:
         self.csr = csr
         self._csr_t = csr_t
         self.sorted_columns = sorted_columns
+        self._cast: dict = {}  # dtype -> (csr, csr_t or None): the values in another type (mixed precision)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -193,6 +199,25 @@ class Adjacency:
         if self._csr_t is None:
             self._csr_t = transpose_csr(self.csr)
         return self._csr_t
+
+    def csr_as(self, dtype: torch.dtype) -> Tensor:
+        """``csr`` with its values in ``dtype`` (same indices; built once per type and cached)."""
+        if dtype == self.csr.dtype:
+            return self.csr
+        if dtype not in self._cast:
+            self._cast[dtype] = (_with_values(self.csr, dtype), None)
+        return self._cast[dtype][0]
+
+    def csr_t_as(self, dtype: torch.dtype) -> Tensor:
+        """``csr_t`` with its values in ``dtype`` (a symmetric matrix's is :meth:`csr_as` itself)."""
+        if dtype == self.csr.dtype:
+            return self.csr_t
+        csr = self.csr_as(dtype)
+        t = self._cast[dtype][1]
+        if t is None:
+            t = csr if self.csr_t is self.csr else _with_values(self.csr_t, dtype)
+            self._cast[dtype] = (csr, t)
+        return t
 
     # -- operations -----------------------------------------------------------------------------
     def __matmul__(self, x: Tensor) -> Tensor:

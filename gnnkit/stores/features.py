@@ -52,3 +52,42 @@ class FeatureStore(abc.ABC):
     def index(self, mask_name: str) -> Tensor:
         """The ids ``[m]`` (ascending) where the bool tensor ``mask_name`` is set, e.g. the training nodes."""
         return self.get(mask_name).nonzero().view(-1)
+
+    def with_dtype(self, name: str, dtype: torch.dtype) -> "FeatureStore":
+        """A store whose ``get(name, ...)`` returns ``dtype`` (the others unchanged); ``self`` when
+        ``name`` already comes as ``dtype``. This default casts each read; a backend that can hold
+        the tensor in ``dtype`` (the in-memory one) converts once instead."""
+        if self.dtype(name) == dtype:
+            return self
+        return CastFeatureStore(self, name, dtype)
+
+
+class CastFeatureStore(FeatureStore):
+    """``base`` with tensor ``name`` cast to ``dtype`` after each read (rows are gathered first,
+    then cast: ``[n, ...]`` of ``dtype``)."""
+
+    def __init__(self, base: FeatureStore, name: str, dtype: torch.dtype):
+        base.check(name)
+        self.base, self.name, self.cast_dtype = base, name, dtype
+
+    def names(self) -> List[str]:
+        return self.base.names()
+
+    def shape(self, name: str) -> Tuple[int, ...]:
+        return self.base.shape(name)
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self.cast_dtype if name == self.name else self.base.dtype(name)
+
+    def get(self, name: str, ids: Optional[Tensor] = None) -> Tensor:
+        out = self.base.get(name, ids)
+        return out.to(self.cast_dtype) if name == self.name else out
+
+    @property
+    def meta(self) -> Dict[str, Any]:
+        return self.base.meta
+
+    def with_dtype(self, name: str, dtype: torch.dtype) -> FeatureStore:
+        if name == self.name:  # re-cast from the base, not from this store's cast
+            return self.base.with_dtype(name, dtype)
+        return super().with_dtype(name, dtype)

@@ -154,6 +154,14 @@ class InMemoryFeatureStore(FeatureStore):
     def meta(self) -> Dict[str, Any]:
         return self._meta
 
+    def with_dtype(self, name: str, dtype: torch.dtype) -> FeatureStore:
+        """A store sharing this one's tensors except ``name``, converted once to ``dtype`` (a half
+        type halves every later gather of it); ``self`` when ``name`` already is ``dtype``."""
+        self.check(name)
+        if self._t[name].dtype == dtype:
+            return self
+        return InMemoryFeatureStore({**self._t, name: self._t[name].to(dtype)}, self._meta)
+
 
 def node_tensors(data) -> Dict[str, Tensor]:
     """The node-level tensors of ``data``: every tensor attribute with ``N`` rows except the edges."""

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...precision import as_float
+
 
 def reduce_loss(losses: Tensor, weight: Optional[Tensor]) -> Tensor:
     """``mean(losses)``, or ``Σ w_i losses_i`` with ``weight`` ``[m]``."""
@@ -25,7 +27,7 @@ def reduce_loss(losses: Tensor, weight: Optional[Tensor]) -> Tensor:
 def sf_logits(h: Tensor, n: int, rows: Optional[Tensor] = None) -> Tensor:
     """``[m, C]`` dot products of the real rows ``h[rows]`` (default ``h[:n]``) with the virtual rows ``h[n:]``."""
     real = h[:n] if rows is None else h[rows]
-    return real @ h[n:].t()
+    return as_float(real @ h[n:].t())  # float32 under autocast: the loss runs in float32
 
 
 def sf_loss(h: Tensor, n: int, rows: Optional[Tensor], y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
@@ -35,12 +37,12 @@ def sf_loss(h: Tensor, n: int, rows: Optional[Tensor], y: Tensor, weight: Option
 
 def sf_loss_parts(h_rows: Tensor, h_vn: Tensor, y: Tensor, weight: Optional[Tensor] = None) -> Tensor:
     """:func:`sf_loss` from the loss rows' outputs ``[m, d]`` and the virtual rows' ``[C, d]``."""
-    return reduce_loss(F.cross_entropy(h_rows @ h_vn.t(), y, reduction="none"), weight)
+    return reduce_loss(F.cross_entropy(as_float(h_rows @ h_vn.t()), y, reduction="none"), weight)
 
 
 def goodness(h: Tensor, theta: float) -> Tensor:
     """``[n]``: ``Σ_j h_ij² − θ``."""
-    return h.pow(2).sum(dim=1) - theta
+    return as_float(h).pow(2).sum(dim=1) - theta
 
 
 def ff_loss(outputs: List[Tensor], rows: Optional[Tensor], theta: float, weight: Optional[Tensor] = None) -> Tensor:

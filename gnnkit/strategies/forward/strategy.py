@@ -30,6 +30,10 @@ FF-LA's label streams share one graph and run as one pass over stacked copies (:
 Under a subgraph sampler (Cluster-GCN) each batch carries the virtual nodes and its training
 nodes' edges to them, and the layer's input is recomputed on the batch's subgraph by the frozen
 layers below. Cached aggregation: :mod:`.passes`.
+
+Mixed precision (``ctx.precision``): training steps, the schedule's checks and prediction run under
+autocast (layer inputs and cached aggregations then held in the half type), the losses in float32,
+each layer's backward outside autocast and, for ``"16-mixed"``, through its own gradient scaler.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from ... import precision as prec
 from ...context import Control
 from ...errors import GnnkitError
 from ...samplers.loader import derive_seed
@@ -84,6 +89,8 @@ class ForwardLearning(Strategy):
         self.grad_clip = grad_clip if grad_clip is not None else (1.0 if schedule == "top2loss" else None)
         self.stack: Optional[LayerStack] = None
         self._optims: List[torch.optim.Optimizer] = []
+        self._scalers: list = []
+        self._precision, self._device = "32", torch.device("cpu")
 
     def model_out_dim(self, num_classes: int, hidden: int) -> int:
         """Every layer of the reference network is ``hidden`` wide (no classifier head)."""
@@ -105,6 +112,8 @@ class ForwardLearning(Strategy):
         self.stack = LayerStack(model, label_dim=C if self.variant == "ff-la" else 0).to(ctx.device)
         L = self.stack.num_layers
         self._optims = [ctx.make_optimizer(self.stack.parameters_of(l)) for l in range(L)]
+        self._scalers = [prec.make_scaler(ctx.precision, ctx.device) for _ in range(L)]
+        self._precision, self._device = ctx.precision, ctx.device
         vn = (virtual_node_features(C, x.shape[1], derive_seed(ctx.seed, 1)).to(ctx.device)
               if self.variant in ("sf", "ff-vn") else None)
         k = None if self.variant == "sf" else min(self.num_negs or C - 1, C - 1)
@@ -122,16 +131,21 @@ class ForwardLearning(Strategy):
             raise GnnkitError(f"layer {l}'s loss became {float(loss)}; lower the learning rate")
         opt = self._optims[l]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.stack.parameters_of(l), self.grad_clip)
-        opt.step()
+        prec.backward_step(loss, opt, self._scalers[l], self.stack.parameters_of(l), self.grad_clip)
+
+    def _autocast(self):
+        """The run's autocast (a no-op under ``"32"``)."""
+        return prec.autocast(self._precision, self._device)
 
     def step(self, ctx, model, batch, task) -> dict:
         """One update of the layer in training (``top2loss``: of every layer) on ``batch``: the whole
         graph (``batch.n_id is None``) or a subgraph batch (Cluster-GCN). The loss is each layer's
         local loss (:mod:`.losses`) on ``batch.loss_index`` (weighted by ``batch.loss_weight``), not
         the task's; ``model`` is reached through the layer stack built at :meth:`configure`."""
+        with self._autocast():
+            return self._step(batch)
+
+    def _step(self, batch) -> dict:
         if self.sched.done:
             return {"loss": 0.0}
         full = batch.n_id is None
@@ -183,6 +197,10 @@ class ForwardLearning(Strategy):
     # -- schedule -------------------------------------------------------------------------------------
     def on_epoch_end(self, ctx, model, epoch: int, evaluate) -> Optional[Control]:
         """Validation checks of the schedule; ``Control(stop, select)`` once the last phase ends."""
+        with self._autocast():
+            return self._check(ctx, epoch, evaluate)
+
+    def _check(self, ctx, epoch: int, evaluate) -> Optional[Control]:
         sched = self.sched
         if sched.done:
             return None
@@ -228,13 +246,15 @@ class ForwardLearning(Strategy):
 
     # -- evaluation -----------------------------------------------------------------------------------
     def predict(self, ctx, model) -> Tensor:
-        """``[N, C]`` scores of every node (:mod:`.predict`)."""
-        return self.predictor.predict(self.sched, self.fixed)
+        """``[N, C]`` scores of every node (:mod:`.predict`), float32."""
+        with self._autocast():
+            return prec.as_float(self.predictor.predict(self.sched, self.fixed))
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"variant": self.variant, "schedule": self.schedule, **self.sched.state_dict(), "states": self.states,
                 "optimizers": [o.state_dict() for o in self._optims],
+                "scalers": [s.state_dict() for s in self._scalers if s is not None],
                 "label_lin": self.stack.label_lin.state_dict() if self.stack.label_lin is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
@@ -245,6 +265,8 @@ class ForwardLearning(Strategy):
         self.states = state["states"]
         for opt, s in zip(self._optims, state["optimizers"]):
             opt.load_state_dict(s)
+        for scaler, s in zip([s for s in self._scalers if s is not None], state.get("scalers") or []):
+            scaler.load_state_dict(s)
         if state["label_lin"] is not None:
             self.stack.label_lin.load_state_dict(state["label_lin"])
         self.fixed = None
