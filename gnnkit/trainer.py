@@ -29,6 +29,7 @@ from .context import Control, LoopClock, RunContext, run_data
 from .distributed import resolve_device  # noqa: F401 - re-exported for the command layer
 from .errors import GnnkitError
 from .escape.base import Escape, cpu_copy, load_head
+from .precision import cast_features
 from .strategies.base import Strategy
 from .tasks.base import SPLITS, Task
 
@@ -175,6 +176,7 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         self.raw_model = as_model(model).to(self.device)  # a PyG-style module (forward(x, edge_index)) is wrapped
         self.data, graph, features = run_data(self.task.prepare_data(data, self.seed), self.device)
+        features = cast_features(features, self.precision)  # "x" held in the precision's half type
         large = graph is not None and graph.num_nodes > LARGE_GRAPH
         ibs = self.inference_batch_size or (INFERENCE_ROWS if large else None)
         self.ctx = RunContext(
