@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
 
@@ -55,6 +55,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
+        if getattr(args, "config", None):  # --config FILE.toml: the file's values as defaults, flags win
+            from .commands import config
+
+            args = config.apply(args, argv)
         args._argv = argv  # the command line, for results and the resume hint
         _configure_logging()
         return int(args._run(args) or 0)

@@ -34,6 +34,9 @@ ORDER = 30
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="options from a TOML file (keys: the flags without --, e.g. weight-decay = 5e-4); "
+                        "flags on the command line override it")
     add_train_options(p)
 
 
@@ -186,6 +189,8 @@ def _run(args, names, seeds) -> int:
     header = {"dataset": str(args.dataset), "model": model_name, "task": names.task, "sampler": names.sampler,
               "strategy": names.strategy, "escape": names.escape, "metric": None, "world_size": dist.world_size(),
               "settings": factory.settings(args, names)}
+    if getattr(args, "_config", None):  # the config file as read (its path and its values)
+        header["config"] = args._config
     results = outputs.Results(args.out, seeds, info, header, getattr(args, "_argv", None), write=dist.is_main(),
                               epochs=args.epochs)
     if args.resume:
