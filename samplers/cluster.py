@@ -35,6 +35,13 @@ edges among them are partitioned and batched; validation and test nodes never en
 are scored by the full-graph, layer-by-layer inference (``model.inference``) at evaluation time,
 like every other node. Evaluation always runs on the full graph (in the loop's row chunks).
 
+Link prediction (the run's data carries ``link_edges``, :mod:`samplers.edges`): the same epoch of
+cluster groups, and a batch's positives are the training edges with *both* endpoints inside its
+clusters (between-cluster edges of the batch included), each with ``k`` negatives whose
+destinations are drawn among the batch's nodes (uniform or degree-biased as the task says, never a
+training edge), from a generator seeded by ``(seed, epoch)``; groups holding no training edge are
+skipped. ``edge_label_index`` holds batch rows, ``edge_label`` 1/0, ``loss_index = arange(E)``.
+
 Several processes: every rank draws the same epoch order and takes its share of the groups with
 :func:`samplers.loader.shard` (equal step counts, which DistributedDataParallel needs). When
 the ``G`` groups do not divide among the ``w`` ranks, the list wraps around: the first
@@ -56,6 +63,7 @@ from gnnkit.sparse.segments import concat_ranges
 
 from .base import Sampler, edge_attr_of, wants_edges
 from .batch import Batch, PygEdges
+from .edges import edge_generator, edge_loader
 from .loader import epoch_generator, seed_nodes, shard
 
 SCOPES = ("whole", "train")
@@ -74,6 +82,7 @@ class ClusterSampler(Sampler):
     """
 
     name = "cluster"
+    edges = None  # the EdgeLoader of a link run (samplers.edges), set in setup
 
     def __init__(self, num_parts: int = 100, clusters_per_batch: int = 10, diag_lambda: Optional[float] = None,
                  partition_scope: str = "whole", cache_dir: Optional[str] = None, metis_seed: int = 0,
@@ -121,7 +130,19 @@ class ClusterSampler(Sampler):
         self.train_per_cluster = torch.zeros(self.num_parts, dtype=torch.int64, device=device).index_add_(
             0, self.cluster_of, ctx.features.get("train_mask", self.nodes).long())
         self.norm = ctx.adj_norm
+        self._setup_edges(ctx)
         self.set_epoch(0)
+
+    def _setup_edges(self, ctx) -> None:
+        """Link prediction: the cluster ``[2, P]`` of both endpoints of every training edge."""
+        self.local_of = torch.full_like(self.pos_of, -1)  # batch row of a global id (reset after each batch)
+        self.edges = edge_loader(ctx, batch_size=1)
+        if self.edges is None:
+            return
+        pos = self.pos_of[self.edges.positives.to(self.pos_of.device)]
+        if bool((pos < 0).any()):
+            raise GnnkitError("cluster: some training edges have an endpoint outside the partition")
+        self.edge_clusters = self.cluster_of[pos]
 
     def check_operator(self, ctx) -> None:
         """The model's operator (``ctx.adj_norm``/``ctx.diag_lambda``, fixed when it was built) must
@@ -167,16 +188,53 @@ class ClusterSampler(Sampler):
         self.epoch = epoch
         gen = epoch_generator(self.ctx.seed, epoch)
         groups = torch.randperm(self.num_parts, generator=gen).split(self.clusters_per_batch)
-        counts = self.train_per_cluster.cpu()
-        groups = [g for g in groups if int(counts[g].sum()) > 0]
+        if self.edges is None:
+            counts = self.train_per_cluster.cpu()
+            groups = [g for g in groups if int(counts[g].sum()) > 0]
+        else:
+            groups = [groups[i] for i in self._edges_per_group(groups).nonzero().view(-1).tolist()]
         self.plan = list(shard(self.ctx, groups, wrap=True))  # wrap: every cluster is still visited
+
+    def _edges_per_group(self, groups) -> Tensor:
+        """Training edges with both endpoints in each group ``[G]`` (link prediction)."""
+        gid = torch.empty(self.num_parts, dtype=torch.long)
+        gid[torch.cat(groups)] = torch.repeat_interleave(torch.arange(len(groups)),
+                                                         torch.tensor([g.numel() for g in groups]))
+        gu, gv = gid[self.edge_clusters.cpu()]
+        return torch.bincount(gu[gu == gv], minlength=len(groups))
 
     def __len__(self) -> int:
         return len(self.plan)
 
     def __iter__(self):
+        gen = None if self.edges is None else edge_generator(self.ctx.seed, self.epoch)
         for clusters in self.plan:
-            yield self.batch(clusters)
+            yield self.batch(clusters) if gen is None else self.edge_batch(clusters, gen)
+
+    def edge_batch(self, clusters: Tensor, gen: torch.Generator, edges=None) -> Batch:
+        """The batch of ``clusters`` scoring the training edges inside them and their negatives drawn
+        among the batch's nodes, or the given ``edges = (edge_label_index [2, E], edge_label [E])``."""
+        batch = self.batch(clusters)
+        if edges is None:
+            chosen = torch.zeros(self.num_parts, dtype=torch.bool, device=self.ptr.device)
+            chosen[clusters.to(self.ptr.device)] = True
+            edges = self.edges.within(batch.n_id, chosen[self.edge_clusters].all(0), gen)
+        eli, label = (t.to(self.ptr.device) for t in edges)
+        self.local_of[batch.n_id] = torch.arange(batch.n_id.numel(), device=self.ptr.device)
+        rows = self.local_of[eli]
+        self.local_of[batch.n_id] = -1
+        batch.edge_label_index, batch.edge_label, batch.y = rows, label, label
+        batch.loss_index = torch.arange(label.numel(), device=self.ptr.device)
+        return batch
+
+    def sample_from_edges(self, edge_label_index: Tensor, edge_label: Optional[Tensor] = None) -> Batch:
+        """The batch of the clusters holding both endpoints of every edge ``[2, E]`` (global ids; every
+        edge among those clusters), scoring those edges (labels ``[E]``, ones when ``None``)."""
+        pos = self.pos_of[edge_label_index.to(self.ptr.device)]
+        if bool((pos < 0).any()):
+            raise GnnkitError("cluster: some endpoints were not partitioned (partition_scope='train')")
+        label = torch.ones(edge_label_index.shape[1]) if edge_label is None else edge_label
+        return self.edge_batch(torch.unique(self.cluster_of[pos]), None, (edge_label_index, label))
 
     def batch(self, clusters: Tensor) -> Batch:
         """The batch of the given clusters (ids in ``[0, P)``): nodes, every edge among them."""

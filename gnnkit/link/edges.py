@@ -45,6 +45,28 @@ def undirected_edges(edge_index: Tensor, num_nodes: int) -> Tensor:
     return torch.stack([keys // num_nodes, keys % num_nodes])
 
 
+def undirected_weights(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
+    """The weight ``[M]`` of each undirected edge of :func:`undirected_edges` (same order): the
+    weight its occurrences share. An undirected split keeps one weight per edge, so a pair whose
+    occurrences (both directions, repeats) carry different weights is refused, naming it."""
+    edge_index = check_edge_index(edge_index, num_nodes)
+    if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.shape[1]:
+        raise GnnkitError(f"edge_weight must be [E] = [{edge_index.shape[1]}], got {tuple(edge_weight.shape)}")
+    u, v = canonical(edge_index[0], edge_index[1])
+    keep = u != v
+    keys, inv = torch.unique(u[keep] * num_nodes + v[keep], return_inverse=True)
+    w = edge_weight[keep].to(torch.float32)
+    lo = torch.full((keys.numel(),), float("inf")).scatter_reduce(0, inv, w, reduce="amin")
+    hi = torch.full((keys.numel(),), float("-inf")).scatter_reduce(0, inv, w, reduce="amax")
+    bad = (lo != hi).nonzero().view(-1)
+    if bad.numel():
+        i = int(bad[0])
+        raise GnnkitError(f"edge ({int(keys[i]) // num_nodes}, {int(keys[i]) % num_nodes}) has weights "
+                          f"{float(lo[i])} and {float(hi[i])} (its two directions or repeats): an undirected link "
+                          f"split keeps one weight per edge ({bad.numel()} such edges)")
+    return lo
+
+
 def both_directions(pairs: Tensor) -> Tensor:
     """``[2, M]`` pairs and their reverses, ``[2, 2M]`` (the message-passing form of an
     undirected edge list)."""

@@ -57,14 +57,34 @@ class NegativeSampler:
             return torch.randint(0, self.num_nodes, (n,), generator=gen)
         return torch.multinomial(self.weights, n, replacement=True, generator=gen)
 
+    def _draw_within(self, nodes: Tensor, n: int, gen: Optional[torch.Generator]) -> Tensor:
+        """``n`` destinations among the global ids ``nodes`` ``[m]``: uniform, or ``∝ weights[nodes]``."""
+        if self.weights is None:
+            return nodes[torch.randint(0, nodes.numel(), (n,), generator=gen)]
+        return nodes[torch.multinomial(self.weights[nodes], n, replacement=True, generator=gen)]
+
     def sample(self, pos: Tensor, k: int = 1, generator: Optional[torch.Generator] = None) -> Tensor:
         """``[2, k E]`` negatives for positives ``pos`` ``[2, E]``: column ``j E + e`` corrupts
         positive ``e`` (its source kept, a new destination drawn)."""
+        return self._corrupt(pos, k, lambda n: self._draw(n, generator))
+
+    def sample_within(self, pos: Tensor, k: int, generator: Optional[torch.Generator], nodes: Tensor) -> Tensor:
+        """As :meth:`sample`, the new destinations drawn among the global ids ``nodes`` ``[m]`` only
+        (uniformly, or with the degree weights restricted to them): the negatives of a batch that
+        holds a fixed node set (Cluster-GCN)."""
+        nodes = check_edge_index(nodes.view(1, -1).expand(2, -1), self.num_nodes, "batch nodes")[0]
+        if nodes.numel() == 0:
+            raise GnnkitError("cannot draw negatives among an empty node set")
+        return self._corrupt(pos, k, lambda n: self._draw_within(nodes, n, generator))
+
+    def _corrupt(self, pos: Tensor, k: int, draw) -> Tensor:
+        """``[2, k E]``: sources ``pos[0]`` repeated ``k`` times, destinations from ``draw(n)``,
+        rejected entries (self-loops, excluded edges) redrawn in rounds."""
         if k < 1:
             raise GnnkitError(f"negatives per positive must be >= 1, got {k}")
         pos = check_edge_index(pos, self.num_nodes, "positive edges").cpu()
         src = pos[0].repeat(k)
-        dst = self._draw(src.numel(), generator)
+        dst = draw(src.numel())
         for _ in range(self.max_redraws):  # rounds over the rejected entries, not a loop over edges
             bad = src == dst
             if self.exclude is not None:
@@ -72,5 +92,5 @@ class NegativeSampler:
             idx = bad.nonzero().view(-1)
             if idx.numel() == 0:
                 break
-            dst[idx] = self._draw(idx.numel(), generator)
+            dst[idx] = draw(idx.numel())
         return torch.stack([src, dst])

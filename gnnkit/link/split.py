@@ -25,7 +25,7 @@ from torch import Tensor
 
 from gnnkit.errors import GnnkitError
 
-from .edges import EdgeSet, both_directions, canonical, first_occurrences, undirected_edges
+from .edges import EdgeSet, both_directions, canonical, first_occurrences, undirected_edges, undirected_weights
 
 SPLITS = ("train", "val", "test")
 
@@ -37,7 +37,9 @@ class LinkSplit:
     ``train_pos`` are the training edges (one direction per undirected edge when
     ``undirected``); ``val_neg``/``test_neg`` ``[2, E']`` pairs or, with ``neg_per_source`` (per-source
     ranking, ogbl-citation2), ``[E, K]`` negative destinations of each positive's source. ``extra``
-    keeps what the source gave besides (OGB's ``weight``/``year``).
+    keeps what the source gave besides (OGB's ``weight``/``year``). ``train_weight``/``val_weight``
+    ``[E]`` (or ``None``: unweighted): the weights of ``train_pos``/``val_pos``, which the
+    message-passing graph keeps with its edges (:meth:`message_weights`).
     """
 
     num_nodes: int
@@ -51,6 +53,8 @@ class LinkSplit:
     neg_per_source: bool = False
     name: str = "link-split"
     extra: Dict[str, Tensor] = field(default_factory=dict)
+    train_weight: Optional[Tensor] = None
+    val_weight: Optional[Tensor] = None
 
     def message_edges(self, stage: str = "train") -> Tensor:
         """The message-passing graph ``[2, E_mp]`` for ``stage`` (``train``/``val``/``test``):
@@ -62,6 +66,22 @@ class LinkSplit:
         if stage == "test" and self.val_in_test_graph:
             edges = torch.cat([edges, self.val_pos], dim=1)
         return both_directions(edges) if self.undirected else edges
+
+    def message_weights(self, stage: str = "train") -> Optional[Tensor]:
+        """The weights ``[E_mp]`` of :meth:`message_edges` ``(stage)``, entry for entry (``None``
+        when the split is unweighted)."""
+        edges = self.message_edges(stage)  # checks the stage
+        if self.train_weight is None:
+            return None
+        w = self.train_weight
+        if stage == "test" and self.val_in_test_graph:
+            if self.val_weight is None:
+                raise GnnkitError(f"{self.name}: weighted training edges but no validation weights")
+            w = torch.cat([w, self.val_weight])
+        w = torch.cat([w, w]) if self.undirected else w
+        if w.numel() != edges.shape[1]:
+            raise GnnkitError(f"{self.name}: {w.numel()} edge weights for {edges.shape[1]} message edges")
+        return w
 
     def positives(self, split: str) -> Tensor:
         if split not in SPLITS:
@@ -119,8 +139,12 @@ def fixed_negatives(forbidden: EdgeSet, count: int, gen: torch.Generator, max_ro
 
 
 def random_link_split(edge_index: Tensor, num_nodes: int, *, val_frac: float = 0.05,
-                      test_frac: float = 0.10, seed: int = 0, name: str = "link-split") -> LinkSplit:
-    """The seeded GAE split of the undirected graph ``edge_index`` ``[2, E]`` (module docstring)."""
+                      test_frac: float = 0.10, seed: int = 0, name: str = "link-split",
+                      edge_weight: Optional[Tensor] = None) -> LinkSplit:
+    """The seeded GAE split of the undirected graph ``edge_index`` ``[2, E]`` (module docstring).
+    With ``edge_weight`` ``[E]`` every undirected edge keeps its weight (both directions and repeats
+    must agree, :func:`~gnnkit.link.edges.undirected_weights`) into whichever split it falls; the
+    draws are the same as without weights."""
     if not (0.0 <= val_frac < 1.0 and 0.0 <= test_frac < 1.0 and val_frac + test_frac < 1.0):
         raise GnnkitError(f"need val_frac, test_frac >= 0 with val_frac + test_frac < 1, got {val_frac}, {test_frac}")
     pairs = undirected_edges(edge_index, num_nodes)
@@ -133,6 +157,8 @@ def random_link_split(edge_index: Tensor, num_nodes: int, *, val_frac: float = 0
     test, val, train = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
     forbidden = EdgeSet(pairs, num_nodes, undirected=True)
     neg = fixed_negatives(forbidden, n_val + n_test, gen)
+    w = None if edge_weight is None else undirected_weights(edge_index, edge_weight.cpu(), num_nodes)
     return LinkSplit(num_nodes=int(num_nodes), train_pos=pairs[:, train], val_pos=pairs[:, val],
                      test_pos=pairs[:, test], val_neg=neg[:, :n_val], test_neg=neg[:, n_val:],
-                     undirected=True, name=name)
+                     undirected=True, name=name, train_weight=None if w is None else w[train],
+                     val_weight=None if w is None else w[val], extra={} if w is None else {"test_weight": w[test]})

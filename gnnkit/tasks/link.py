@@ -7,9 +7,17 @@
   The returned graph's ``edge_index`` is the *training* message-passing graph, so the run's graph
   store never holds a validation or test edge; ``y`` is a placeholder and every node is a
   "training node" of the full-batch sampler (the loss is on edges, not nodes).
-* ``training_step``: ``z = model(x, adj)``, positives = the training edges in both directions,
-  ``num_negatives`` negatives per positive (:class:`gnnkit.link.NegativeSampler`, ``uniform`` or
-  ``degree``, seeded from the run's seed), loss = :func:`gnnkit.link.link_loss`.
+* ``training_step``: on a whole-graph batch (sampler ``full``) ``z = model(x, adj)``, positives =
+  the training edges in both directions, ``num_negatives`` negatives per positive
+  (:class:`gnnkit.link.NegativeSampler`, ``uniform`` or ``degree``, seeded from the run's seed),
+  loss = :func:`gnnkit.link.link_loss`. On an edge batch (``neighbor``, ``cluster``: the prepared
+  data carries ``link_edges``, :class:`samplers.edges.LinkEdges`, so those samplers walk batches of
+  training edges with their negatives, :mod:`samplers.edges`) ``z`` are the embeddings of the
+  batch's output rows from its blocks and the loss is the same BCE on ``batch.edge_label_index``
+  (local rows) against ``batch.edge_label``.
+* Edge weights (``data.edge_weight``): every undirected edge keeps its weight into its split and
+  the message-passing graph carries the training edges' weights (``out.edge_weight``), so every
+  sampler and the whole-graph operator propagate with them as for node classification.
 * ``evaluate``: ``z`` from the loop's ``predict()``; per split AUC and AP against the fixed
   negatives (``metric="auc"``), or the ``ogbl-*`` dataset's own metric through OGB's Evaluator
   (``hits@50``, ``mrr``, ...); ``<split>_loss`` = BCE on the same edges. The ``train`` figures use
@@ -30,6 +38,8 @@ from torch_geometric.data import Data
 from ..errors import GnnkitError
 from ..link import DotDecoder, NegativeSampler, auc_ap, link_loss, ogbl_metric, ogbl_score, random_link_split
 from ..link.negatives import METHODS as NEGATIVE_METHODS
+from ..samplers.edges import LinkEdges
+from ..stores.memory import edge_weights_of
 from .base import SPLITS, Task
 
 
@@ -54,14 +64,15 @@ class LinkPrediction(Task):
         for key in ("x", "edge_index"):
             if getattr(data, key, None) is None:
                 raise GnnkitError(f"link prediction needs data.{key}")
-        if getattr(data, "edge_weight", None) is not None:  # never train on a silently unweighted graph
-            raise GnnkitError("the link task does not use edge weights yet: drop data.edge_weight to train "
-                              "on the unweighted graph")
         n = int(data.num_nodes)
         split = getattr(data, "link_split", None)
+        weight = getattr(data, "edge_weight", None)
         if split is None:
+            weight = None if weight is None else edge_weights_of(data)
             split = random_link_split(data.edge_index.cpu(), n, val_frac=self.val_frac, test_frac=self.test_frac,
-                                      seed=seed, name=getattr(data, "name", "link-split"))
+                                      seed=seed, name=getattr(data, "name", "link-split"), edge_weight=weight)
+        elif weight is not None and split.train_weight is None:  # never train on a silently unweighted graph
+            raise GnnkitError("the graph has edge_weight but its link split carries no weights")
         name = getattr(data, "evaluator_name", None)
         self.evaluator_name = name if isinstance(name, str) and name.startswith("ogbl-") else None
         self.metric = ogbl_metric(self.evaluator_name) if self.evaluator_name else "auc"
@@ -69,7 +80,13 @@ class LinkPrediction(Task):
         out = Data(x=data.x.float(), edge_index=split.message_edges("train"), num_nodes=n,
                    y=torch.zeros(n, dtype=torch.long), train_mask=torch.ones(n, dtype=torch.bool),
                    val_mask=torch.zeros(n, dtype=torch.bool), test_mask=torch.zeros(n, dtype=torch.bool))
+        w = split.message_weights("train")
+        if w is not None:
+            out.edge_weight = w
         out.name = getattr(data, "name", "link")
+        mp = split.message_edges("train")
+        self.sampler = NegativeSampler(n, mp, method=self.negatives)
+        out.link_edges = LinkEdges(mp, self.sampler, self.num_negatives)  # edge batches (samplers.edges)
         return out
 
     def setup(self, ctx, model) -> None:
@@ -78,14 +95,19 @@ class LinkPrediction(Task):
         mp = self.split.message_edges("train")
         decoder = getattr(model, "decoder", None)
         self.decoder = decoder if isinstance(decoder, nn.Module) else DotDecoder()
-        self.sampler = NegativeSampler(self.split.num_nodes, mp, method=self.negatives)
         self.gen = torch.Generator().manual_seed(int(ctx.seed))
         self.train_neg = self.sampler.sample(mp, 1, torch.Generator().manual_seed(int(ctx.seed) + 1))
         self.positives, self.positives_cpu = mp.to(ctx.device), mp
 
     def training_step(self, model, batch):
-        if batch.n_id is not None:
-            raise GnnkitError("the link task trains on whole-graph batches (sampler 'full') for now")
+        if batch.n_id is not None:  # an edge batch: its endpoints' embeddings from the sampled blocks
+            if batch.edge_label_index is None:
+                raise GnnkitError("the link task got a node batch: the sampler does not walk edges "
+                                  "(use full, neighbor or cluster)")
+            z = model(batch.x, batch.adj)
+            logits = self.decoder(z, batch.edge_label_index)
+            positive = batch.edge_label > 0.5
+            return link_loss(logits[positive], logits[~positive]), {"embedding": z}
         z = model(batch.x, batch.adj)
         neg = self.sampler.sample(self.positives_cpu, self.num_negatives, self.gen).to(z.device)
         loss = link_loss(self.decoder(z, self.positives), self.decoder(z, neg))
@@ -132,8 +154,10 @@ class LinkPrediction(Task):
         """``z`` on the training + validation graph (ogbl-collab's rule), whole graph at once."""
         from ..sparse import Adjacency
 
+        w = self.split.message_weights("test")
         adj = Adjacency.from_edge_index(self.split.message_edges("test").to(ctx.device), self.split.num_nodes,
-                                        norm=ctx.adj_norm, diag_lambda=ctx.diag_lambda)
+                                        norm=ctx.adj_norm, diag_lambda=ctx.diag_lambda,
+                                        edge_weight=None if w is None else w.to(ctx.device))
         return model(ctx.features.get("x"), adj)
 
     # -- command line -------------------------------------------------------------------------------
