@@ -1,0 +1,194 @@
+"""Full-batch partition-parallel training: each rank computes its own rows of every layer, exactly.
+
+Rank ``r`` holds one part (:func:`gnnkit.partitioned.open_part`): the owned nodes ``R_r``, their
+CSR rows (global source ids), features, labels and masks. :func:`part_adjacency` turns them into a
+:class:`~gnnkit.partitioned.halo.HaloAdjacency` (the rows ``Â[R_r, :]`` normalized with global
+degrees, plus the plan of the per-layer halo exchange), so a forward pass of gnnkit's GCN,
+GraphSAGE or MLP on ``(x[R_r], adj)`` gives exactly the rows ``R_r`` of the one-process forward, and
+its backward the exact gradients (halo gradients are sent back to their owners).
+
+Loss: each rank sums the cross-entropy of ALL its training nodes with weight ``P / n_train`` (``P``
+ranks, ``n_train`` training nodes over all parts); DistributedDataParallel averages the ranks'
+gradients, so the update is the gradient of ``(1 / n_train) Σ_i ℓ_i``, the one-process loss (without
+DDP the caller all-reduces the gradients with a sum and uses ``1 / n_train``: :func:`sum_gradients`).
+
+Supported: :class:`~gnnkit.models.GCN`, :class:`~gnnkit.models.GraphSAGE` and
+:class:`~gnnkit.models.MLP` (and their subclasses) with any of the ``"gcn"``, ``"mean"``, ``"sum"``,
+``"diag"`` operators, ``norm=None`` or ``"layer"``, residual or not. Refused: batch normalization
+(its statistics would be per part) and models that read the graph their own way (PyG modules).
+Dropout is drawn per rank over its own rows: training equals one process in distribution, and bit
+for bit (within float rounding) when ``dropout=0``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gnnkit import distributed as gdist
+from gnnkit.errors import GnnkitError
+
+from .halo import HaloAdjacency, HaloPlan, localize, normalized_block
+
+_GROUPS: dict = {}
+
+
+def halo_group():
+    """The process group the halo exchanges run on (all ranks; its own, so that they never interleave
+    with DistributedDataParallel's gradient all-reduce on the default group); ``None`` with one process."""
+    if not gdist.is_initialized() or gdist.world_size() == 1:
+        return None
+    key = id(tdist.distributed_c10d._get_default_group())
+    if key not in _GROUPS:
+        _GROUPS.clear()
+        _GROUPS[key] = tdist.new_group(list(range(gdist.world_size())))
+    return _GROUPS[key]
+
+
+def _all_sum(values: Sequence[float], group=None, dtype=torch.float64) -> list:
+    """The element-wise sum over all ranks of a short list of numbers."""
+    t = torch.tensor(list(values), dtype=dtype)
+    if gdist.is_initialized() and gdist.world_size() > 1:
+        tdist.all_reduce(t, group=group)
+    return t.tolist()
+
+
+def _book(part, ids: Tensor):
+    """``(owner [k], position [k])`` of the global ``ids`` from the part's replicated book."""
+    book = part.book
+    if callable(getattr(book, "owner", None)):
+        return book.owner(ids), book.position(ids)
+    return book.part[ids], book.local[ids]
+
+
+def check_model(model: nn.Module) -> None:
+    """A :class:`GnnkitError` for a model this mode cannot train exactly (see the module docstring)."""
+    from gnnkit.models import GCN, MLP, GraphSAGE
+
+    if not isinstance(model, (GCN, GraphSAGE, MLP)):
+        raise GnnkitError(f"full-batch partition-parallel training runs gnnkit's GCN, GraphSAGE and MLP; "
+                          f"{type(model).__name__} is not one of them (use the neighbor sampler on parts)")
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise GnnkitError("full-batch partition-parallel training cannot use batch normalization (its "
+                          "statistics would be per part): build the model with norm='layer' or None")
+
+
+def check_world(part) -> None:
+    """The run must have exactly one rank per part, rank ``r`` holding part ``r``."""
+    world, rank = gdist.world_size(), gdist.rank()
+    if int(part.num_parts) != world or int(part.rank) != rank:
+        raise GnnkitError(f"full-batch partition-parallel training needs one rank per part: rank {rank} of "
+                          f"{world} holds part {part.rank} of {part.num_parts}")
+
+
+def part_adjacency(part, norm: str, diag_lambda: float = 0.0, dtype: torch.dtype = torch.float32) -> HaloAdjacency:
+    """This rank's :class:`HaloAdjacency` in normalization ``norm`` (collective: every rank calls it).
+
+    Reads the owned rows' CSR (global source ids) and their weights, looks the sources up in the
+    book, builds the halo plan, fetches the halo nodes' global in-degrees with one exchange, and
+    normalizes (:func:`~gnnkit.partitioned.halo.normalized_block`).
+    """
+    check_world(part)
+    group = halo_group()
+    indptr, indices = part.graph.csr()
+    indptr, cols = indptr.long(), indices.long()
+    n = indptr.numel() - 1
+    owner, position = _book(part, cols)
+    local, halo_owner, halo_pos = localize(cols, owner, position, gdist.rank(), n)
+    plan = HaloPlan.build(halo_owner, halo_pos, n, group)
+    weight = part.graph.csr_weight()
+    if weight is None:
+        deg = indptr.diff().to(dtype)
+    else:
+        rows = torch.repeat_interleave(torch.arange(n), indptr.diff(), output_size=cols.numel())
+        deg = torch.zeros(n, dtype=dtype).index_add_(0, rows, weight.to(dtype))
+    if norm in ("gcn", "diag"):
+        deg = deg + 1.0  # the self-loop of A + I
+    deg_all = torch.cat([deg, plan.gather(deg[:, None])[:, 0]])
+    block = normalized_block(indptr, local, weight, deg_all, norm, diag_lambda if norm == "diag" else 0.0)
+    plan.sent_bytes = 0
+    nnz = int(_all_sum([block.nnz], group, torch.int64)[0])
+    return HaloAdjacency(block, plan, int(part.num_nodes), nnz)
+
+
+def train_rows(features, group=None) -> tuple[Tensor, Tensor]:
+    """``(loss_index [m], loss_weight [m])``: every owned training node, weighted ``P / n_train``."""
+    idx = features.index("train_mask")
+    total = int(_all_sum([idx.numel()], group, torch.int64)[0])
+    if total == 0:
+        raise GnnkitError("full-batch partition-parallel training: no part has a training node")
+    return idx, torch.full((idx.numel(),), gdist.world_size() / total, device=idx.device)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, adj: HaloAdjacency) -> Tensor:
+    """The logits ``[|R_r|, C]`` of this rank's rows: the model's layer-wise inference, one halo
+    exchange per layer (collective)."""
+    return model.inference(x, adj, batch_size=None)
+
+
+def score(task, features, logits: Tensor, splits: Sequence[str] = ("train", "val", "test")) -> dict:
+    """``{split}_{metric}`` and ``{split}_loss`` over ALL parts from this rank's ``logits`` ``[|R_r|, C]``.
+
+    Accuracy and the mean cross-entropy are sums of correct predictions, losses and counts,
+    all-reduced (equal to one process up to float rounding); another metric (an OGB evaluator's
+    that is not accuracy) gathers the split's logits and labels from every rank and scores them.
+    """
+    y = features.get("y")
+    per = []
+    for s in splits:
+        mask = features.get(f"{s}_mask")
+        lg, lb = logits[mask], y[mask]
+        correct = float((lg.argmax(-1) == lb).sum()) if lb.numel() else 0.0
+        loss = float(F.cross_entropy(lg, lb, reduction="sum")) if lb.numel() else 0.0
+        per += [correct, loss, float(lb.numel())]
+    sums = _all_sum(per)
+    evaluator = getattr(task, "evaluator", None)
+    counted = task.metric == "accuracy" and (evaluator is None or evaluator.eval_metric == "acc")
+    out = {}
+    for k, s in enumerate(splits):
+        correct, loss, count = sums[3 * k: 3 * k + 3]
+        nan = float("nan")
+        out[f"{s}_loss"] = loss / count if count else nan
+        if counted:
+            out[f"{s}_{task.metric}"] = correct / count if count else nan
+        else:
+            mask = features.get(f"{s}_mask")
+            out[f"{s}_{task.metric}"] = task.figure(_gather_rows(logits[mask]), _gather_rows(y[mask]))
+    return out
+
+
+def _gather_rows(t: Tensor) -> Tensor:
+    """Every rank's ``t`` ``[m_r, ...]`` concatenated in rank order (on every rank)."""
+    if not gdist.is_initialized() or gdist.world_size() == 1:
+        return t
+    counts = [int(c) for c in _all_counts(t.shape[0])]
+    pad = t.new_zeros((max(counts), *t.shape[1:]))
+    pad[: t.shape[0]] = t
+    parts = [torch.empty_like(pad) for _ in counts]
+    tdist.all_gather(parts, pad)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)])
+
+
+def _all_counts(m: int) -> list:
+    box = [torch.zeros(1, dtype=torch.int64) for _ in range(gdist.world_size())]
+    tdist.all_gather(box, torch.tensor([m], dtype=torch.int64))
+    return [int(b) for b in box]
+
+
+def sum_gradients(model: nn.Module, group=None) -> None:
+    """All-reduce (sum) every gradient of ``model``: the exact update without DDP, with the loss
+    weighted ``1 / n_train`` on every rank (each rank's gradient is its rows' share of the sum)."""
+    if not gdist.is_initialized() or gdist.world_size() == 1:
+        return
+    for p in model.parameters():
+        if p.grad is not None:
+            tdist.all_reduce(p.grad, group=group)
+
+
+def sent_bytes(adj: Optional[HaloAdjacency]) -> int:
+    """Bytes this rank has sent in halo exchanges through ``adj`` so far."""
+    return 0 if adj is None else adj.plan.sent_bytes
