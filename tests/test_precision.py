@@ -1,0 +1,237 @@
+"""Mixed precision (``Trainer(precision=...)``, :mod:`gnnkit.precision`): the sparse product under
+autocast, half features gathered by every sampler, training of every sampler and strategy in each
+precision, float32 checkpoints, and ``"32"`` unchanged (bit-identical to plain torch)."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from gnnkit import precision as prec
+from gnnkit.errors import GnnkitError
+from gnnkit.models import GCN, GraphSAGE
+from gnnkit.samplers.cluster import ClusterSampler
+from gnnkit.samplers.mvs import MVSSampler
+from gnnkit.samplers.neighbor import NeighborSampler
+from gnnkit.sparse import Adjacency, SparseInputError
+from gnnkit.stores import from_data
+from gnnkit.strategies.forward import ForwardLearning
+from gnnkit.trainer import Trainer
+
+from helpers import two_community_graph
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+HALF = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+# relative tolerance of one product in the half type (8 and 11 significant bits)
+TOL = {torch.bfloat16: 2e-2, torch.float16: 2e-3}
+
+
+def _graph_adj(n=60, e=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ei = torch.randint(0, n, (2, e), generator=g)
+    return Adjacency.from_edge_index(ei, n), torch.randn(n, 16, generator=g)
+
+
+# -- the sparse product ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_spmm_half_matches_float32_with_gradients(dtype):
+    adj, x = _graph_adj()
+    x32 = x.clone().requires_grad_()
+    y32 = adj @ x32
+    (y32 * torch.linspace(-1, 1, 16)).sum().backward()
+    xh = x.to(dtype).requires_grad_()
+    with torch.autocast("cpu", dtype=dtype):
+        yh = adj @ xh
+    assert yh.dtype == dtype  # activations stay half
+    scale = y32.abs().max()
+    assert (yh.float() - y32).abs().max() <= TOL[dtype] * scale
+    (yh.float() * torch.linspace(-1, 1, 16)).sum().backward()
+    assert xh.grad.dtype == dtype
+    assert (xh.grad.float() - x32.grad).abs().max() <= TOL[dtype] * x32.grad.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_spmm_under_autocast_with_float32_input_and_half_adjacency(dtype):
+    """Autocast would cast the sparse operand to a type MKL lacks; spmm switches it off. A half
+    adjacency against float32 input computes in float32."""
+    adj, x = _graph_adj()
+    ref = torch.sparse.mm(adj.csr, x)
+    with torch.autocast("cpu", dtype=dtype):
+        out = adj @ x
+    assert out.dtype == torch.float32 and torch.equal(out, ref)
+    half_adj = Adjacency(adj.csr_as(dtype))
+    assert (half_adj @ x - ref).abs().max() <= TOL[dtype] * ref.abs().max()
+    assert adj.csr_as(dtype) is adj.csr_as(dtype)  # cast once, cached
+
+
+def test_spmm_refuses_other_mixes():
+    adj, x = _graph_adj()
+    with pytest.raises(SparseInputError, match="differs from x dtype"):
+        adj @ x.double()
+
+
+def test_spmm_float32_is_the_plain_product_bitwise():
+    """``"32"`` regression: forward and gradient are exactly torch's CSR products."""
+    adj, x = _graph_adj()
+    x = x.requires_grad_()
+    out = adj @ x
+    assert torch.equal(out, torch.sparse.mm(adj.csr, x.detach()))
+    g = torch.randn_like(out)
+    out.backward(g)
+    assert torch.equal(x.grad, torch.sparse.mm(adj.csr_t, g))
+
+
+# -- features --------------------------------------------------------------------------------------
+def test_feature_store_holds_half_and_32_is_untouched():
+    data = two_community_graph(30, 8)
+    _, features = from_data(data)
+    assert prec.cast_features(features, "32") is features
+    assert features.get("x") is data.x
+    for name, dtype in HALF.items():
+        half = prec.cast_features(features, name)
+        assert half.dtype("x") == dtype and half.get("x").dtype == dtype
+        ids = torch.tensor([5, 1, 5, 40])
+        assert torch.equal(half.get("x", ids), data.x[ids].to(dtype))
+        assert half.get("y") is features.get("y")  # other tensors shared, not copied
+        assert prec.cast_features(half, "32").get("x").dtype == torch.float32
+
+
+def test_cast_wrapper_for_other_backends():
+    """A backend without its own conversion casts after the read (the default ``with_dtype``)."""
+    from gnnkit.stores.features import CastFeatureStore, FeatureStore
+
+    _, mem = from_data(two_community_graph(10, 4))
+    wrapped = FeatureStore.with_dtype(mem, "x", torch.bfloat16)
+    assert isinstance(wrapped, CastFeatureStore)
+    assert wrapped.get("x", torch.tensor([3])).dtype == torch.bfloat16 and wrapped.shape("x") == (20, 4)
+    assert wrapped.with_dtype("x", torch.float32).get("x") is mem.get("x")
+    with pytest.raises(GnnkitError, match="no tensor"):
+        CastFeatureStore(mem, "nope", torch.float16)
+
+
+def _first_batch(precision, sampler):
+    data = two_community_graph(40, 8)
+    t = Trainer(sampler=sampler, max_epochs=0, seed=0, progress=False, device="cpu", precision=precision)
+    t.fit(GraphSAGE(8, 16, 2), data)
+    t.sampler.set_epoch(0)
+    return next(iter(t.sampler))
+
+
+@pytest.mark.parametrize("make", [lambda: None, lambda: NeighborSampler((5, 5), batch_size=16),
+                                  lambda: ClusterSampler(num_parts=4, clusters_per_batch=2),
+                                  lambda: MVSSampler(batch_size=16)], ids=["full", "neighbor", "cluster", "mvs"])
+def test_samplers_gather_half_features(make):
+    b32 = _first_batch("32", make())
+    for name, dtype in HALF.items():
+        bh = _first_batch(name, make())
+        assert bh.x.dtype == dtype
+        assert bh.x.shape == b32.x.shape
+        assert bh.x.nbytes * 2 == b32.x.nbytes  # the bytes gathered per batch halve
+        assert torch.equal(bh.x, b32.x.to(dtype))
+
+
+# -- training ---------------------------------------------------------------------------------------
+SAMPLERS = {"full": lambda: None, "cluster": lambda: ClusterSampler(num_parts=4, clusters_per_batch=2),
+            "neighbor": lambda: NeighborSampler((5, 5), batch_size=16), "mvs": lambda: MVSSampler(batch_size=16)}
+
+
+_REF: dict = {}  # float32 results, one run per configuration
+
+
+def _backprop(p, sampler):
+    t = Trainer(sampler=SAMPLERS[sampler](), max_epochs=15, lr=0.02, seed=0, progress=False, device="cpu",
+                precision=p)
+    return t, t.fit(GraphSAGE(8, 16, 2), two_community_graph(40, 8))
+
+
+def _reference(key, run):
+    if key not in _REF:
+        _REF[key] = run()
+    return _REF[key]
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_backprop_trains_every_sampler(precision, sampler):
+    t, res = _backprop(precision, sampler)
+    ref = _reference(("backprop", sampler), lambda: _backprop("32", sampler)[1])
+    assert res["test"] >= 0.85 and res["test"] >= ref["test"] - 0.1, (res["test"], ref["test"])
+    assert all(p.dtype == torch.float32 for p in t.raw_model.parameters())  # weights stay float32
+    assert t.predict().dtype == torch.float32
+    if precision == "16-mixed":
+        assert isinstance(t.strategy.scaler, torch.amp.GradScaler)
+    else:
+        assert t.strategy.scaler is None
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("variant,sampler", [("sf", None), ("ff-la", None), ("ff-vn", None), ("sf-top2loss", None),
+                                             ("sf", "cluster")])
+def test_forward_strategy_trains(precision, variant, sampler):
+    def run(p):
+        st = ForwardLearning(variant=variant, patience=10, layer_epochs=16)
+        s = ClusterSampler(num_parts=4, clusters_per_batch=2) if sampler else None
+        t = Trainer(strategy=st, sampler=s, max_epochs=32, lr=0.05, seed=0, progress=False, device="cpu",
+                    precision=p, eval_every=4)
+        return t.fit(GCN(8, 16, 16, norm=None), two_community_graph(40, 8))
+
+    res, ref = run(precision), _reference(("forward", variant, sampler), lambda: run("32"))
+    assert res["test"] >= ref["test"] - 0.1 and res["test"] > 0.55, (res["test"], ref["test"])
+
+
+def test_checkpoint_holds_float32_weights_and_scaler(tmp_path):
+    t = Trainer(max_epochs=2, seed=0, progress=False, device="cpu", precision="16-mixed", checkpoint_dir=str(tmp_path))
+    t.fit(GCN(8, 16, 2), two_community_graph(20, 8))
+    state = torch.load(t.last_checkpoint, weights_only=True)
+    floats = [v for v in state["model"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float32 for v in floats)
+    assert "scaler" in state["components"]["strategy"]
+    # resuming restores the scaler's state
+    t2 = Trainer(max_epochs=3, seed=0, progress=False, device="cpu", precision="16-mixed",
+                 checkpoint_dir=str(tmp_path))
+    t2.fit(GCN(8, 16, 2), two_community_graph(20, 8), ckpt_path="last")
+    assert t2.resumed_from is not None
+
+
+def test_model_widens_half_input_outside_autocast():
+    """Code that runs a model directly (the MILP escape, ``gnnkit predict``) on half features
+    computes in float32."""
+    data = two_community_graph(20, 8)
+    adj = Adjacency.from_edge_index(data.edge_index, data.num_nodes)
+    model = GCN(8, 16, 2).eval()
+    ref = model.inference(data.x, adj)
+    out = model.inference(data.x.to(torch.bfloat16), adj)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, model.inference(data.x.to(torch.bfloat16).float(), adj))
+    assert (out - ref).abs().max() < 0.05
+
+
+# -- "32" unchanged ----------------------------------------------------------------------------------
+def test_precision_32_is_plain_training_bitwise():
+    """``precision="32"``: the trainer's weights after 5 full-batch epochs equal a plain torch loop
+    (model forward, cross-entropy on the training rows, Adam) bit for bit."""
+    data = two_community_graph(30, 8)
+    torch.manual_seed(3)
+    model = GCN(8, 16, 2)
+    ref = GCN(8, 16, 2)
+    ref.load_state_dict(model.state_dict())
+    Trainer(max_epochs=5, lr=0.02, seed=7, progress=False, device="cpu", precision="32").fit(model, data)
+    torch.manual_seed(7)
+    opt = torch.optim.Adam(ref.parameters(), lr=0.02)
+    adj = Adjacency.from_edge_index(data.edge_index, data.num_nodes)
+    train = data.train_mask.nonzero().view(-1)
+    for _ in range(5):
+        ref.train()
+        loss = torch.nn.functional.cross_entropy(ref(data.x, adj)[train], data.y[train])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for (k, a), b in zip(model.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_precision_names_checked():
+    with pytest.raises(GnnkitError, match="precision must be one of"):
+        prec.check("fp8")
+    assert prec.feature_dtype("32") == torch.float32 and prec.make_scaler("bf16-mixed", "cpu") is None
