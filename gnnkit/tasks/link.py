@@ -49,7 +49,9 @@ class LinkPrediction(Task):
     higher_is_better = True
 
     def __init__(self, negatives: str = "uniform", num_negatives: int = 1, val_frac: float = 0.05,
-                 test_frac: float = 0.10) -> None:
+                 test_frac: float = 0.10, metrics=()) -> None:
+        """``metrics``: user metrics (:mod:`gnnkit.metrics`), given the logits of each split's scored
+        pairs and their labels (1 positive, 0 negative)."""
         if num_negatives < 1:
             raise GnnkitError(f"num_negatives must be >= 1, got {num_negatives}")
         if negatives not in NEGATIVE_METHODS:
@@ -59,6 +61,11 @@ class LinkPrediction(Task):
         self.split = self.evaluator_name = self.sampler = self.gen = self.train_neg = None
         self.positives = self.positives_cpu = None
         self.decoder = DotDecoder()
+        self.add_metrics(metrics)
+
+    def own_figures(self) -> dict:
+        """Loss (lower is better); AUC, AP and the OGB metric (hits@K / mrr) (higher is better)."""
+        return {"loss": False, "auc": True, "ap": True, self.metric: True}
 
     def prepare_data(self, data, seed: int):
         for key in ("x", "edge_index"):
@@ -132,6 +139,9 @@ class LinkPrediction(Task):
         else:
             figs = auc_ap(pos, neg.reshape(-1))
             out.update({f"{split}_auc": figs["auc"], f"{split}_ap": figs["ap"]})
+        scores = torch.cat([pos.view(-1), neg.reshape(-1)])
+        labels = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())]).to(scores.device)
+        self.user_figures(split, scores, labels, out)
         return out
 
     def score(self, ctx, predictions, splits: Sequence[str] = SPLITS) -> dict:
