@@ -26,13 +26,21 @@ from a sampler's no-grad refresh).
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Callable, Dict, Optional
 
 import torch
 from torch import Tensor, nn
 
+from .data.limits import format_bytes, memory_limit
 from .errors import GnnkitError
 from .sparse import Adjacency
+
+Allocate = Callable[[int, int, torch.dtype], Tensor]
+HISTORY_MODES = ("auto", "memory", "disk")
+MEMORY_SHARE = 0.25  # "auto": a layer bigger than this share of the machine's memory goes to a file
 
 
 class HistoryStore:
@@ -75,6 +83,59 @@ class HistoryStore:
         if ids.numel() and not bool(self.filled[layer][ids_here].all()):
             raise GnnkitError(f"history layer {layer}: some requested nodes were never written")
         return self.emb[layer][ids_here].to(device, non_blocking=True)
+
+
+def file_backed(folder: Optional[str] = None) -> Allocate:
+    """``allocate(rows, width, dtype)`` that maps a zero-filled ``[rows, width]`` array onto a new
+    file in ``folder`` (default: the system's temporary folder). The file is sparse (no byte is
+    written until a row is), removed from the folder as soon as it is mapped (its space is given
+    back when the array is freed or the process ends), and refused with a :class:`GnnkitError`
+    naming both sizes when the folder's free space is smaller than the array."""
+    folder = os.fspath(folder) if folder is not None else tempfile.gettempdir()
+
+    def allocate(rows: int, width: int, dtype: torch.dtype) -> Tensor:
+        nbytes = rows * width * dtype.itemsize
+        if not os.path.isdir(folder):
+            raise GnnkitError(f"history folder {folder} does not exist")
+        free = shutil.disk_usage(folder).free
+        if nbytes > free:
+            raise GnnkitError(f"a history layer [{rows} x {width}] {dtype} needs {format_bytes(nbytes)} of disk; "
+                              f"{folder} has {format_bytes(free)} free")
+        fd, path = tempfile.mkstemp(prefix="gnnkit-history-", suffix=".bin", dir=folder)
+        try:
+            os.ftruncate(fd, nbytes)
+            out = torch.from_file(path, shared=True, size=rows * width, dtype=dtype).view(rows, width)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+        return out
+
+    return allocate
+
+
+def history_allocator(mode: str = "auto", device="cpu", folder: Optional[str] = None,
+                      budget: Optional[int] = None) -> Optional[Allocate]:
+    """Where :class:`HistoryStore` keeps its layers: ``"memory"`` (``None``: the store's default,
+    ``torch.zeros`` on its device), ``"disk"`` (:func:`file_backed` in ``folder``), or ``"auto"``:
+    on a CPU device, a layer of ``rows · width · itemsize`` bytes above ``budget`` (default
+    ``MEMORY_SHARE`` of :func:`gnnkit.data.limits.memory_limit`) goes to a file, a smaller one
+    stays in memory; a GPU device keeps its layers in its memory. The rows are the same numbers
+    wherever they live, so the choice never changes a result."""
+    if mode not in HISTORY_MODES:
+        raise GnnkitError(f"history must be one of {', '.join(HISTORY_MODES)}, got {mode!r}")
+    if mode == "memory" or (mode == "auto" and torch.device(device).type != "cpu"):
+        return None
+    mapped = file_backed(folder)
+    if mode == "disk":
+        return mapped
+    limit = int(MEMORY_SHARE * memory_limit()) if budget is None else int(budget)
+
+    def allocate(rows: int, width: int, dtype: torch.dtype) -> Tensor:
+        if rows * width * dtype.itemsize > limit:
+            return mapped(rows, width, dtype)
+        return torch.zeros(rows, width, dtype=dtype, device=device)
+
+    return allocate
 
 
 

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from gnnkit.errors import GnnkitError
-from gnnkit.history import HistoryBlocks, HistoryStore, exact_pass
+from gnnkit.history import HISTORY_MODES, HistoryBlocks, HistoryStore, exact_pass, history_allocator
 from gnnkit.sparse.blocks import exact_blocks, row_block
 
 from .base import Sampler
@@ -99,23 +99,31 @@ class MVSSampler(Sampler):
             training nodes, else 0.1).
         uniform: keep candidates with equal probability ``B / m`` instead of by gradient norm.
         history_device: where the stored embeddings live (default: the run's device).
-        history_allocate: ``allocate(rows, width, dtype)`` of each stored layer (default: in memory;
-            see :class:`~gnnkit.history.HistoryStore`), e.g. a memory-mapped file for huge graphs.
+        history: ``"auto"`` (default: a stored layer ``[N, d]`` bigger than a quarter of the
+            machine's memory lives in a memory-mapped file, a smaller one in memory), ``"memory"``
+            or ``"disk"`` (:func:`gnnkit.history.history_allocator`); the numbers are the same.
+        history_dir: the folder of the history files (default: the system's temporary folder).
+        history_allocate: ``allocate(rows, width, dtype)`` of each stored layer, overriding ``history``
+            (see :class:`~gnnkit.history.HistoryStore`).
     """
 
     name = "mvs"
     wants_feedback = True
 
     def __init__(self, batch_size: int = 512, refresh: Optional[int] = None, candidates: Optional[float] = None,
-                 uniform: bool = False, history_device=None, history_allocate=None):
+                 uniform: bool = False, history_device=None, history: str = "auto", history_dir=None,
+                 history_allocate=None):
         if batch_size < 1:
             raise GnnkitError(f"batch_size must be at least 1, got {batch_size}")
         if refresh is not None and refresh < 1:
             raise GnnkitError(f"--mvs-refresh must be at least 1, got {refresh}")
         if candidates is not None and not 0.0 < candidates <= 1.0:
             raise GnnkitError(f"--mvs-candidates must be in (0, 1], got {candidates}")
+        if history not in HISTORY_MODES:
+            raise GnnkitError(f"--mvs-history must be one of {', '.join(HISTORY_MODES)}, got {history!r}")
         self.batch_size, self.refresh, self.candidates = int(batch_size), refresh, candidates
         self.uniform, self.history_device, self.history_allocate = uniform, history_device, history_allocate
+        self.history, self.history_dir = history, history_dir
 
     def setup(self, ctx, model) -> None:
         from gnnkit.models.pyg import refuse
@@ -140,7 +148,9 @@ class MVSSampler(Sampler):
         if self.m == 0:
             raise GnnkitError(f"{n} training nodes at γ={gamma} give no candidates for {self.world} ranks")
         self.adj = ctx.graph.adjacency(ctx.adj_norm, ctx.diag_lambda)
-        self.store = HistoryStore(ctx.graph.num_nodes, self.history_device or ctx.device, allocate=self.history_allocate)
+        where = self.history_device or ctx.device
+        allocate = self.history_allocate or history_allocator(self.history, where, self.history_dir)
+        self.store = HistoryStore(ctx.graph.num_nodes, where, allocate=allocate)
         self.lid = torch.full((ctx.graph.num_nodes,), -1, dtype=torch.long, device=self.train.device)
         self.cand = self.g = None
 
@@ -226,8 +236,14 @@ class MVSSampler(Sampler):
                         "history staleness grows with K x lr")
         add_option(parser, "--mvs-candidates", type=float, default=None,
                    help="γ: fraction of training nodes drawn as candidates each round (default 1 / 0.1 beyond 50k)")
+        add_option(parser, "--mvs-history", choices=HISTORY_MODES, default="auto",
+                   help="where the historical embeddings live: auto (a memory-mapped file when a layer would take "
+                        "over a quarter of memory), memory, disk")
+        add_option(parser, "--mvs-history-dir", default=None,
+                   help="folder of the memory-mapped history files (default: the temporary folder)")
 
     @classmethod
     def from_args(cls, args) -> "MVSSampler":
         size = getattr(args, "batch_size", None)
-        return cls(batch_size=512 if size is None else size, refresh=args.mvs_refresh, candidates=args.mvs_candidates)
+        return cls(batch_size=512 if size is None else size, refresh=args.mvs_refresh, candidates=args.mvs_candidates,
+                   history=getattr(args, "mvs_history", "auto"), history_dir=getattr(args, "mvs_history_dir", None))

@@ -103,3 +103,32 @@ def test_dropout_training_forward_does_not_push():
     assert store.pull(1, batch).abs().sum() == 0
     model.eval()(data.x[torch.cat([batch, halo])], HistoryBlocks(block, 2, batch, halo, store))
     assert store.pull(1, batch).abs().sum() > 0
+
+
+def test_file_backed_layers_are_zero_filled_and_leave_no_file(tmp_path):
+    from gnnkit.history import file_backed
+
+    t = file_backed(str(tmp_path))(6, 3, torch.float32)
+    assert t.shape == (6, 3) and t.abs().sum() == 0 and list(tmp_path.iterdir()) == []
+    t[2] = torch.tensor([1.0, 2.0, 3.0])
+    assert t[2].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(GnnkitError, match="needs .* of disk"):
+        file_backed(str(tmp_path))(2**40, 2**10, torch.float32)
+    with pytest.raises(GnnkitError, match="does not exist"):
+        file_backed(str(tmp_path / "absent"))(2, 2, torch.float32)
+
+
+def test_auto_history_maps_only_layers_above_the_budget(tmp_path, monkeypatch):
+    from gnnkit import history as H
+
+    made = []
+    real = H.file_backed(str(tmp_path))
+    monkeypatch.setattr(H, "file_backed", lambda folder=None: lambda *a: made.append(a) or real(*a))
+    allocate = H.history_allocator("auto", "cpu", str(tmp_path), budget=100)
+    assert allocate(5, 5, torch.float32).shape == (5, 5) and made == []  # 100 bytes: in memory
+    allocate(5, 6, torch.float32)  # 120 bytes: to a file
+    assert made == [(5, 6, torch.float32)]
+    assert H.history_allocator("memory") is None
+    assert H.history_allocator("auto", "cuda") is None
+    with pytest.raises(GnnkitError, match="history must be one of"):
+        H.history_allocator("ssd")

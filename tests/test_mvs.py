@@ -13,8 +13,10 @@ by more than 3 standard errors of the difference.
 """
 import argparse
 
+import pytest
 import torch
 
+from gnnkit.errors import GnnkitError
 from gnnkit.models import build_model
 from gnnkit.samplers.batch import Batch
 from gnnkit.samplers.mvs import MVSSampler, head_gradient_norms, mvs_probabilities
@@ -186,3 +188,20 @@ def test_stale_history_warning_names_k_and_lr(caplog):
         assert bool(hits) == warned, (refresh, lr, hits)
         if warned:
             assert "K=20" in hits[0] and "lr=0.01" in hits[0]
+
+
+def test_history_on_disk_trains_bitwise_like_in_memory(tmp_path):
+    """The history in memory-mapped files (``history="disk"``) gives the same weights bit for bit."""
+    data = random_graph()
+    weights = []
+    for history in ("memory", "disk"):
+        torch.manual_seed(0)
+        model = build_model("sage", data.num_features, 3, hidden=16, num_layers=2, dropout=0.0)
+        sampler = MVSSampler(batch_size=16, refresh=3, history=history, history_dir=str(tmp_path))
+        Trainer(sampler=sampler, max_epochs=3, progress=False, device="cpu").fit(model, data)
+        files = [t.untyped_storage().filename for t in sampler.store.emb.values()]
+        assert files and all((f is not None) == (history == "disk") for f in files)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    with pytest.raises(GnnkitError, match="--mvs-history"):
+        MVSSampler(history="ssd")
