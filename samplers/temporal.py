@@ -23,6 +23,8 @@ DEFAULT_BATCH = 200
 
 class TemporalSampler(Sampler):
     name = "temporal"
+    #: what it samples: the temporal-link task accepts only such a sampler (``Task.check_sampler``)
+    input = "events"
 
     def __init__(self, batch_size: int = DEFAULT_BATCH):
         if batch_size < 1:

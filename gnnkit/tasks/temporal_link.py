@@ -34,6 +34,19 @@ as in the AP protocol. EdgeBank on the same negatives is reported beside TGN: un
 (``val_edgebank_mrr``, ``test_edgebank_mrr``; ``edgebank_mrr`` in the run summary) and TGB's time
 window (``*_edgebank_window_mrr``). Training is the same as under the AP protocol.
 
+Model: any :class:`~gnnkit.temporal.interface.TemporalModule` (message, memory, embedding and
+predictor parts; gnnkit's TGN is one, ``examples/custom_temporal.py`` another); the task owns the
+memory state and the neighbor buffers. Sampler: ``temporal`` (any other is refused in one line).
+User metrics (``TemporalLinkPrediction(metrics=[...])``, :mod:`gnnkit.metrics`) receive the link
+logits ``[P]`` of a split's scored pairs and labels ``[P]`` (1: the event, 0: a negative); under the
+AP protocol they are reported for the inductive sets too (``val_new_<name>``).
+Prediction: ``Trainer.predict((src, dst, t))`` (or :meth:`TemporalLinkPrediction.predict_queries`)
+gives the link probabilities of chosen queries after training: from the state evaluation starts
+from (the selected model's training-end state), the validation and test events are replayed in
+order and each query is scored with the state just before the first replayed batch holding an
+event at or after its time (:func:`~gnnkit.temporal.interface.score_queries`); the state is put
+back afterwards. A query earlier than the end of training sees the whole training stream.
+
 Memory, message store and neighbor buffers (live and best) are in :meth:`state_dict` (tensors).
 TGN's usual optimizer settings are ``--lr 1e-4 --weight-decay 0`` (gnnkit's defaults are for GCNs).
 """
@@ -51,31 +64,15 @@ from ..plugins import add_option
 from ..temporal.events import EventBatch, EventStream, load_events
 from ..temporal.memory import TemporalMemory
 from ..temporal.metrics import average_precision, roc_auc
-from ..temporal.model import TGN
+from ..temporal.interface import TemporalModule, check_queries, score_queries
 from ..temporal.neighbors import LastNeighbors
-from ..temporal.split import temporal_split
+from ..temporal.split import MASKS, evaluation_sets, temporal_split
 from .base import SPLITS, Task
 
-EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the authors: fixed per split
 STREAMED = ("temporal link prediction scores events as they stream in; use trainer.evaluate('val') / "
-            "trainer.test() for its figures")
-MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
+            "trainer.test() for its figures and trainer.predict((src, dst, t)) to score chosen links")
 PROTOCOLS = ("ap", "tgb")
 TGB_PAIRS = 4096  # (source, negative) pairs per TGN call when ranking under the TGB protocol
-
-
-def evaluation_sets(data: EventStream) -> dict:
-    """``{split: (e_id, neg_dst)}`` for ``val``, ``val_new``, ``test``, ``test_new``: the split's
-    event ids and one negative destination per event, drawn from the stream's destinations with a
-    fixed seed per split (the same for every run and epoch)."""
-    candidates = torch.unique(data.dst).cpu()
-    sets = {}
-    for split, seed in EVAL_SEEDS.items():
-        e_id = getattr(data, MASKS[split]).nonzero().view(-1)
-        gen = torch.Generator().manual_seed(seed)
-        neg = candidates[torch.randint(candidates.numel(), (e_id.numel(),), generator=gen)]
-        sets[split] = (e_id, neg.to(data.dst.device))
-    return sets
 
 
 class TemporalLinkPrediction(Task):
@@ -97,7 +94,8 @@ class TemporalLinkPrediction(Task):
                  num_neighbors: int = 10, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
                  message: str = "identity", embedding: str = "transformer", new_node_fraction: float = 0.1,
                  eval_batch_size: int = 200, sort_events: bool = False, protocol: str = "ap",
-                 num_negatives: int = 100, negative_seed: int = 0, negatives_dir: str | None = None):
+                 num_negatives: int = 100, negative_seed: int = 0, negatives_dir: str | None = None,
+                 metrics=()):
         if eval_batch_size < 1:
             raise GnnkitError(f"eval batch size must be >= 1, got {eval_batch_size}")
         if protocol not in PROTOCOLS:
@@ -112,6 +110,28 @@ class TemporalLinkPrediction(Task):
         self.eval_batch_size, self.sort_events = eval_batch_size, sort_events
         self.memory = self.neighbors = None
         self._best, self._fresh, self._eval_state = None, False, None
+        self.add_metrics(metrics)
+
+    def own_figures(self) -> dict:
+        """Every figure is higher-is-better: AP/AUC and their inductive ``new_*`` parts, or under the TGB
+        protocol MRR and Hits@10 of TGN and of both EdgeBanks."""
+        if self.protocol == "tgb":
+            names = [f"{who}{k}" for who in ("", "edgebank_", "edgebank_window_") for k in ("mrr", "hits@10")]
+        else:
+            names = ["ap", "auc", "new_ap", "new_auc"]
+        return dict.fromkeys(names, True)
+
+    def figures(self) -> dict:
+        """Also the user metrics on the inductive sets (``new_<name>``) under the AP protocol."""
+        extra = {} if self.protocol == "tgb" else {f"new_{m.name}": m.higher_is_better for m in self.metrics}
+        return {**super().figures(), **extra}
+
+    def check_sampler(self, sampler) -> None:
+        """Only a sampler of event batches in time order (``temporal``) can feed this task."""
+        if getattr(sampler, "input", None) != "events":
+            name = getattr(sampler, "name", None) or type(sampler).__name__
+            raise GnnkitError(f"the temporal-link task trains on an event stream in time order; sampler {name!r} "
+                              "does not sample one: use sampler='temporal' (the task's default)")
 
     # -- command line (the model's sizes and --sort-events are the command layer's) -----------------
     @classmethod
@@ -153,8 +173,9 @@ class TemporalLinkPrediction(Task):
             raise GnnkitError(f"task {self.name!r} cannot run on {ctx.world_size} processes: TGN processes "
                               "the event stream in order in one process")
         data = ctx.data
-        if not isinstance(model, TGN):
-            raise GnnkitError(f"--task temporal-link trains a TGN model, got {type(model).__name__}")
+        if not isinstance(model, TemporalModule):
+            raise GnnkitError(f"the temporal-link task trains a gnnkit.temporal.TemporalModule (message, memory, "
+                              f"embedding and predictor parts: gnnkit/temporal/interface.py), got {type(model).__name__}")
         if model.msg_dim != data.msg_dim:
             raise GnnkitError(f"the model expects {model.msg_dim}-wide messages, {data.name} has {data.msg_dim}")
         self.data = data
@@ -208,10 +229,11 @@ class TemporalLinkPrediction(Task):
         self.neighbors.restore(state["neighbors"])
 
     @torch.no_grad()
-    def _pass(self, model: TGN, split: str) -> tuple[float, float]:
-        """Score one evaluation set in order, continuing the live state; mean AP and AUC per batch."""
+    def _pass(self, model: TemporalModule, split: str) -> dict:
+        """Score one evaluation set in order, continuing the live state: mean AP and AUC per batch, and
+        the user metrics on all the set's logits."""
         e_id, neg = self.eval_sets[split]
-        d, aps, aucs = self.data, [], []
+        d, aps, aucs, logits = self.data, [], [], []
         for lo in range(0, e_id.numel(), self.eval_batch_size):
             e, n = e_id[lo: lo + self.eval_batch_size], neg[lo: lo + self.eval_batch_size]
             batch = EventBatch(e_id=e, src=d.src[e], dst=d.dst[e], t=d.t[e], msg=d.msg[e], neg_dst=n)
@@ -220,11 +242,22 @@ class TemporalLinkPrediction(Task):
             label = torch.cat([torch.ones_like(pos), torch.zeros_like(negl)])
             aps.append(average_precision(score, label))
             aucs.append(roc_auc(score, label))
+            logits.append(torch.cat([pos, negl]))
             model.commit(self.memory, self.neighbors, batch, state)
-        return (sum(aps) / len(aps), sum(aucs) / len(aucs)) if aps else (math.nan, math.nan)
+        out = {f"{split}_ap": sum(aps) / len(aps) if aps else math.nan,
+               f"{split}_auc": sum(aucs) / len(aucs) if aucs else math.nan}
+        return self._user(split, logits, out)
+
+    def _user(self, split: str, logits: list, out: dict) -> dict:
+        """``out`` with the user metrics of the logits ``[2b]`` (positives then negatives) of each batch."""
+        if self.metrics:
+            labels = [torch.cat([torch.ones(len(x) // 2), torch.zeros(len(x) - len(x) // 2)]) for x in logits]
+            flat = torch.cat(logits) if logits else torch.zeros(0)
+            self.user_figures(split, flat, torch.cat(labels).to(flat.device) if labels else torch.zeros(0), out)
+        return out
 
     @torch.no_grad()
-    def _tgb_pass(self, model: TGN, split: str) -> dict:
+    def _tgb_pass(self, model: TemporalModule, split: str) -> dict:
         """MRR and Hits@10 of one split's events against their fixed negatives, continuing the live
         state: per batch, the positives and every (source, negative) pair are scored with the state
         before the batch, then the batch is committed."""
@@ -248,10 +281,16 @@ class TemporalLinkPrediction(Task):
             model.commit(self.memory, self.neighbors, batch, state)
             pos_all.append(pos.cpu())
             neg_all.append(torch.cat(scores).view(-1, k).cpu())
-        figures = rank_metrics(torch.cat(pos_all), torch.cat(neg_all), (neg >= 0).cpu(), k=10)
-        return {f"{split}_{key}": v for key, v in figures.items()}
+        pos, neg_s, valid = torch.cat(pos_all), torch.cat(neg_all), (neg >= 0).cpu()
+        figures = rank_metrics(pos, neg_s, valid, k=10)
+        out = {f"{split}_{key}": v for key, v in figures.items()}
+        if self.metrics:
+            negs = neg_s[valid]
+            self.user_figures(split, torch.cat([pos, negs]),
+                              torch.cat([torch.ones(pos.numel()), torch.zeros(negs.numel())]), out)
+        return out
 
-    def _evaluate_tgb(self, model: TGN, splits) -> dict:
+    def _evaluate_tgb(self, model: TemporalModule, splits) -> dict:
         start = self.snapshot()
         out = self._tgb_pass(model, "val")
         if "test" in splits:
@@ -261,8 +300,30 @@ class TemporalLinkPrediction(Task):
         out.update(self.edgebank)
         return {k: v for k, v in out.items() if k.split("_")[0] in splits}
 
-    def predict(self, ctx, model, predict):
-        raise GnnkitError(STREAMED)
+    def predict(self, ctx, model, predict, queries=None):
+        """``Trainer.predict((src, dst, t))``: :meth:`predict_queries`; without queries, refused."""
+        if queries is None:
+            raise GnnkitError(STREAMED)
+        return self.predict_queries(model, queries)
+
+    def predict_queries(self, model, queries) -> torch.Tensor:
+        """Link probabilities ``[Q]`` of ``queries`` (``(src, dst, t)`` 1-d arrays, or a dict with those
+        keys) after training, in their order (module docstring); the task's state is unchanged."""
+        if self.memory is None:
+            raise GnnkitError("the temporal-link task predicts after Trainer.fit (it has no state yet)")
+        src, dst, t = check_queries(queries, self.data.num_nodes, self.data.src.device)
+        module = getattr(model, "module", model)
+        was_training, start = module.training, self.snapshot()
+        module.eval()
+        try:
+            if not self._fresh and self._best is not None:
+                self.restore(self._best)  # the state evaluation starts from
+            replay = (self.data.val_mask | self.data.test_mask).nonzero().view(-1)
+            return score_queries(module, self.memory, self.neighbors, self.data, (src, dst, t), replay,
+                                 self.eval_batch_size)
+        finally:
+            self.restore(start)
+            module.train(was_training)
 
     def score(self, ctx, predictions, splits=SPLITS) -> dict:
         raise GnnkitError(STREAMED)
@@ -284,16 +345,15 @@ class TemporalLinkPrediction(Task):
             model.train(was_training)
             return out
         start = self.snapshot()
-        out = {}
-        out["val_ap"], out["val_auc"] = self._pass(model, "val")
+        out = self._pass(model, "val")
         after_val = self.snapshot() if "test" in splits else None
         self.restore(start)
-        out["val_new_ap"], out["val_new_auc"] = self._pass(model, "val_new")
+        out.update(self._pass(model, "val_new"))
         if after_val is not None:
             self.restore(after_val)
-            out["test_ap"], out["test_auc"] = self._pass(model, "test")
+            out.update(self._pass(model, "test"))
             self.restore(after_val)
-            out["test_new_ap"], out["test_new_auc"] = self._pass(model, "test_new")
+            out.update(self._pass(model, "test_new"))
         self.restore(start)
         self._eval_state = start
         model.train(was_training)

@@ -19,11 +19,17 @@ For a batch of ``B`` chronological events ``(src, dst, t)`` with negative destin
 the positive pairs' nodes (their pending messages consumed), the batch's own raw messages are
 stored and its events enter the neighbor buffers. So an event never sees itself: neither its
 message nor its link exists while it is scored.
+
+TGN is a :class:`~gnnkit.temporal.interface.TemporalModule`: its four parts are :meth:`TGN.message`
+(``[s_i ‖ s_j ‖ e ‖ φ(Δt)]``, or its MLP), :meth:`TGN.update_memory` (the GRU), :meth:`TGN.embed`
+(the embedding layer on PyG-style links) and :meth:`TGN.predict_link` (the MLP); :meth:`TGN.score`
+is the same computation fused (one query per unique node unless the layer depends on the query
+time, the memory updater's single-node GRU step, the predictor's first layer applied once per row).
+With the ``transformer`` layer the interface's generic ``score`` over the four parts gives the same
+logits (tested); the ``attention`` layer embeds (node, time) queries, which only the fused ``score``
+does.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,23 +38,16 @@ from torch import Tensor, nn
 from ..errors import GnnkitError
 from .embedding import EMBEDDINGS
 from .events import EventBatch, EventStream
+from .interface import BatchContext, TemporalModule
 from .memory import TemporalMemory
 from .neighbors import LastNeighbors
 from .time_encoding import TimeEncoding
 from .updater import MemoryUpdater
 
-
-@dataclass
-class BatchContext:
-    """What :meth:`TGN.score` computed that :meth:`TGN.commit` needs."""
-
-    n_id: Tensor
-    memory: Tensor
-    last_update: Tensor
-    pos_index: Tensor  # positions in n_id of the positive pairs' nodes
+__all__ = ["TGN", "BatchContext"]
 
 
-class TGN(nn.Module):
+class TGN(TemporalModule):
     def __init__(self, msg_dim: int, *, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  node_dim: int = 0, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
                  message: str = "identity", embedding: str = "transformer"):
@@ -66,6 +65,46 @@ class TGN(nn.Module):
         self.predictor = nn.Sequential(nn.Linear(2 * embedding_dim, embedding_dim), nn.ReLU(),
                                        nn.Linear(embedding_dim, 1))
 
+    # -- the interface's four parts (gnnkit.temporal.interface) -------------------------------------
+    @property
+    def aggregator(self) -> str:
+        return self.updater.aggregator
+
+    def message(self, s_node: Tensor, s_other: Tensor, raw_msg: Tensor, dt: Tensor) -> Tensor:
+        """``[s_i ‖ s_j ‖ e ‖ φ(Δt)]`` ``[M, 2d + F + d_t]`` (identity), or its MLP."""
+        x = torch.cat([s_node, s_other, raw_msg.to(s_node.dtype), self.time_enc(dt)], -1)
+        return x if self.updater.message_mlp is None else self.updater.message_mlp(x)
+
+    def update_memory(self, s: Tensor, m: Tensor) -> Tensor:
+        """``GRUCell(m, s)``."""
+        return self.updater.cell(m, s)
+
+    def node_states(self, s: Tensor, n_id: Tensor, stream: EventStream) -> Tensor:
+        return s if self.node_proj is None else s + self.node_proj(stream.x[n_id])
+
+    def embed(self, h: Tensor, last_update: Tensor, edge_index: Tensor, t: Tensor, msg: Tensor) -> Tensor:
+        """The embedding layer on links ``edge_index[0] -> edge_index[1]``, laid out as its ``[n, k]``
+        neighbor slots (links grouped by target, stably); link time feature ``φ(t_last(u) − t_link)``."""
+        if self.embedding.time_origin != "neighbor":
+            raise GnnkitError("TGN's attention embedding embeds (node, time) queries: use TGN.score, not the "
+                              "node-level embed")
+        n = h.size(0)
+        src, dst = edge_index
+        order = torch.argsort(dst, stable=True)
+        src, dst, t, msg = src[order], dst[order], t[order], msg[order]
+        counts = torch.bincount(dst, minlength=n)
+        slot = torch.arange(dst.numel(), device=dst.device) - (torch.cumsum(counts, 0) - counts)[dst]
+        k = max(int(counts.max()) if n else 1, 1)
+        nbr = torch.arange(n, device=h.device).unsqueeze(1).repeat(1, k)
+        mask = torch.zeros(n, k, dtype=torch.bool, device=h.device)
+        nbr[dst, slot], mask[dst, slot] = src, True
+        dt = last_update.index_select(0, src) - t
+        return self.embedding(h, torch.arange(n, device=h.device), nbr, mask, msg, dt, self.time_enc)
+
+    def predict_link(self, z_src: Tensor, z_dst: Tensor) -> Tensor:
+        return self.link_logit(z_src, z_dst)
+
+    # -- the fused computation ----------------------------------------------------------------------
     def link_logit(self, z_src: Tensor, z_dst: Tensor) -> Tensor:
         """``MLP([z_src ‖ z_dst])`` ``[B]`` for paired rows ``[B, o]``."""
         return self.predictor(torch.cat([z_src, z_dst], -1)).view(-1)
@@ -107,15 +146,3 @@ class TGN(nn.Module):
         logits = self.pair_logits(z, pair[:b].repeat(2), pair[b:])
         ctx = BatchContext(n_id, mem, last, torch.unique(q_idx[pair[: 2 * b]]))
         return logits[:b], logits[b:], ctx
-
-    @torch.no_grad()
-    def commit(self, memory: TemporalMemory, neighbors: LastNeighbors, batch: EventBatch,
-               ctx: Optional[BatchContext]) -> None:
-        """Keep the positives' memory update, store the batch's raw messages, insert its links."""
-        if ctx is not None:
-            p = ctx.pos_index
-            nodes = ctx.n_id.index_select(0, p)
-            memory.write(nodes, ctx.memory.index_select(0, p), ctx.last_update.index_select(0, p))
-            memory.clear(nodes)
-        memory.store(batch.src, batch.dst, batch.t, batch.msg)
-        neighbors.insert(batch.src, batch.dst, batch.e_id)

@@ -12,7 +12,7 @@ With ``t_val`` and ``t_test`` the 70% and 85% quantiles of the event times:
   appears in a training event (the held-out nodes and the nodes first seen after ``t_val``).
 
 The transductive evaluation scores every validation / test event; the inductive one scores the
-new-node events only.
+new-node events only (:func:`evaluation_sets`: each with one fixed negative per event).
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ import torch
 
 from ..errors import GnnkitError
 from .events import EventStream
+
+EVAL_SEEDS = {"val": 0, "val_new": 1, "test": 2, "test_new": 3}  # as the authors: fixed per split
+MASKS = {"val": "val_mask", "val_new": "new_val_mask", "test": "test_mask", "test_new": "new_test_mask"}
 
 
 def temporal_split(stream: EventStream, *, val_quantile: float = 0.70, test_quantile: float = 0.85,
@@ -59,3 +62,17 @@ def temporal_split(stream: EventStream, *, val_quantile: float = 0.70, test_quan
     return stream.replace(train_mask=train.to(dev), val_mask=val.to(dev), test_mask=test.to(dev),
                           new_val_mask=(val & new_edge).to(dev), new_test_mask=(test & new_edge).to(dev),
                           masked_nodes=masked.to(dev))
+
+
+def evaluation_sets(data: EventStream) -> dict:
+    """``{split: (e_id, neg_dst)}`` for ``val``, ``val_new``, ``test``, ``test_new``: the split's
+    event ids and one negative destination per event, drawn from the stream's destinations with a
+    fixed seed per split (the same for every run and epoch)."""
+    candidates = torch.unique(data.dst).cpu()
+    sets = {}
+    for split, seed in EVAL_SEEDS.items():
+        e_id = getattr(data, MASKS[split]).nonzero().view(-1)
+        gen = torch.Generator().manual_seed(seed)
+        neg = candidates[torch.randint(candidates.numel(), (e_id.numel(),), generator=gen)]
+        sets[split] = (e_id, neg.to(data.dst.device))
+    return sets
