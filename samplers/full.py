@@ -6,6 +6,12 @@ training nodes. A PyG-style model (``wants_edge_index``) gets the graph's own ``
 ``edge_weight`` and ``edge_attr`` instead (:class:`~samplers.batch.PygEdges`). Under several processes each rank takes a disjoint share of the training nodes with
 weights ``w / n_train`` (the loss is a sum; DistributedDataParallel averages over the ``w`` ranks),
 so the gradients averaged over ranks equal the single-process gradient.
+
+On a partitioned graph (each rank holds one part: ``ctx.graph.part``, ``gnnkit train --dataset
+PARTITION_DIR`` under torchrun) the batch is the part instead: its owned rows, the model's operator
+as a :class:`~gnnkit.partitioned.halo.HaloAdjacency` (each layer's product fetches the boundary
+rows from their owners) and the loss on every owned training node, weighted ``P / n_train``
+(:mod:`gnnkit.partitioned.fullbatch`): the same updates as one process holding the whole graph.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+
+from gnnkit.errors import GnnkitError
 
 from .base import Sampler, edge_attr_of, wants_edges
 from .batch import Batch, PygEdges
@@ -24,6 +32,12 @@ class FullBatchSampler(Sampler):
 
     def setup(self, ctx, model) -> None:
         super().setup(ctx, model)
+        part = getattr(ctx.graph, "part", None)
+        if part is not None:  # partition-parallel: this rank's part, exchanging halo rows per layer
+            from gnnkit.partitioned.fullbatch import part_batch
+
+            self.batch = part_batch(ctx, model, part)
+            return
         self.batch = self.sample_from_nodes(seed_nodes(self.ctx.features, who="full"), share=True)
 
     def _whole(self, loss_index: Tensor, weight: Optional[Tensor], y: Tensor, **kw) -> Batch:
@@ -38,6 +52,9 @@ class FullBatchSampler(Sampler):
 
     def sample_from_nodes(self, seeds: Tensor, share: bool = False) -> Batch:
         """The whole graph with the loss on ``seeds`` (``share``: this rank's share, weighted)."""
+        if getattr(self.ctx.graph, "part", None) is not None:
+            raise GnnkitError("the full sampler on a partitioned graph trains on each part's own training "
+                              "nodes; it builds no batch for given seeds")
         w = self.ctx.world_size
         if share and w > 1:
             mine = shard(self.ctx, seeds, equal=False)

@@ -59,9 +59,9 @@ def _all_sum(values: Sequence[float], group=None, dtype=torch.float64) -> list:
 def _book(part, ids: Tensor):
     """``(owner [k], position [k])`` of the global ``ids`` from the part's replicated book."""
     book = part.book
-    if callable(getattr(book, "owner", None)):
-        return book.owner(ids), book.position(ids)
-    return book.part[ids], book.local[ids]
+    if callable(getattr(book, "locate", None)):
+        return book.locate(ids)
+    return book.owner[ids], book.local[ids]
 
 
 def check_model(model: nn.Module) -> None:
@@ -123,6 +123,47 @@ def train_rows(features, group=None) -> tuple[Tensor, Tensor]:
     return idx, torch.full((idx.numel(),), gdist.world_size() / total, device=idx.device)
 
 
+def part_of(ctx):
+    """The :class:`~gnnkit.partitioned.Part` this rank trains on (``ctx.graph.part``), or ``None``."""
+    return getattr(ctx.graph, "part", None) if ctx is not None else None
+
+
+def cached_adjacency(part, norm: str, diag_lambda: float, device) -> HaloAdjacency:
+    """:func:`part_adjacency` on ``device``, built once per ``(norm, λ)`` and kept on the part (the
+    same calls on every rank, so the collective build happens everywhere at the same time)."""
+    lam = float(diag_lambda or 0.0) if norm == "diag" else 0.0
+    cache = part.__dict__.setdefault("_halo_adjacency", {})
+    key = (norm, lam, str(device))
+    if key not in cache:
+        cache[key] = part_adjacency(part, norm, lam).to(device)
+    return cache[key]
+
+
+def part_batch(ctx, model: nn.Module, part):
+    """The full batch of this rank's part: ``x``/``y`` of the owned rows, the :class:`HaloAdjacency`
+    in the model's operator, the loss on every owned training node weighted ``P / n_train``
+    (:func:`train_rows`), ``n_id`` the owned rows' global ids."""
+    from gnnkit.samplers.batch import Batch
+
+    check_model(model)
+    adj = cached_adjacency(part, ctx.adj_norm, ctx.diag_lambda, ctx.device)
+    idx, weight = train_rows(part.features)
+    dev = ctx.device
+    return Batch(x=part.features.get("x").to(dev), y=part.features.get("y").to(dev), adj=adj,
+                 n_id=part.global_ids.to(dev), loss_index=idx.to(dev), loss_weight=weight.to(dev),
+                 num_nodes=adj.num_owned)
+
+
+def evaluate_parts(ctx, model: nn.Module, task, splits: Sequence[str]) -> dict:
+    """The loop's evaluation when each rank holds one part: exact layer-wise inference of the owned
+    rows (:func:`predict`) and the task's figures reduced over the parts (:func:`score`)."""
+    part = part_of(ctx)
+    check_model(model)
+    adj = cached_adjacency(part, ctx.adj_norm, ctx.diag_lambda, ctx.device)
+    logits = predict(model, part.features.get("x").to(ctx.device), adj)
+    return score(task, part.features, logits, splits)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, adj: HaloAdjacency) -> Tensor:
     """The logits ``[|R_r|, C]`` of this rank's rows: the model's layer-wise inference, one halo
@@ -137,10 +178,10 @@ def score(task, features, logits: Tensor, splits: Sequence[str] = ("train", "val
     all-reduced (equal to one process up to float rounding); another metric (an OGB evaluator's
     that is not accuracy) gathers the split's logits and labels from every rank and scores them.
     """
-    y = features.get("y")
+    y = features.get("y").to(logits.device)
     per = []
     for s in splits:
-        mask = features.get(f"{s}_mask")
+        mask = features.get(f"{s}_mask").to(logits.device)
         lg, lb = logits[mask], y[mask]
         correct = float((lg.argmax(-1) == lb).sum()) if lb.numel() else 0.0
         loss = float(F.cross_entropy(lg, lb, reduction="sum")) if lb.numel() else 0.0
@@ -156,7 +197,7 @@ def score(task, features, logits: Tensor, splits: Sequence[str] = ("train", "val
         if counted:
             out[f"{s}_{task.metric}"] = correct / count if count else nan
         else:
-            mask = features.get(f"{s}_mask")
+            mask = features.get(f"{s}_mask").to(logits.device)
             out[f"{s}_{task.metric}"] = task.figure(_gather_rows(logits[mask]), _gather_rows(y[mask]))
     return out
 
