@@ -50,6 +50,9 @@ batch instead (:func:`sample_subgraph`): one ``edge_index`` of the sampled subgr
 with the raw ``edge_weight`` (and ``edge_attr``), each node's in-neighbors sampled once, at the hop
 that first reaches it; the model normalizes (and scales) as it does in PyG.
 
+Evaluation of graphs too big for whole-graph inference: :class:`SampledPredictions` computes the
+rows asked for on their nodes' sampled neighborhoods (:data:`EVAL_FANOUTS` unless given).
+
 Edges (link prediction): :meth:`NeighborSampler.sample_from_edges` expands from both endpoints of
 every given edge (negatives are given as edges labelled 0): the seeds are the distinct endpoints
 (ascending), and ``edge_label_index`` holds each endpoint's row in the batch.
@@ -247,3 +250,76 @@ class NeighborSampler(Sampler):
     def from_args(cls, args) -> "NeighborSampler":
         size = getattr(args, "batch_size", None)
         return cls(fanouts=args.fanouts, batch_size=512 if size is None else size)
+
+
+EVAL_FANOUTS = (15, 10, 5)  # per hop, seeds' hop first; deeper models repeat the last
+EVAL_SEED = 0x5EED_E7A1  # mixed with the run's seed: every evaluation draws the same neighborhoods
+
+
+def eval_fanouts(num_layers: int, fanouts: Optional[Sequence[int]] = None) -> List[int]:
+    """``fanouts`` (checked against ``num_layers``), or :data:`EVAL_FANOUTS` cut or extended (the
+    last repeated) to ``num_layers`` hops."""
+    if fanouts is not None:
+        out = parse_fanouts(fanouts)
+        if len(out) != num_layers:
+            raise GnnkitError(f"the model has {num_layers} graph layers but {len(out)} inference fanouts were given")
+        return out
+    return [EVAL_FANOUTS[min(i, len(EVAL_FANOUTS) - 1)] for i in range(num_layers)]
+
+
+class SampledPredictions:
+    """The model's output ``[N, C]`` for the rows asked for only, each row computed on its node's
+    sampled ``L``-hop neighborhood (the evaluation of PyG's and DGL's ogbn-papers100M examples),
+    for graphs whose whole-graph layer-by-layer inference would not fit in memory.
+
+    ``pred[index]`` (``index`` a bool ``[N]`` mask or int ids ``[k]``) returns ``[k, C]`` float32
+    in the order of the ids: the distinct ids, ascending, go through a :class:`NeighborSampler`
+    with ``fanouts`` (``batch_size`` seeds at a time; a repeated id gets the same row), each batch's output rows are
+    ``model(x[n_id], blocks)[:b]``. Row ``i`` is an unbiased estimate of the exact row when the
+    model is linear in the aggregation (one layer), and a sampled approximation otherwise.
+    Every lookup draws from a fresh generator seeded from ``(seed, EVAL_SEED)``, so the same
+    ids get the same neighborhoods at every evaluation (same seed, same figures).
+    Called in eval mode without gradient (the Trainer's evaluation does both).
+    """
+
+    def __init__(self, ctx, model, fanouts: Optional[Sequence[int]] = None, batch_size: int = 1024):
+        layers = getattr(model, "num_layers", None)
+        if layers is None:
+            raise GnnkitError(f"{type(model).__name__} has no num_layers: sampled inference needs a gnnkit model")
+        self.sampler = NeighborSampler(eval_fanouts(layers, fanouts), batch_size, shuffle=False)
+        self.sampler.setup(ctx, model)
+        self.ctx, self.model = ctx, model
+        self.num_nodes, self.num_classes = ctx.graph.num_nodes, int(getattr(model, "out_dim", 0) or 0)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.num_nodes, self.num_classes))
+
+    def __len__(self) -> int:
+        return self.num_nodes
+
+    def size(self, dim: Optional[int] = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator(device=self.sampler.train.device).manual_seed((self.ctx.seed * 1_000_003 + EVAL_SEED)
+                                                                            % 2**63)
+
+    def __getitem__(self, index) -> Tensor:
+        if not isinstance(index, Tensor) or index.dim() != 1:
+            raise GnnkitError("sampled predictions are read by a bool node mask [N] or node ids [k]")
+        if index.dtype == torch.bool:
+            if index.numel() != self.num_nodes:
+                raise GnnkitError(f"a node mask of {index.numel()} entries for {self.num_nodes} nodes")
+            index = index.nonzero().view(-1)
+        ids = index.long().to(self.sampler.train.device)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_nodes):
+            raise GnnkitError(f"node ids outside [0, {self.num_nodes})")
+        ids, back = torch.unique(ids, return_inverse=True)  # each node once, ascending
+        gen, bs = self.generator(), self.sampler.batch_size
+        outs = [torch.empty(0, self.num_classes)]
+        for begin in range(0, ids.numel(), bs):
+            batch = self.sampler.sample_from_nodes(ids[begin:begin + bs], gen)
+            outs.append(self.model(batch.x, batch.adj)[:batch.batch_size].float())
+            self.num_classes = outs[-1].shape[1]
+        return (torch.cat(outs) if len(outs) > 1 else outs[0])[back]

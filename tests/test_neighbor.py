@@ -131,3 +131,65 @@ def test_samplers_without_edge_sampling_name_themselves():
 
     with pytest.raises(GnnkitError, match="mvs sampler does not sample from edges"):
         MVSSampler().sample_from_edges(torch.tensor([[0], [1]]))
+
+
+def _trained(strategy=None, seed=3):
+    from test_history import random_graph
+
+    data = random_graph()
+    torch.manual_seed(0)
+    model = build_model("sage", data.num_features, 3, hidden=16, num_layers=2, dropout=0.0)
+    kw = {} if strategy is None else {"strategy": strategy}
+    trainer = Trainer(sampler=NeighborSampler(fanouts=[5, 5], batch_size=32), max_epochs=2, progress=False,
+                      device="cpu", seed=seed, **kw)
+    trainer.fit(model, data)
+    return trainer, model, data
+
+
+def test_sampled_inference_with_all_neighbors_equals_whole_graph_inference():
+    from gnnkit.samplers.neighbor import SampledPredictions
+    from gnnkit.strategies import Strategy
+
+    trainer, model, data = _trained()
+    model.eval()
+    with torch.no_grad():
+        full = trainer.strategy.predict(trainer.ctx, model)
+        pred = SampledPredictions(trainer.ctx, model, fanouts=[-1, -1], batch_size=7)
+        ids = torch.tensor([5, 0, 99, 5])
+        assert pred.shape == full.shape and torch.allclose(pred[ids], full[ids], atol=1e-5)
+        assert torch.allclose(pred[data.test_mask], full[data.test_mask], atol=1e-5)
+        sampled = SampledPredictions(trainer.ctx, model, fanouts=[2, 2])
+        assert torch.equal(sampled[ids], sampled[ids]) and torch.equal(sampled[ids][0], sampled[ids][3])
+        assert not torch.allclose(sampled[data.test_mask], full[data.test_mask], atol=1e-3)
+    with pytest.raises(GnnkitError, match="inference fanouts"):
+        SampledPredictions(trainer.ctx, model, fanouts=[5])
+    with pytest.raises(GnnkitError, match="outside"):
+        pred[torch.tensor([data.num_nodes])]
+    with pytest.raises(GnnkitError, match="inference must be one of"):
+        Strategy.resolve("backprop").set_inference("approximate")
+
+
+def test_trainer_evaluates_on_sampled_neighborhoods_when_the_graph_would_not_fit(monkeypatch):
+    """``inference="auto"`` switches to sampled neighborhoods above half the memory limit; with every
+    neighbor kept the figures are the whole-graph ones; the same seed gives the same figures."""
+    from gnnkit.samplers.neighbor import SampledPredictions
+    from gnnkit.strategies import Strategy
+    from gnnkit.strategies.base import whole_graph_bytes
+
+    trainer, model, _ = _trained()
+    full = trainer.evaluate("test")
+    need = whole_graph_bytes(trainer.ctx, model)
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", str(2 * need + 2))
+    assert not isinstance(trainer.strategy.predict(trainer.ctx, model), SampledPredictions)
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", str(2 * need - 2))
+    assert isinstance(trainer.strategy.predict(trainer.ctx, model), SampledPredictions)
+    trainer.strategy.set_inference("auto", fanouts=[-1, -1])
+    exact = trainer.evaluate("test")
+    assert exact.keys() == full.keys() and all(abs(exact[k] - full[k]) < 1e-5 for k in full)
+    figures = []
+    for _ in range(2):
+        t, _, _ = _trained(Strategy.resolve("backprop").set_inference("sampled", fanouts=[2, 2]))
+        figures.append(t.evaluate("test"))
+    assert figures[0] == figures[1] and figures[0]["test_loss"] != full["test_loss"]
+    trainer.strategy.set_inference("full")
+    assert trainer.evaluate("test") == full

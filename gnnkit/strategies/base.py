@@ -4,6 +4,11 @@
 batch, task)`` does one update and returns the step's outputs (``loss`` as a float plus whatever
 the task produced); ``predict(ctx, model)`` gives the output ``[N, C]`` for every node, used by the
 loop's evaluation (backprop: the model's layer-by-layer inference; ForwardGNN combines its layers).
+Where that whole-graph inference would not fit in memory (:func:`whole_graph_bytes` above half of
+:func:`~gnnkit.data.limits.memory_limit`), or with ``inference="sampled"``, the base ``predict``
+returns :class:`~gnnkit.samplers.neighbor.SampledPredictions` instead: the rows the task reads
+(its split masks), each computed on its node's sampled neighborhood (``inference_fanouts``,
+default 15,10,5); ``inference="full"`` always runs the whole-graph pass.
 ``on_epoch_end(ctx, model, epoch, evaluate)`` may return a :class:`~gnnkit.context.Control`: a
 strategy that schedules its own training (ForwardGNN) ends the run or chooses the final model
 through it, never by touching the Trainer. ``reset_state(params)`` forgets the optimizer state of
@@ -21,8 +26,32 @@ import torch
 from torch import Tensor
 
 from ..context import Control, Evaluate
+from ..data.limits import memory_limit
 from ..errors import GnnkitError
 from ..plugins import Plugin
+
+INFERENCE_MODES = ("auto", "full", "sampled")
+
+
+def whole_graph_bytes(ctx, model) -> int:
+    """Bytes of a whole-graph layer-by-layer pass (float32): the input ``x`` ``[N, F]``, one layer's
+    input and output ``[N, d]`` (``d`` the widest of hidden and output widths), the output ``[N, C]``
+    and the adjacency (``12 E + 8 N``: int32 columns, float32 values, int64 row pointers)."""
+    n, e = ctx.graph.num_nodes, ctx.graph.num_edges
+    f = ctx.features.shape("x")[1] if len(ctx.features.shape("x")) > 1 else 1
+    d = max(int(getattr(model, "hidden", 0) or 0), int(getattr(model, "out_dim", 0) or 0), 1)
+    c = int(getattr(model, "out_dim", d) or d)
+    return 4 * n * (f + 2 * d + c) + 12 * e + 8 * n
+
+
+def use_sampled_inference(ctx, model, mode: str) -> bool:
+    """``mode`` ``"sampled"``; or ``"auto"`` and :func:`whole_graph_bytes` above half the memory
+    limit for a model with per-layer blocks (``num_layers``)."""
+    if mode not in INFERENCE_MODES:
+        raise GnnkitError(f"inference must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode == "sampled"
+    return hasattr(model, "num_layers") and whole_graph_bytes(ctx, model) > memory_limit() // 2
 
 
 class Strategy(Plugin):
@@ -32,6 +61,16 @@ class Strategy(Plugin):
 
     manages_stopping: ClassVar[bool] = False
     find_unused_parameters: ClassVar[bool] = False
+    inference: str = "auto"  # "auto" | "full" | "sampled": how the base predict evaluates (module docstring)
+    inference_fanouts = None  # sampled inference's fanouts (None: 15,10,5)
+
+    def set_inference(self, mode: str = "auto", fanouts=None) -> "Strategy":
+        """Choose the evaluation's inference (``"auto"``, ``"full"``, ``"sampled"``) and the sampled
+        one's fanouts (seeds' hop first); returns the strategy."""
+        if mode not in INFERENCE_MODES:
+            raise GnnkitError(f"inference must be one of {', '.join(INFERENCE_MODES)}, got {mode!r}")
+        self.inference, self.inference_fanouts = mode, fanouts
+        return self
 
     def model_out_dim(self, num_classes: int, hidden: int) -> int:
         """Width of the model's last layer that ``gnnkit train`` builds for this strategy."""
@@ -51,8 +90,13 @@ class Strategy(Plugin):
         The input is the graph's normalized adjacency in the model's operator, or what the model's
         ``whole_graph(ctx)`` returns when it reads the graph its own way (a PyG-style model: the
         edges). Each rank computes its block of rows of every layer (:meth:`RunContext.row_range`)
-        and the blocks are gathered; with one process the block is all rows.
+        and the blocks are gathered; with one process the block is all rows. Sampled inference
+        (module docstring) returns the lazily computed rows instead.
         """
+        if use_sampled_inference(ctx, model, self.inference):
+            from gnnkit.samplers.neighbor import SampledPredictions
+
+            return SampledPredictions(ctx, model, self.inference_fanouts)
         if not callable(getattr(model, "inference", None)):
             raise GnnkitError(f"{type(model).__name__} has no whole-graph output (inference); "
                               "score it with trainer.evaluate()")
