@@ -174,8 +174,8 @@ class TemporalLinkPrediction(Task):
                               "the event stream in order in one process")
         data = ctx.data
         if not isinstance(model, TemporalModule):
-            raise GnnkitError(f"the temporal-link task trains a gnnkit.temporal.TemporalModule (message, memory, "
-                              f"embedding and predictor parts: gnnkit/temporal/interface.py), got {type(model).__name__}")
+            raise GnnkitError(f"the temporal-link task trains a gnnkit.temporal.interface.TemporalModule (message, "
+                              f"memory, embedding and predictor parts), got {type(model).__name__}")
         if model.msg_dim != data.msg_dim:
             raise GnnkitError(f"the model expects {model.msg_dim}-wide messages, {data.name} has {data.msg_dim}")
         self.data = data
