@@ -49,7 +49,13 @@ class Trainer:
 
     Args:
         task, sampler, strategy, escape: a name or an instance for each axis (``sampler=None`` is
-            ``"full"``, the whole graph as one batch; ``escape=None`` is no escape).
+            the task's ``default_sampler``: ``"full"`` (the whole graph as one batch) for node and link
+            tasks, ``"temporal"`` for temporal-link, ``"graph"`` for graph; a sampler that cannot feed
+            the task is refused in one line; ``escape=None`` is no escape).
+        metrics: user metrics the task computes beside its own figures (:mod:`gnnkit.metrics`: a
+            ``Metric(name, fn, higher_is_better=...)``, a registered name such as ``"macro_f1"``, or a
+            callable declaring ``higher_is_better``); ``metric="<name>"`` selects on one. A metric
+            without a declared direction is refused.
         max_epochs: number of epochs. lr, weight_decay, optimizer: optimizer settings, used by the
             strategy (``"adam"``, ``"adamw"`` or ``"sgd"``).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
@@ -76,7 +82,7 @@ class Trainer:
                  eval_every: int = 1, patience: Optional[int] = None, metric: Optional[str] = None,
                  inference_batch_size: Optional[int] = None, keep_checkpoints: int = 2,
                  backend: Optional[str] = None, run_info: Optional[dict] = None, precision: str = "32",
-                 num_workers: int = 0, prefetch: int = 2):
+                 num_workers: int = 0, prefetch: int = 2, metrics: Iterable = ()):
         from gnnkit.samplers import Sampler  # the installed name of samplers/
 
         for ok, what, value in ((max_epochs >= 0, "max_epochs must be >= 0", max_epochs),
@@ -92,7 +98,10 @@ class Trainer:
             if not ok:
                 raise GnnkitError(f"{what}, got {value}")
         self.task: Task = Task.resolve(task)
-        self.sampler = Sampler.resolve("full" if sampler is None else sampler)
+        if metrics:
+            self.task.add_metrics(metrics)
+        self.sampler = Sampler.resolve(self.task.default_sampler if sampler is None else sampler)
+        self.task.check_sampler(self.sampler)
         self.strategy: Strategy = Strategy.resolve(strategy)
         self.escape: Optional[Escape] = Escape.resolve(escape)
         self.components = {"task": self.task, "sampler": self.sampler, "strategy": self.strategy,
@@ -224,6 +233,10 @@ class Trainer:
         """The loop's evaluation: strategy's output for every node -> task's figures on ``splits``."""
         self.raw_model.eval()
         with torch.no_grad():
+            if getattr(self.ctx.graph, "part", None) is not None:  # each rank holds one part (issue 22)
+                from .partitioned.fullbatch import evaluate_parts  # exact layer-wise inference, figures reduced
+
+                return evaluate_parts(self.ctx, self.raw_model, self.task, tuple(splits))
             return self.task.evaluate(self.ctx, self.raw_model, self._strategy_predict, tuple(splits))
 
     def _strategy_predict(self):
@@ -307,10 +320,13 @@ class Trainer:
     def test(self) -> dict:
         return self.evaluate("test")
 
-    def predict(self):
-        """The model's output for every node (every row the task scores)."""
+    def predict(self, queries: Any = None):
+        """The model's output for every node (every row the task scores); a task that scores chosen
+        items takes them as ``queries`` (temporal-link: ``(src, dst, t)`` -> link probabilities)."""
         if self.ctx is None:
             raise GnnkitError("call fit(model, data) first")
         self.raw_model.eval()
         with torch.no_grad():
-            return self.task.predict(self.ctx, self.raw_model, self._strategy_predict)
+            if queries is None:
+                return self.task.predict(self.ctx, self.raw_model, self._strategy_predict)
+            return self.task.predict(self.ctx, self.raw_model, self._strategy_predict, queries=queries)
