@@ -133,15 +133,21 @@ class RunContext:
     # -- helpers ----------------------------------------------------------------------------------
     def make_optimizer(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """The run's optimizer over ``params`` (those that require a gradient): Adam, AdamW, or
-        SGD with momentum 0.9, at ``lr`` and ``weight_decay``."""
+        SGD with momentum 0.9, at ``lr`` and ``weight_decay``. Fused (``fused=True``: one kernel
+        over all parameters instead of a few small ops per parameter) when every parameter is a
+        floating-point tensor on the CPU or a CUDA device, all on one device; the same update rule,
+        rounded in another order (results differ from the unfused step in the last bits)."""
         params = [p for p in params if p.requires_grad]
+        devices = {p.device for p in params}
+        fused = {"fused": True} if (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda") and all(
+            p.is_floating_point() and p.layout == torch.strided for p in params)) else {}
         name = self.optimizer.lower()
         if name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, **fused)
         if name == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, **fused)
         if name == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=0.9)
+            return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay, momentum=0.9, **fused)
         raise GnnkitError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
 
 
