@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -170,3 +171,38 @@ def test_bad_config_flag_is_named(tmp_path):
     cfg.write_text('[methods.full]\nseeds = 3\n')
     with pytest.raises(GnnkitError, match="--seeds is set by gnnkit bench"):
         bench.build_grid(["csbm"], ["full"], 1, bench.load_config(cfg), tmp_path, tmp_path / "out")
+
+
+LINK_CONFIG = """
+[defaults]
+hidden = 8
+
+[datasets.csbm.methods.link-cluster]
+num-parts = 4
+clusters-per-batch = 2
+"""
+
+
+def test_link_rows_name_their_metric_without_matplotlib(tmp_path):
+    """Link methods next to a node method; the whole bench (children included) cannot import matplotlib."""
+    blocker = tmp_path / "blocker" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('matplotlib blocked by the test')\n")
+    cfg, out = tmp_path / "bench.toml", tmp_path / "out"
+    cfg.write_text(LINK_CONFIG)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "gnnkit", *_args(out, cfg, TINY, "full,link-full,link-cluster")],
+                          env=env, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    with open(out / "results.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["full"]["metric"] == "accuracy"
+    assert rows["link-full"]["metric"] == rows["link-cluster"]["metric"] == "auc"
+    record = json.loads((out / "runs" / "csbm_num_nodes_200_num_features_8_num_classes_3_avg_degree_6" / "link-full"
+                         / "seed-0" / "record.json").read_text())
+    assert 0 <= record["figures"]["test_ap"] <= 1 and record["figures"]["test_auc"] == pytest.approx(record["test"])
+    summary = (out / "summary.md").read_text()
+    table = {ln.split(" | ")[1]: ln.split(" | ") for ln in summary.splitlines() if ln.startswith(f"| {TINY} |")}
+    assert table["full"][2] == "accuracy" and table["link-full"][2] == "auc" and table["link-full"][5].startswith("ap ")
+    assert "**" in " ".join(table["full"])  # the best of its own metric, not compared with AUC
+    assert bench.report.NO_PLOTS in summary and not list(out.glob("*.png"))

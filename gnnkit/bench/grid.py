@@ -6,8 +6,10 @@ over it table by table), later tables winning::
     [defaults] < [methods.M] < [datasets.D] < [datasets.D.methods.M] < the dataset spec < --epochs
 
 A key is a train flag without its dashes (``num-parts = 10`` -> ``--num-parts 10``; ``true`` passes a
-switch). A dataset spec is a known name (``Cora``, ``ogbn-arxiv``), a ``.npz`` path or
-``csbm:num_nodes=100000,avg_degree=5`` (each csbm option becomes its train flag).
+switch). A dataset spec is a known name (``Cora``, ``ogbn-arxiv``, ``ogbl-collab``: link prediction, scored
+by OGB's metric), a ``.npz`` path or ``csbm:num_nodes=100000,avg_degree=5`` (each csbm option
+becomes its train flag). Link methods (``link-full``, ``link-neighbor``, ``link-cluster``) set
+``task = "link"``: on a graph without a link split, the seeded GAE split, scored by AUC (AP beside it).
 
 State under the output folder ``OUT``:
 
@@ -169,6 +171,8 @@ def parse_dataset(spec: str, root: Path) -> Dataset:
             ds.skipped = f"absent: expected {ogb.dataset_dir(spec, root)}/{missing[0]}" + (
                 f" and {len(missing) - 1} more file(s)" if len(missing) > 1 else "")
         return ds
+    if spec.startswith("ogbl-"):  # link prediction (the train command picks the link task from the name)
+        return _ogbl_dataset(spec, root)
     if _is_tu(spec, root):  # a graph-classification set (TU text format) under the root
         return Dataset(spec, spec, {"dataset": spec, "root": str(root)})
     if spec.endswith(".npz"):
@@ -179,6 +183,20 @@ def parse_dataset(spec: str, root: Path) -> Dataset:
         return ds
     raise GnnkitError(f"unknown dataset {spec!r}; known: {', '.join(known_datasets())}, "
                       f"csbm:option=value,..., or a .npz path")
+
+
+def _ogbl_dataset(spec: str, root: Path) -> Dataset:
+    """An ``ogbl-*`` dataset under ``root`` (``skipped`` naming the first absent file)."""
+    from ..link import ogbl
+
+    if spec not in ogbl.SUPPORTED:
+        raise GnnkitError(f"unknown OGB link dataset {spec!r}; known: {', '.join(ogbl.SUPPORTED)}")
+    ds = Dataset(spec, spec, {"dataset": spec, "root": str(root)})
+    missing = ogbl.missing_files(spec, root)
+    if missing:
+        ds.skipped = f"absent: expected {ogbl.dataset_dir(spec, root)}/{missing[0]}" + (
+            f" and {len(missing) - 1} more file(s)" if len(missing) > 1 else "")
+    return ds
 
 
 def _is_tu(spec: str, root: Path) -> bool:

@@ -2,8 +2,10 @@
 
 - ``results.csv``: one row per run of the grid (finished, failed, not run yet, or on a skipped
   dataset), columns :data:`CSV_COLUMNS`.
-- ``summary.md``: per (dataset, method) cell, mean ± sample std over the finished seeds of the
-  validation and test metric (the best test mean of each dataset in bold), mean epochs, training
+- ``summary.md``: per (dataset, method) cell, the metric its runs report (``accuracy``, ``auc``,
+  OGB's ``hits@50`` ...), mean ± sample std over the finished seeds of the validation and test
+  metric (the best test mean of each dataset and metric in bold), the other test figures at the
+  selected epoch (the link task's AP beside AUC), mean epochs, training
   seconds per epoch, training seconds, the child process's peak RSS and the escape's MILP calls;
   then the failures (with their errors) and the skipped datasets (with their reasons).
 - ``val_vs_time.png``: validation metric against training wall time, one panel per dataset, one
@@ -25,7 +27,7 @@ from typing import Dict, List, Optional
 
 from ..fileio import atomic_write, atomic_write_bytes
 
-CSV_COLUMNS = ["dataset", "method", "seed", "status", "val", "test", "epochs", "seconds", "seconds_per_epoch",
+CSV_COLUMNS = ["dataset", "method", "seed", "status", "metric", "val", "test", "epochs", "seconds", "seconds_per_epoch",
                "peak_rss_mb", "wall_seconds", "escape_calls", "error"]
 
 
@@ -93,31 +95,47 @@ def cell_records(grid, records: Dict[str, dict]) -> Dict[tuple, List[dict]]:
     return cells
 
 
+def _metric_of(recs: List[dict]) -> str:
+    """The metric the runs report (``-`` when none finished)."""
+    return next((r.get("metric") for r in recs if r.get("metric")), "-")
+
+
+def _other_figures(ok: List[dict], metric: str) -> str:
+    """``name mean ± std`` of each test figure at the selected epoch besides ``metric``."""
+    names = sorted({k for r in ok for k in (r.get("figures") or {}) if k.startswith("test_")} - {f"test_{metric}"})
+    parts = [f"{k[5:]} {_pm(*_stats((r.get('figures') or {}).get(k) for r in ok))}" for k in names]
+    return "; ".join(parts) or "-"
+
+
 def summary_markdown(grid, records: Dict[str, dict], header: Optional[str] = None) -> str:
     cells = cell_records(grid, records)
-    metric = next((r.get("metric") for r in records.values() if r.get("metric")), "metric")
     lines = ["# gnnkit bench", ""] + ([header, ""] if header else [])
-    lines += [f"Mean ± std over seeds of {metric} (validation: the selected epoch; test: at that epoch); "
-              "best test per dataset in bold. Seconds: training time; RSS: the run's peak resident memory.", "",
-              "| dataset | method | val | test | runs ok | epochs | s/epoch | train s | peak RSS MB | escape calls |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["Mean ± std over seeds of each row's metric (validation: the selected epoch; test: at that epoch); "
+              "best test per dataset and metric in bold; other test figures at the selected epoch beside it. "
+              "Seconds: training time; RSS: the run's peak resident memory.", "",
+              "| dataset | method | metric | val | test | other test figures | runs ok | epochs | s/epoch | train s "
+              "| peak RSS MB | escape calls |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in grid.datasets:
         if ds.skipped:
             continue
         stats = {}
         for m in grid.methods:
             ok = [r for r in cells[(ds.label, m)] if r.get("status") == "ok"]
-            stats[m] = (ok, _stats(r["val"] for r in ok), _stats(r["test"] for r in ok))
-        best = max((s[2][0] for s in stats.values() if s[2][0] is not None), default=None)
+            stats[m] = (ok, _stats(r["val"] for r in ok), _stats(r["test"] for r in ok), _metric_of(ok))
+        best = {}
+        for ok, _, test, metric in stats.values():
+            if test[0] is not None:
+                best[metric] = max(best.get(metric, test[0]), test[0])
         for m in grid.methods:
-            ok, val, test = stats[m]
+            ok, val, test, metric = stats[m]
             recs = cells[(ds.label, m)]
             test_txt = _pm(*test)
-            if test[0] is not None and test[0] == best:
+            if test[0] is not None and test[0] == best.get(metric):
                 test_txt = f"**{test_txt}**"
             esc = [r.get("escape_calls") for r in ok if r.get("escape_calls") is not None]
             lines.append("| " + " | ".join([
-                ds.label, m, _pm(*val), test_txt, f"{len(ok)}/{grid.seeds}" + (
+                ds.label, m, metric, _pm(*val), test_txt, _other_figures(ok, metric), f"{len(ok)}/{grid.seeds}" + (
                     f" ({len(recs) - len(ok)} failed)" if len(recs) > len(ok) else ""),
                 _num(_stats(r.get("epochs") for r in ok)[0], 1),
                 _num(_stats(r.get("seconds_per_epoch") for r in ok)[0], 3),
@@ -168,7 +186,6 @@ def write_plots(out: Path, grid, records: Dict[str, dict]) -> List[Path]:
     cells = cell_records(grid, records)
     datasets = [d for d in grid.datasets if not d.skipped]
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(grid.methods)}
-    metric = next((r.get("metric") for r in records.values() if r.get("metric")), "metric")
 
     fig, axes = _panels(plt, len(datasets))
     for ax, ds in zip(axes, datasets):
@@ -180,9 +197,10 @@ def write_plots(out: Path, grid, records: Dict[str, dict]) -> List[Path]:
                     ax.plot(curve["seconds"], curve["val"], color=colors[m], alpha=0.8, lw=1.2,
                             label=None if shown else m)
                     shown = True
+        metrics = sorted({r.get("metric") for m in grid.methods for r in cells[(ds.label, m)] if r.get("metric")})
         ax.set_title(ds.label)
         ax.set_xlabel("training time (s)")
-        ax.set_ylabel(f"validation {metric}")
+        ax.set_ylabel(f"validation {' / '.join(metrics) or 'metric'}")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -2,8 +2,8 @@
 
 A run's process writes into its folder (``--out RUNDIR --log-dir RUNDIR/log``, stdout and stderr to
 ``RUNDIR/stdout.log`` and ``RUNDIR/stderr.log``). Once it has ended, its ``record.json`` is written
-atomically: status ``ok`` with the figures of ``RUNDIR/results.json`` and the validation curve of
-``RUNDIR/log/seed-K/metrics.csv``, or status ``failed`` with the last line of its stderr. A run
+atomically: status ``ok`` with the figures of ``RUNDIR/results.json``, the validation curve of
+``RUNDIR/log/seed-K/metrics.csv`` and that file's other figures at the selected epoch (``figures``), or status ``failed`` with the last line of its stderr. A run
 stopped by an interruption gets no record, so the next invocation starts it again.
 
 Interruption (Ctrl-C, SIGTERM): the live children get SIGINT (SIGKILL after a grace period), no
@@ -58,6 +58,23 @@ def _curve(path: Path, metric: str) -> Dict[str, list]:
     return {"seconds": seconds, "val": val}
 
 
+def _selected_figures(path: Path, best_epoch) -> Dict[str, float]:
+    """The ``val_*``/``test_*`` figures (losses left out) of the ``metrics.csv`` row of the selected
+    epoch ``best_epoch``: what a task reports beside its metric (the link task's AP beside AUC)."""
+    if best_epoch is None or not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        row = next((r for r in csv.DictReader(f) if r.get("epoch") == str(best_epoch)), None)
+    out = {}
+    for key, value in (row or {}).items():
+        if key and key.startswith(("val_", "test_")) and not key.endswith("_loss"):
+            try:
+                out[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
 def _record(run: Run, rc: int, wall: float, peak_mb: float) -> dict:
     base = {"dataset": run.dataset, "method": run.method, "seed": run.seed, "hash": run.hash,
             "argv": run.argv, "returncode": rc, "wall_seconds": round(wall, 3), "peak_rss_mb": round(peak_mb, 1)}
@@ -82,7 +99,8 @@ def _record(run: Run, rc: int, wall: float, peak_mb: float) -> dict:
             "peak_rss_mb_inside": res.get("peak_rss_mb"),
             "escape_calls": len(escape) if escape is not None else None,
             "escape_accepted": sum(bool(r.get("accepted")) for r in escape) if escape is not None else None,
-            "curve": _curve(run.dir / "log" / f"seed-{run.seed}" / "metrics.csv", summary.get("metric") or "")}
+            "curve": _curve(run.dir / "log" / f"seed-{run.seed}" / "metrics.csv", summary.get("metric") or ""),
+            "figures": _selected_figures(run.dir / "log" / f"seed-{run.seed}" / "metrics.csv", res.get("best_epoch"))}
 
 
 class Executor:
