@@ -254,3 +254,43 @@ def test_fit_escapes_the_plateau():
             assert rec["train_loss_after"] < rec["train_loss_before"]
             assert rec["objective_after"] < rec["objective_before"]
     assert [r["epoch"] for r in records] == sorted(r["epoch"] for r in records)
+
+
+@pytest.mark.parametrize("higher, values, accepted", [
+    (False, [0.2, 0.1], True),   # a lower-is-better figure that fell: accepted
+    (False, [0.1, 0.2], False),  # ... that rose: rejected
+    (True, [0.1, 0.2], True),    # a higher-is-better figure that rose: accepted
+    (True, [0.2, 0.1], False),   # ... that fell: rejected
+])
+def test_acceptance_follows_the_declared_direction(higher, values, accepted):
+    """The escape reads the monitored figure's declared direction (ctx.higher_is_better): the same
+    candidate (a better training objective) is accepted or rejected by how the figure moved."""
+    esc = ForcedCandidate(torch.zeros(2, 2), torch.tensor([-0.1, 0.1]))
+    ctx, model, _, _ = plateau_case()
+    ctx = ctx.replace(monitor="val_error_rate", higher_is_better=higher)
+    figures = iter(values)
+    saved = saved_head(model)
+    result = esc.on_plateau(ctx, model, lambda splits: {"val_error_rate": next(figures)}, None)
+    assert result.record["candidate_objective"] < result.record["objective_before"]
+    assert result.accepted is accepted and result.record["accepted"] is accepted
+    if not accepted:
+        assert "val_error_rate" in result.record["reason"]
+        assert_head_equal(model, saved)
+
+
+def test_fit_escape_on_a_lower_is_better_user_metric():
+    """Inside fit, selecting on a user metric declared lower-is-better (error rate): the plateau and
+    the acceptance use that direction; an accepted call never raises the validation error rate."""
+    from gnnkit.tasks.node import NodeClassification
+
+    esc = MILPEscape(patience=1, max_calls=2, time_limit=20, nodes=40, radius=0.1, margin=0.05)
+    trainer = Trainer(task=NodeClassification(metrics=["error_rate"]), metric="error_rate", max_epochs=6, seed=0,
+                      progress=False, lr=1e-30, weight_decay=5e-4, escape=esc, device="cpu")
+    result = trainer.fit(plateau_model(), plateau_graph())
+    assert trainer.ctx.higher_is_better is False and trainer.ctx.monitor == "val_error_rate"
+    records = result["escape"]
+    assert records and records[0]["accepted"], records
+    for rec in records:
+        if rec["accepted"]:
+            assert rec["val_after"] <= rec["val_before"]
+    assert result["metrics"]["val_error_rate"] == pytest.approx(1 - result["metrics"]["val_accuracy"])
