@@ -153,8 +153,13 @@ def load_dataset(args, names: PluginNames):
         from ..temporal.events import load_events
 
         return load_events(args.dataset, sort=args.sort_events)
+    from ..partitioned import is_partition
     from ..stores.ondisk import is_store
 
+    if is_partition(args.dataset):  # issue 22: this rank's part only; rows owned elsewhere come from their owners
+        from ..partitioned.sampler import open_dataset
+
+        return open_dataset(args.dataset)
     if is_store(args.dataset) and not csbm_options(args):  # memory-mapped: never loaded whole
         if args.split or args.drop_edge_attr or getattr(args, "transform", None):
             raise GnnkitError(f"--split / --drop-edge-attr / --transform apply to in-memory graphs; {args.dataset} "
@@ -201,6 +206,8 @@ def sizes(data) -> Dict[str, Any]:
 def fingerprint(data, args=None) -> Optional[str]:
     """The dataset's content fingerprint (``gnnkit.data.fingerprint``; a store's records its own)."""
     if is_store_pair(data):
+        if "fingerprint" in data[1].meta:  # a partition's (issue 22): the whole graph's
+            return data[1].meta["fingerprint"]
         from ..stores.ondisk import read_metadata
 
         return read_metadata(args.dataset)["fingerprint"]
