@@ -68,7 +68,7 @@ class DistGraphStore(GraphStore):
         self._whole("edge_index")
 
     def adjacency(self, norm: str, diag_lambda: float = 0.0):
-        self._whole("adjacency (evaluation goes through DistGraphStore.predict)")
+        self._whole("adjacency (evaluation goes through gnnkit.partitioned.fullbatch.evaluate_parts or DistGraphStore.predict)")
 
     def edge_weight(self) -> Optional[Tensor]:
         return self._whole("edge_weight") if self._weighted else None
