@@ -165,7 +165,7 @@ def assert_directions(task, metrics):
         split, name = key.split("_", 1)
         assert split in ("train", "val", "test"), key
         assert isinstance(task.metric_direction(name), bool), key
-    assert task.metric_direction("loss") is False or "val_loss" not in metrics
+    assert "val_loss" not in metrics or task.metric_direction("loss") is False
 
 
 def test_node_and_graph_figures_have_directions():
@@ -188,3 +188,30 @@ def test_node_and_graph_figures_have_directions():
     assert trainer.predict().shape == (30, coll.num_classes)  # one row per graph
     for name in ("roc_auc", "ap", "rocauc", "acc"):
         assert task.metric_direction(name) is True
+
+
+def test_link_and_temporal_figures_have_directions():
+    from gnnkit.data.csbm import csbm
+    from gnnkit.samplers.temporal import TemporalSampler
+    from gnnkit.tasks.link import LinkPrediction
+    from gnnkit.tasks.temporal_link import TemporalLinkPrediction
+    from gnnkit.temporal.model import TGN
+    from test_temporal_data import random_stream
+
+    data = csbm(num_nodes=300, num_classes=4, avg_degree=6, num_features=8, seed=0)
+    task = LinkPrediction(metrics=["average_precision"])
+    trainer = Trainer(task=task, metric="ap", max_epochs=3, seed=0, progress=False, device="cpu")
+    result = trainer.fit(GCN(8, 16, 8, num_layers=2), data)
+    assert_directions(task, result["metrics"])
+    assert trainer.higher_is_better is True and "val_average_precision" in result["metrics"]
+
+    stream = random_stream(num_nodes=20, num_events=200)
+    task = TemporalLinkPrediction(num_neighbors=3, eval_batch_size=50, metrics=["roc_auc"])
+    trainer = Trainer(task=task, sampler=TemporalSampler(50), metric="new_auc", max_epochs=1, seed=0, progress=False,
+                      device="cpu")
+    result = trainer.fit(TGN(stream.msg_dim, memory_dim=8, time_dim=4, embedding_dim=8), stream)
+    assert_directions(task, result["metrics"])
+    assert {"val_roc_auc", "val_new_roc_auc", "test_new_roc_auc"} <= set(result["metrics"])
+    assert result["selected_on"] == "val_new_auc"
+    with pytest.raises(GnnkitError, match="'loss' has no declared direction for the temporal-link task"):
+        task.metric_direction("loss")  # it reports no loss
