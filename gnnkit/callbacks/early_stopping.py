@@ -10,7 +10,10 @@ from .base import Callback
 
 class EarlyStopping(Callback):
     """Stops when the model selection has seen ``patience`` validations in a row without
-    improvement (counted after the plateau's escape, which restarts the count when accepted)."""
+    improvement (counted after the plateau's escape, which restarts the count when accepted).
+    "Improvement" is in the monitored figure's declared direction (:class:`ModelSelection`; a
+    user metric declares its own, :mod:`gnnkit.metrics`), so a lower-is-better figure stops when
+    it has not fallen."""
 
     def __init__(self, patience: int):
         if patience < 1:
