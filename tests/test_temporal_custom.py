@@ -188,3 +188,25 @@ def test_custom_module_and_user_metric_under_tgb_protocol(tmp_path):
         assert isinstance(task.metric_direction(key.split("_", 1)[1]), bool), key
     with pytest.raises(GnnkitError, match="'new_bce' has no declared direction"):
         task.metric_direction("new_bce")  # no inductive sets under TGB
+
+
+def test_through_the_trainer_defaults_refusals_and_predict(trained):
+    trainer, _, stream, partner = trained
+    src = torch.arange(8)
+    queries = (src, partner[src], torch.full((8,), float(stream.t[-1]) + 1.0))
+    assert torch.equal(trainer.predict(queries), trainer.task.predict_queries(trainer.raw_model, queries))
+    with pytest.raises(GnnkitError, match="as they stream in"):
+        trainer.predict()
+    # forgetting sampler="temporal": the task's default; a wrong one is refused when the Trainer is built
+    assert Trainer(task="temporal-link", progress=False).sampler.name == "temporal"
+    with pytest.raises(GnnkitError, match="sampler 'full' does not sample one: use sampler='temporal'"):
+        Trainer(task="temporal-link", sampler="full", progress=False)
+    # a node task: user metrics given to the Trainer; it predicts every node and takes no queries
+    from gnnkit.models import GCN
+    from helpers import two_community_graph
+
+    node = Trainer(max_epochs=1, progress=False, device="cpu", metrics=["macro_f1"], metric="macro_f1")
+    node.fit(GCN(8, 8, 2), two_community_graph())
+    assert "val_macro_f1" in node.result["metrics"] and node.result["selected_on"] == "val_macro_f1"
+    with pytest.raises(GnnkitError, match="takes no queries"):
+        node.predict(queries)
