@@ -91,11 +91,13 @@ class Exchange:
         return [o[:s].cpu() for o, s in zip(outs, sizes)]
 
     # -- one round ------------------------------------------------------------------------------------
-    def round(self, ids: Tensor, answer: Answer, header: Sequence[int] = ()) -> Tuple[Tensor, List[Tensor]]:
+    def round(self, ids: Tensor, answer: Answer, header: Sequence[int] = (),
+              fixed: bool = False) -> Tuple[Tensor, List[Tensor]]:
         """Answer the global ``ids`` ``[m]``: ``(counts [m], values)`` where ``values[j]`` holds the
         rows ``answer`` gives, ``counts[i]`` of them for ``ids[i]``, in the order of ``ids``.
         ``answer(local_rows [k], header_row [1 + c]) -> (counts [k], values)`` runs on the owner
-        (``header_row`` = the requester's header; ``[0, *header]`` of this rank for its own ids)."""
+        (``header_row`` = the requester's header; ``[0, *header]`` of this rank for its own ids).
+        ``fixed``: every id gets exactly one row (features), so the lengths are not sent."""
         ids = ids.long()
         owner, local = self.book.locate(ids)
         remote = owner != self.rank
@@ -114,14 +116,15 @@ class Exchange:
         uniq, u_owner, u_local = uniq[order], u_owner[order], u_local[order]
         inverse = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel()))[inverse]
         counts = torch.bincount(u_owner, minlength=self.world)
-        got_counts, got_values = self._serve(u_local, counts, head, answer)
+        got_counts, got_values = self._serve(u_local, counts, head, answer, fixed)
         self.stats["rounds"] += 1
         self.stats["ids_asked"] += int(uniq.numel())
         if self.log is not None:
             self.log[-1]["asked"] = {int(q): uniq[u_owner == q].tolist() for q in range(self.world)}
         return self._merge(ids.numel(), mine, own_counts, own_values, where, inverse, (got_counts, got_values))
 
-    def _serve(self, u_local: Tensor, counts: Tensor, head: Tensor, answer: Answer) -> Tuple[Tensor, List[Tensor]]:
+    def _serve(self, u_local: Tensor, counts: Tensor, head: Tensor, answer: Answer,
+               fixed: bool) -> Tuple[Tensor, List[Tensor]]:
         """Steps 2-4 of the module docstring: send the asks, answer those received, send the answers back."""
         send_head = torch.cat([counts.view(-1, 1), head[1:].expand(self.world, -1)], 1)
         recv_head = self._a2a(send_head, [1] * self.world, [1] * self.world)
@@ -138,7 +141,10 @@ class Exchange:
             seg_counts.append(c)
             seg_values.append(v)
             begin += recv_counts[q]
-        back_counts = self._a2a(torch.cat(seg_counts), recv_counts, counts.tolist())
+        if fixed:
+            back_counts = torch.ones(int(counts.sum()), dtype=torch.long)
+        else:
+            back_counts = self._a2a(torch.cat(seg_counts), recv_counts, counts.tolist())
         per_rank = [int(c.sum()) for c in seg_counts]  # value rows sent to each requester
         back_rows = [int(c.sum()) for c in torch.split(back_counts, counts.tolist())]  # received from each owner
         values = [self._a2a_rows(torch.cat([v[j] for v in seg_values]), per_rank, back_rows)

@@ -59,7 +59,7 @@ def _layer(model, i: int, h: Tensor, graph, chunk: int, lid: Tensor, norm: str) 
     for c in range(math.ceil(max(part.sizes) / chunk)):
         rows = torch.arange(min(c * chunk, n_r), min((c + 1) * chunk, n_r))
         block, new = sample_block(owned, part.global_ids[rows], -1, norm, None, lid)
-        _, (h_new,) = exchange.round(new, fetch)
+        _, (h_new,) = exchange.round(new, fetch, fixed=True)
         cols, root = torch.cat([h[rows], h_new]), h[rows]
         last = i == len(model.layers)
         out = model.head_input(cols, block, root) if last else model.apply_layer(i, cols, block, root)

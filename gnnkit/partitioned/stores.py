@@ -160,7 +160,7 @@ class DistFeatureStore(FeatureStore):
         self.check(name)
         if ids is None:
             return self._gathered(name)
-        _, values = self.exchange.round(ids, self._answer(name))
+        _, values = self.exchange.round(ids, self._answer(name), fixed=True)
         out = values[0]
         return out if out.dtype == self.dtype(name) else out.to(self.dtype(name))
 
