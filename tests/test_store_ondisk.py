@@ -471,3 +471,24 @@ def test_edge_attr_not_stored_is_said(tmp_path):
     data.edge_attr = torch.randn(data.edge_index.shape[1], 2)
     with pytest.warns(UserWarning, match="edge_attr not stored"):
         write_data(data, tmp_path / "s")
+
+
+def test_concurrent_reads_give_the_same_rows_and_training(tmp_path, monkeypatch):
+    """A store opened with several readers (as one bigger than memory is) gathers rows in slices
+    read concurrently and advises random access: same rows, same weights bit for bit."""
+    from gnnkit.stores.ondisk import files as F
+
+    monkeypatch.setattr(F, "PARALLEL_MIN", 8)
+    data = csbm(**SMALL)
+    write_data(data, tmp_path / "s")
+    graph, features = open_store(tmp_path / "s", read_threads=3)
+    assert graph.files.read_threads == 3 and open_store(tmp_path / "s")[0].files.read_threads == 1
+    ids = torch.randint(0, data.num_nodes, (500,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(features.get("x", ids), data.x[ids])
+    indices = graph.csr()[1]
+    pos = torch.randint(0, indices.numel(), (300,), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(graph.gather(indices, pos), indices[pos]) and F.advise_random(indices)
+    assert torch.equal(F.sorted_take(data.x, ids, 4), data.x[ids])
+    assert _train(open_store(tmp_path / "s", read_threads=3), "neighbor") == _train(data, "neighbor")
+    with pytest.raises(GnnkitError, match="read_threads"):
+        open_store(tmp_path / "s", read_threads=0)

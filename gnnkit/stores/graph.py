@@ -128,20 +128,26 @@ class GraphStore(abc.ABC):
         return cached if ids is None else cached[ids]
 
     # -- answered from the CSR ------------------------------------------------------------------
+    def gather(self, array: Tensor, idx: Tensor) -> Tensor:
+        """``array[idx]`` for one of :meth:`csr`'s arrays (or :meth:`csr_weight`): how the methods
+        below read the entries they need. A backend may read them its own way (a memory-mapped
+        store reads in ascending order, concurrently for a store bigger than memory)."""
+        return array[idx]
+
     def in_degree(self, ids: Optional[Tensor] = None) -> Tensor:
         """In-degrees ``d_i = indptr[i + 1] - indptr[i]``: ``[N]``, or ``[len(ids)]`` for ``ids``."""
         indptr, _ = self.csr()
         if ids is None:
             return indptr[1:] - indptr[:-1]
-        return indptr[ids + 1] - indptr[ids]
+        return self.gather(indptr, ids + 1) - self.gather(indptr, ids)
 
     def neighbors(self, ids: Tensor) -> Tuple[Tensor, Tensor]:
         """All in-neighbors of ``ids`` ``[n]``: ``(counts [n], sources [Σ counts])``, the rows
         concatenated in the order of ``ids``, each row in CSR order."""
         indptr, indices = self.csr()
-        start = indptr[ids]
-        counts = indptr[ids + 1] - start
-        return counts, indices[concat_ranges(start, counts)].long()
+        start = self.gather(indptr, ids)
+        counts = self.gather(indptr, ids + 1) - start
+        return counts, self.gather(indices, concat_ranges(start, counts)).long()
 
     def sample_neighbors(self, ids: Tensor, k: int, gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
         """A uniform ``k``-subset of the in-neighbors of every node of ``ids`` ``[n]``, without
@@ -150,20 +156,20 @@ class GraphStore(abc.ABC):
         The draws: one :func:`~gnnkit.sparse.segments.floyd_offsets` call over the rows with
         ``d_i > k``, ``k`` uniform numbers each, from ``gen``."""
         counts, pos = self.sample_positions(ids, k, gen)
-        return counts, self.csr()[1][pos].long()
+        return counts, self.gather(self.csr()[1], pos).long()
 
     def sample_edges(self, ids: Tensor, k: int, gen: Optional[torch.Generator]):
         """:meth:`sample_neighbors` plus the weights of the picked edges: ``(counts [n], sources
         [Σ counts], weights [Σ counts] or None)`` (the same draws from ``gen``)."""
         counts, pos = self.sample_positions(ids, k, gen)
         w = self.csr_weight()
-        return counts, self.csr()[1][pos].long(), None if w is None else w[pos]
+        return counts, self.gather(self.csr()[1], pos).long(), None if w is None else self.gather(w, pos)
 
     def sample_positions(self, ids: Tensor, k: int, gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
         """``(counts [n], pos [Σ counts])``: the CSR positions of :meth:`sample_neighbors`' picks."""
         indptr, _ = self.csr()
-        start = indptr[ids]
-        deg = indptr[ids + 1] - start
+        start = self.gather(indptr, ids)
+        deg = self.gather(indptr, ids + 1) - start
         counts = deg if k < 0 else torch.clamp(deg, max=k)
         out_ptr = torch.cumsum(counts, 0) - counts
         pos = torch.zeros(int(counts.sum()), dtype=torch.long, device=deg.device)  # CSR position of each pick

@@ -27,11 +27,13 @@ __all__ = ["open_store", "to_data", "is_store", "write_data", "write_csbm", "cop
            "OnDiskGraphStore", "OnDiskFeatureStore", "StoreFiles", "StoreWriter", "META_FILE"]
 
 
-def open_store(path, verify: bool = False,
-               compute_dtype: torch.dtype = torch.float32) -> Tuple[OnDiskGraphStore, OnDiskFeatureStore]:
+def open_store(path, verify: bool = False, compute_dtype: torch.dtype = torch.float32,
+               read_threads=None) -> Tuple[OnDiskGraphStore, OnDiskFeatureStore]:
     """``(graph, features)`` of the store at ``path``: sizes checked on open, checksums too with
-    ``verify=True``; a :class:`~gnnkit.errors.GnnkitError` naming the array otherwise."""
-    files = StoreFiles(path, verify=verify)
+    ``verify=True``; a :class:`~gnnkit.errors.GnnkitError` naming the array otherwise.
+    ``read_threads``: concurrent readers of large gathers (``None``: 16 for a store bigger than half
+    the memory, else 1; see :class:`~gnnkit.stores.ondisk.files.StoreFiles`)."""
+    files = StoreFiles(path, verify=verify, read_threads=read_threads)
     return OnDiskGraphStore(files), OnDiskFeatureStore(files, compute_dtype)
 
 

@@ -20,18 +20,13 @@ from torch import Tensor
 from gnnkit.data.limits import check_allocation
 from gnnkit.stores.features import FeatureStore
 
-from .files import StoreFiles
+from .files import StoreFiles, sorted_take
 
 
-def read_rows(t: Tensor, ids: Tensor) -> Tensor:
-    """``t[ids]`` ``[n, ...]`` read in ascending id order, returned in the order of ``ids``."""
-    if ids.numel() < 2 or bool((ids[1:] >= ids[:-1]).all()):
-        return t[ids]
-    sorted_ids, order = torch.sort(ids)
-    rows = t[sorted_ids]
-    out = torch.empty_like(rows)
-    out[order] = rows
-    return out
+def read_rows(t: Tensor, ids: Tensor, threads: int = 1) -> Tensor:
+    """``t[ids]`` ``[n, ...]`` read in ascending id order, returned in the order of ``ids``
+    (:func:`~gnnkit.stores.ondisk.files.sorted_take`)."""
+    return sorted_take(t, ids, threads)
 
 
 class _Cache:
@@ -85,13 +80,14 @@ class OnDiskFeatureStore(FeatureStore):
             return t.to(out_dtype)
         ids = ids.long()
         cache = self._caches.get(name)
+        threads = self.files.read_threads
         if cache is None:
-            return read_rows(t, ids).to(out_dtype)
+            return read_rows(t, ids, threads).to(out_dtype)
         hit, slot = cache.lookup(ids)
         out = torch.empty((ids.numel(), *t.shape[1:]), dtype=t.dtype)
         out[hit] = cache.rows[slot[hit]]
         miss = (~hit).nonzero().view(-1)
-        out[miss] = read_rows(t, ids[miss])
+        out[miss] = read_rows(t, ids[miss], threads)
         return out.to(out_dtype)
 
     def cache_rows(self, name: str, budget_bytes: int, priority: Tensor) -> int:

@@ -21,7 +21,7 @@ from gnnkit.stores.graph import GraphStore
 from gnnkit.stores.memory import InMemoryGraphStore
 
 from .csr import csr_edges
-from .files import StoreFiles
+from .files import StoreFiles, sorted_take
 
 
 class OnDiskGraphStore(GraphStore):
@@ -50,6 +50,12 @@ class OnDiskGraphStore(GraphStore):
 
     def csr(self) -> Tuple[Tensor, Tensor]:
         return self.files.tensor("indptr"), self.files.tensor("indices")
+
+    def gather(self, array: Tensor, idx: Tensor) -> Tensor:
+        """``array[idx]``; for a store bigger than memory (``read_threads > 1``) read in ascending
+        order by concurrent readers (:func:`~gnnkit.stores.ondisk.files.sorted_take`)."""
+        threads = self.files.read_threads
+        return array[idx] if threads <= 1 else sorted_take(array, idx, threads)
 
     @property
     def csr_by_source(self) -> bool:
