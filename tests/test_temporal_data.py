@@ -188,3 +188,16 @@ def test_fingerprint_of_an_event_stream():
     a = make_stream([0, 1, 2], [1, 2, 0], [0.0, 1.0, 2.0])
     b = make_stream([0, 1, 2], [1, 2, 0], [0.0, 1.0, 2.5])
     assert fingerprint(a) == fingerprint(a.replace(name="other")) != fingerprint(b)
+
+
+def test_evaluation_sets_fixed_per_split():
+    from gnnkit.temporal.split import MASKS, evaluation_sets
+
+    s = temporal_split(random_stream(num_nodes=30, num_events=400), new_node_fraction=0.2, seed=0)
+    a, b = evaluation_sets(s), evaluation_sets(s)
+    dsts = set(s.dst.tolist())
+    for split, (e_id, neg) in a.items():
+        assert torch.equal(e_id, getattr(s, MASKS[split]).nonzero().view(-1)) and neg.shape == e_id.shape
+        assert set(neg.tolist()) <= dsts and torch.equal(neg, b[split][1])  # the same every call
+    assert a["val"][0].numel() > 0 and a["val_new"][0].numel() > 0
+    assert not torch.equal(a["val"][1][:20], a["test"][1][:20])  # a different seed per split
