@@ -82,7 +82,8 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
 
 def _output_options(g) -> None:
     g.add_argument("--out", default=os.path.join("runs", "train"), help="output folder (default runs/train)")
-    g.add_argument("--log-dir", default=None, help="per-epoch metrics.csv per seed under this folder")
+    g.add_argument("--log-dir", default=None, help="per-epoch metrics.csv per seed under this folder (and TensorBoard event "
+                        "files when the tensorboard package is installed)")
     g.add_argument("--checkpoint-dir", default=None, help="write checkpoints per seed under this folder")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out (finished seeds kept) from the newest checkpoint, if any")

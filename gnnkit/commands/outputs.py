@@ -7,7 +7,9 @@
   holding checkpoints of an earlier run needs ``--resume`` (continue it) or ``--overwrite`` (replace it);
 - :class:`Results` writes ``OUT/runs/seed-K.json`` per finished seed and ``OUT/results.json`` after
   each seed (``"finished_seeds"``, ``"complete"``), each recording the run's settings, command line,
-  versions and dataset fingerprint; on ``--resume`` a kept seed file must belong to this run.
+  versions and dataset fingerprint; on ``--resume`` a kept seed file must belong to this run. A seed
+  file also keeps the seed's per-evaluation ``"history"``, from which ``OUT/curves.png`` is drawn
+  after each seed when matplotlib is installed (:mod:`gnnkit.commands.curves`).
 
 Every write goes through :mod:`gnnkit.fileio` (atomic; a failed write leaves no ``.tmp`` and ends in a
 one-line error naming the path and the reason).
@@ -85,7 +87,7 @@ def seed_dirs(folder: Optional[str], seeds) -> List[str]:
 
 def _earlier_results(out: str, seeds) -> List[str]:
     found = [os.path.join(out, "results.json")] + [os.path.join(out, "runs", f"seed-{s}.json") for s in seeds]
-    found += [os.path.join(out, f"model-seed{s}.pt") for s in seeds]
+    found += [os.path.join(out, f"model-seed{s}.pt") for s in seeds] + [os.path.join(out, "curves.png")]
     runs = os.path.join(out, "runs")
     if os.path.isdir(runs):
         found += [os.path.join(runs, f) for f in os.listdir(runs) if f.startswith("seed-") and f.endswith(".json")]
@@ -188,6 +190,7 @@ class Results:
         self.epochs = epochs
         self.env = environment(argv)
         self.runs: List[Dict[str, Any]] = []
+        self.histories: Dict[int, List[dict]] = {}
 
     def seed_file(self, seed: int) -> str:
         return os.path.join(self.out, "runs", f"seed-{seed}.json")
@@ -203,6 +206,9 @@ class Results:
         if self.epochs is not None and isinstance(ran, int) and ran > self.epochs:
             raise GnnkitError(f"--resume: {path} ran {ran} epochs, beyond --epochs {self.epochs}; pass --epochs "
                               f"{ran} or more, or use another --out")
+        history = record.pop("history", None)
+        if isinstance(history, list):
+            self.histories[seed] = history
         self.runs.append(record)
         return record
 
@@ -212,13 +218,26 @@ class Results:
         if os.path.isfile(path):
             check_same_run(_read_record(path), self.info, path)
 
-    def add(self, record: Dict[str, Any]) -> None:
+    def add(self, record: Dict[str, Any], history: Optional[List[dict]] = None) -> None:
+        """Keep one finished seed: its file (with ``history``), ``results.json`` and ``curves.png``."""
         record = {**record, "dataset": self.info["dataset"], "fingerprint": self.info["fingerprint"],
                   "settings": self.header["settings"], "run": self.info, **self.env}
         self.runs.append(record)
+        if history is not None:
+            self.histories[record["seed"]] = history
         if self.write:
-            atomic_write_json(self.seed_file(record["seed"]), record)
+            atomic_write_json(self.seed_file(record["seed"]), {**record, "history": history or []})
             self.summary(complete=False)
+            self.curves()
+
+    def curves(self) -> Optional[str]:
+        """``OUT/curves.png`` of the seeds kept so far (None without matplotlib or histories)."""
+        from .curves import write_curves
+
+        h = self.header
+        title = f"{h.get('dataset')}: {h.get('model')}, {h.get('sampler')}, {h.get('strategy')}"
+        selected = {r["seed"]: r.get("best_epoch") for r in self.runs}
+        return write_curves(os.path.join(self.out, "curves.png"), self.histories, title, selected)
 
     def summary(self, complete: bool) -> Dict[str, Any]:
         """``results.json``'s content (written when this process writes): means over finished seeds."""

@@ -173,7 +173,7 @@ def _fit(args, names, data, seed: int, info: dict, first: bool) -> tuple:
         saved = save_trained_model(args, names, model, data, seed, record, task.metric, fingerprint=info["fingerprint"])
         if saved:
             record["model_file"] = saved
-    return task, record
+    return task, record, result.get("history")
 
 
 def _run(args, names, seeds) -> int:
@@ -201,9 +201,9 @@ def _run(args, names, seeds) -> int:
     for i, seed in enumerate(seeds):
         if args.resume and results.kept(seed) is not None:
             continue
-        task, record = _fit(args, names, data, seed, info, first=(i == 0))
+        task, record, history = _fit(args, names, data, seed, info, first=(i == 0))
         header["metric"] = task.metric
-        results.add(record)
+        results.add(record, history)
         if dist.is_main():
             print(f"seed {seed}: val {_fmt(record['val'])}  test {_fmt(record['test'])}  "
                   f"epochs {record['epochs']}  {record['seconds']:.1f}s", flush=True)
