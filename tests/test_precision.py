@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gnnkit import precision as prec
+from gnnkit.context import RunContext
 from gnnkit.errors import GnnkitError
 from gnnkit.models import GCN, GraphSAGE
 from gnnkit.samplers.cluster import ClusterSampler
@@ -82,6 +83,29 @@ def test_spmm_float32_is_the_plain_product_bitwise():
     assert torch.equal(x.grad, torch.sparse.mm(adj.csr_t, g))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the cuSPARSE half path not exercised")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_spmm_half_on_cuda(dtype):
+    adj, x = _graph_adj()
+    adj, x = adj.to("cuda"), x.cuda()
+    ref = (adj @ x).cpu()
+    xh = x.to(dtype).requires_grad_()
+    with torch.autocast("cuda", dtype=dtype):
+        yh = adj @ xh
+    assert yh.dtype == dtype and (yh.float().cpu() - ref).abs().max() <= TOL[dtype] * ref.abs().max()
+    yh.float().sum().backward()
+    assert xh.grad.dtype == dtype
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_trains_on_cuda(precision):
+    t = Trainer(sampler=NeighborSampler((5, 5), batch_size=16), max_epochs=15, lr=0.02, seed=0, progress=False,
+                device="cuda", precision=precision)
+    res = t.fit(GraphSAGE(8, 16, 2), two_community_graph(40, 8))
+    assert res["test"] >= 0.85 and t.ctx.features.dtype("x") == HALF[precision]
+
+
 # -- features --------------------------------------------------------------------------------------
 def test_feature_store_holds_half_and_32_is_untouched():
     data = two_community_graph(30, 8)
@@ -142,6 +166,7 @@ _REF: dict = {}  # float32 results, one run per configuration
 def _backprop(p, sampler):
     t = Trainer(sampler=SAMPLERS[sampler](), max_epochs=15, lr=0.02, seed=0, progress=False, device="cpu",
                 precision=p)
+    torch.manual_seed(0)  # the model's initial weights: the same in every precision
     return t, t.fit(GraphSAGE(8, 16, 2), two_community_graph(40, 8))
 
 
@@ -174,6 +199,7 @@ def test_forward_strategy_trains(precision, variant, sampler):
         s = ClusterSampler(num_parts=4, clusters_per_batch=2) if sampler else None
         t = Trainer(strategy=st, sampler=s, max_epochs=32, lr=0.05, seed=0, progress=False, device="cpu",
                     precision=p, eval_every=4)
+        torch.manual_seed(0)
         return t.fit(GCN(8, 16, 16, norm=None), two_community_graph(40, 8))
 
     res, ref = run(precision), _reference(("forward", variant, sampler), lambda: run("32"))
@@ -210,7 +236,7 @@ def test_model_widens_half_input_outside_autocast():
 # -- "32" unchanged ----------------------------------------------------------------------------------
 def test_precision_32_is_plain_training_bitwise():
     """``precision="32"``: the trainer's weights after 5 full-batch epochs equal a plain torch loop
-    (model forward, cross-entropy on the training rows, Adam) bit for bit."""
+    (model forward, cross-entropy on the training rows, the run's Adam) bit for bit."""
     data = two_community_graph(30, 8)
     torch.manual_seed(3)
     model = GCN(8, 16, 2)
@@ -218,7 +244,7 @@ def test_precision_32_is_plain_training_bitwise():
     ref.load_state_dict(model.state_dict())
     Trainer(max_epochs=5, lr=0.02, seed=7, progress=False, device="cpu", precision="32").fit(model, data)
     torch.manual_seed(7)
-    opt = torch.optim.Adam(ref.parameters(), lr=0.02)
+    opt = RunContext(device=torch.device("cpu"), lr=0.02).make_optimizer(ref.parameters())  # the run's Adam
     adj = Adjacency.from_edge_index(data.edge_index, data.num_nodes)
     train = data.train_mask.nonzero().view(-1)
     for _ in range(5):

@@ -4,6 +4,11 @@
 the gradient is ``dL/dX = A^T dL/dY`` ``[m, F]``, another CSR product (by ``adj.csr_t``, built
 once and cached) of the same cost as the forward. Transposed products through MKL's own
 ``op(A) = A^T`` path (or a CSC view) are several times slower on CPU, hence the explicit transpose.
+
+Mixed precision (:mod:`gnnkit.precision`): the product switches autocast off (it would cast the
+sparse operand to a type the backend may lack) and takes a half ``X`` through
+:func:`compute_dtype` (float32 on CPU, where MKL has no half kernel: widen, multiply, cast back),
+so activations and their gradients stay in ``X``'s type.
 """
 from __future__ import annotations
 
@@ -23,13 +28,15 @@ MIXABLE = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def compute_dtype(adj_dtype: torch.dtype, x_dtype: torch.dtype, device: torch.device) -> torch.dtype:
-    """The type the product runs in: the common type when the two agree; for a half ``x``: ``x``'s
-    type on CUDA (cuSPARSE has half kernels), float32 on CPU (MKL has none)."""
-    if adj_dtype == x_dtype and (device.type != "cpu" or x_dtype not in HALF_TYPES):
+    """The type the product runs in: the common type when the two agree (and the backend has the
+    kernel); for a half ``x``: float16 on CUDA (cuSPARSE's SpMM, float32 accumulation), float32 for
+    bfloat16 on CUDA (its CSR kernels have had wrong results, pytorch#97668: not yet checked here)
+    and for both on CPU (MKL has no half kernel)."""
+    if adj_dtype == x_dtype and x_dtype not in HALF_TYPES:
         return x_dtype
-    if device.type == "cpu" or x_dtype not in HALF_TYPES:
-        return torch.float32
-    return x_dtype
+    if device.type == "cuda" and x_dtype == torch.float16:
+        return torch.float16
+    return torch.float32
 
 
 def _product(csr: Tensor, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -57,11 +64,11 @@ class _SpMM(torch.autograd.Function):
 def spmm(adj, x: Tensor) -> Tensor:
     """``adj @ x`` for an :class:`~gnnkit.sparse.Adjacency` ``[n, m]`` and ``x`` ``[m, F]`` → ``[n, F]``.
 
-    Same types: one CSR product (a half type on CPU runs in float32). Mixed precision (``x``
-    bfloat16/float16 against a float32 adjacency, or the reverse): on CPU ``x`` is widened to
-    float32, multiplied and the result cast back to ``x``'s type; on CUDA the adjacency's values are
-    cast to ``x``'s half type once (cached). The result has ``x``'s type, and so has the gradient,
-    ``A^T dL/dY`` computed the same way. Autocast is off inside. Other mixes are refused.
+    Same types: one CSR product. A half ``x`` (bfloat16/float16, against a float32 or half
+    adjacency) runs in :func:`compute_dtype`: float32 (``x`` widened, multiplied by the float32
+    values, the result cast back) except float16 on CUDA, where the adjacency's values are cast to
+    float16 once (cached) for cuSPARSE. The result has ``x``'s type, and so has the gradient
+    ``A^T dL/dY``, computed the same way. Autocast is off inside. Other mixes are refused.
     """
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] != adj.num_cols:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
