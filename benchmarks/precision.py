@@ -59,7 +59,7 @@ class Gathered(Callback):
 if cfg["dataset"] == "cora":
     from gnnkit.data import load
     from gnnkit.models import GCN
-    base = load("Cora", root=cfg["root"], normalize=True)
+    base = load("Cora", root=cfg["root"], transform="NormalizeFeatures")
     def make(seed):
         torch.manual_seed(seed)
         return GCN(base.num_features, 16, int(base.y.max()) + 1, dropout=0.5), base.clone()
