@@ -45,10 +45,19 @@ def shuffled(ids: Tensor, gen: Optional[torch.Generator]) -> Tensor:
     return ids[torch.randperm(ids.numel(), generator=gen, device=ids.device)]
 
 
+def per_rank(ctx) -> bool:
+    """Whether the seeds ``ctx.features`` gives are this rank's own already (a partitioned store,
+    issue 22, sets ``seeds_per_rank``): then they are not sharded again."""
+    return bool(getattr(ctx.features, "seeds_per_rank", False))
+
+
 def shard(ctx, items: Sequence, equal: bool = True, wrap: bool = False) -> Sequence:
     """This rank's share of ``items`` (round-robin, see ``RunContext.shard``). ``equal``: every rank
     the same count, dropping the tail that does not divide evenly. ``wrap``: instead of dropping,
-    repeat the first items until the count divides (no item left out; a few visited twice)."""
+    repeat the first items until the count divides (no item left out; a few visited twice).
+    ``items`` as they are when the store's seeds are per rank already (:func:`per_rank`)."""
+    if per_rank(ctx):
+        return items
     world = ctx.world_size
     if wrap and world > 1 and len(items) % world:
         items = [items[i % len(items)] for i in range(-(-len(items) // world) * world)]
@@ -67,6 +76,10 @@ class SeedLoader:
     def steps(self, world: int) -> int:
         """Batches per epoch on each of ``world`` ranks."""
         return -(-(self.seeds.numel() // max(world, 1)) // self.batch_size)
+
+    def steps_for(self, ctx) -> int:
+        """Batches per epoch on this rank under ``ctx`` (its own seeds when :func:`per_rank`)."""
+        return self.steps(1 if per_rank(ctx) else ctx.world_size)
 
     def batches(self, ctx, gen: Optional[torch.Generator]) -> Iterator[Tensor]:
         order = shuffled(self.seeds, gen) if self.shuffle else self.seeds

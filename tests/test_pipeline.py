@@ -208,3 +208,16 @@ def test_cuda_pinned_non_blocking_copies_give_the_same_batches():
     for a, b in zip(inline, piped):
         assert b.x.is_cuda and torch.equal(a.x, b.x) and torch.equal(a.n_id, b.n_id)
     assert not _sampler_threads()
+
+
+def test_per_rank_seeds_are_not_sharded_again(monkeypatch):
+    from gnnkit.samplers import loader
+
+    sampler, ctx = _setup_neighbor()
+    monkeypatch.setattr(type(ctx), "world_size", property(lambda self: 2))
+    monkeypatch.setattr(type(ctx), "shard", lambda self, items, equal=True: items[::2])
+    ids = torch.arange(10)
+    assert torch.equal(loader.shard(ctx, ids), ids[::2]) and sampler.loader.steps_for(ctx) == sampler.loader.steps(2)
+    monkeypatch.setattr(type(ctx.features), "seeds_per_rank", True, raising=False)
+    assert loader.per_rank(ctx) and torch.equal(loader.shard(ctx, ids), ids)
+    assert sampler.loader.steps_for(ctx) == sampler.loader.steps(1)
