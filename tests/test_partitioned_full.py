@@ -118,3 +118,50 @@ def test_parts_train_to_the_one_process_weights(tmp_path, world):
             assert r["block_cols"] == r["owned"] + r["halo"] and r["x_rows"] == r["owned"]
             assert r["csr"] == [r["owned"] + 1, int(in_deg[r["ids"]].sum())]
         assert sorted(torch.cat([r["ids"] for r in ranks]).tolist()) == list(range(n))
+
+
+def _fit(data, epochs):
+    from gnnkit import Trainer
+
+    model = make_model("gcn")
+    result = Trainer(max_epochs=epochs, seed=0, progress=False, sampler="full", device="cpu", lr=0.02).fit(model, data)
+    return model.state_dict(), result
+
+
+def _trainer_worker(rank, world, port, out_dir):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from gnnkit.partitioned.sampler import open_dataset
+
+    state, result = _fit(open_dataset(os.path.join(out_dir, "parts")), EPOCHS)
+    torch.save({"state": state, "metrics": result["metrics"], "best": result["best_epoch"]},
+               os.path.join(out_dir, f"trainer{rank}.pt"))
+
+
+def test_trainer_full_sampler_on_parts_equals_one_process(tmp_path):
+    """`Trainer(sampler="full")` on each rank's partitioned store (what `gnnkit train --dataset DIR` gets
+    under torchrun): the same weights and the same figures as one process on the whole graph."""
+    data = graph(directed=True)
+    write_parts(data, 2, tmp_path / "parts", "metis")
+    state, result = _fit(data, EPOCHS)
+    mp.start_processes(_trainer_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    for r in range(2):
+        got = torch.load(tmp_path / f"trainer{r}.pt", weights_only=True)
+        for k in state:
+            assert torch.allclose(state[k], got["state"][k], atol=1e-5), (r, k)
+        assert got["best"] == result["best_epoch"]
+        for k, v in result["metrics"].items():
+            assert abs(v - got["metrics"][k]) < 1e-5, (r, k, v, got["metrics"][k])
+
+
+def test_refuses_what_it_cannot_train_exactly():
+    from gnnkit.errors import GnnkitError
+    from gnnkit.models import GCN
+    from gnnkit.partitioned import fullbatch
+
+    with pytest.raises(GnnkitError, match="batch normalization"):
+        fullbatch.check_model(GCN(6, 8, 2, num_layers=3, norm="batch"))
+    with pytest.raises(GnnkitError, match="GCN, GraphSAGE and MLP"):
+        fullbatch.check_model(torch.nn.Linear(3, 2))

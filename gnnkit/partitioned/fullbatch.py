@@ -33,7 +33,7 @@ from gnnkit.errors import GnnkitError
 
 from .halo import HaloAdjacency, HaloPlan, localize, normalized_block
 
-_GROUPS: dict = {}
+_GROUP: list = []  # [(default process group, the halo group made beside it)]
 
 
 def halo_group():
@@ -41,11 +41,10 @@ def halo_group():
     with DistributedDataParallel's gradient all-reduce on the default group); ``None`` with one process."""
     if not gdist.is_initialized() or gdist.world_size() == 1:
         return None
-    key = id(tdist.distributed_c10d._get_default_group())
-    if key not in _GROUPS:
-        _GROUPS.clear()
-        _GROUPS[key] = tdist.new_group(list(range(gdist.world_size())))
-    return _GROUPS[key]
+    default = tdist.distributed_c10d._get_default_group()
+    if not _GROUP or _GROUP[0][0] is not default:  # a new process group since the last one
+        _GROUP[:] = [(default, tdist.new_group(list(range(gdist.world_size()))))]
+    return _GROUP[0][1]
 
 
 def _all_sum(values: Sequence[float], group=None, dtype=torch.float64) -> list:
