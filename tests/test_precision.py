@@ -134,6 +134,25 @@ def test_cast_wrapper_for_other_backends():
         CastFeatureStore(mem, "nope", torch.float16)
 
 
+def test_half_store_on_disk_trains_and_gathers_half(tmp_path):
+    """A store written with bfloat16 features: the run reads them as bfloat16 (half the bytes of a
+    float32 store), and under "32" as float32."""
+    from gnnkit.stores.ondisk import open_store, write_data
+
+    data = two_community_graph(40, 8)
+    write_data(data, tmp_path / "s", feature_dtype="bfloat16")
+    graph, features = open_store(tmp_path / "s")
+    ids = torch.tensor([7, 3, 70])
+    half = prec.cast_features(features, "bf16-mixed")
+    assert half.get("x", ids).dtype == torch.bfloat16
+    assert torch.equal(half.get("x", ids), data.x[ids].to(torch.bfloat16))
+    assert prec.cast_features(features, "32").get("x", ids).dtype == torch.float32
+    torch.manual_seed(0)
+    t = Trainer(sampler=NeighborSampler((5, 5), batch_size=16), max_epochs=15, lr=0.02, seed=0, progress=False,
+                device="cpu", precision="bf16-mixed")
+    assert t.fit(GraphSAGE(8, 16, 2), (graph, features))["test"] >= 0.85
+
+
 def _first_batch(precision, sampler):
     data = two_community_graph(40, 8)
     t = Trainer(sampler=sampler, max_epochs=0, seed=0, progress=False, device="cpu", precision=precision)
