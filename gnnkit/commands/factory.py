@@ -102,7 +102,12 @@ def describe(data, names: PluginNames, args, device) -> str:
         what += f", transform {args.transform}"
     return (f"{getattr(data, 'name', None) or args.dataset} ({what}{'; split: ' + split if split else ''}); "
             f"model {model}; sampler {names.sampler}; strategy {names.strategy}; escape {names.escape or 'none'}; "
-            f"device {device}; threads {torch.get_num_threads()}")
+            f"device {device}; threads {torch.get_num_threads()}{_threads_reason(args)}")
+
+
+def _threads_reason(args) -> str:
+    chosen = getattr(args, "_threads", None)
+    return f" ({chosen[1]})" if chosen and chosen[0] == __import__("torch").get_num_threads() else ""
 
 
 def csbm_options(args) -> Dict[str, Any]:

@@ -147,15 +147,14 @@ def _write(args, results: dict) -> str:
 def run(args, names) -> int:
     """``gnnkit train`` on a graph dataset (options already checked, outputs checked)."""
     check_options(args)
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    threads, why = getattr(args, "_threads", None) or (torch.get_num_threads(), "torch's default")
     coll = load_collection(args.dataset, args.root)
     info = coll.describe()
     print(f"training: {coll.name} ({info['graphs']} graphs, {info['avg_nodes']:.1f} nodes and "
           f"{info['avg_edges']:.1f} edges on average, task {coll.task}); hidden {args.hidden}, "
-          f"{args.layers} layers", flush=True)
+          f"{args.layers} layers; threads {threads} ({why})", flush=True)
     if coll.meta.get("split") is not None:
         return _run_official(args, names, coll)
     return _run_folds(args, names, coll)

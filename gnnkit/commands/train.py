@@ -90,16 +90,15 @@ def run(args) -> int:
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     outputs.check_paths(args)
     outputs.check_reuse(args, seeds)
+    from .threads import apply as set_threads
+
+    args._threads = set_threads(args.threads)  # (threads, why): --threads, else a count that fits the machine
     if names.task == "graph":  # many small graphs: cross validation or OGB's split (graph_runs.py)
         from . import graph_runs
 
         return graph_runs.run(args, names)
     from ..trainer import resolve_device
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     started = dist.init(resolve_device(args.device), args.backend)
     try:
         with _sigterm_as_interrupt():
