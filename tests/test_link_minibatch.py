@@ -119,6 +119,10 @@ def test_cluster_edge_batches_hold_the_edges_inside_their_clusters(tmp_path):
         seen.append(pos)
     seen = _keys(torch.cat(seen, 1), n)
     assert torch.unique(seen).numel() == seen.numel()  # each training edge at most once per epoch
+    given = torch.tensor([[0, 5, 17], [3, 250, 18]])
+    batch = sampler.sample_from_edges(given, torch.tensor([1.0, 0.0, 1.0]))  # the clusters of every endpoint
+    assert torch.equal(batch.n_id[batch.edge_label_index], given) and batch.edge_label.tolist() == [1.0, 0.0, 1.0]
+    assert batch.adj.num_rows == batch.n_id.numel()
 
 
 def _fit(sampler, epochs, seed=0):
