@@ -252,6 +252,23 @@ def test_model_widens_half_input_outside_autocast():
     assert (out - ref).abs().max() < 0.05
 
 
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_milp_escape_runs_on_float32_copies(precision):
+    """The escape runs the model outside autocast on the run's half features: widened to float32,
+    its accepted head lowers the training loss as under "32"."""
+    pytest.importorskip("mip")
+    from test_escape import plateau_graph, plateau_model
+
+    from gnnkit.escape.milp import MILPEscape
+
+    esc = MILPEscape(patience=1, max_calls=1, time_limit=20, nodes=40, radius=0.1, margin=0.05)
+    t = Trainer(max_epochs=3, seed=0, progress=False, lr=1e-30, weight_decay=5e-4, escape=esc, device="cpu",
+                precision=precision)
+    rec = t.fit(plateau_model(), plateau_graph())["escape"][0]
+    assert rec["accepted"] and rec["train_loss_after"] < rec["train_loss_before"]
+    assert t.raw_model.head.weight.dtype == torch.float32
+
+
 # -- "32" unchanged ----------------------------------------------------------------------------------
 def test_precision_32_is_plain_training_bitwise():
     """``precision="32"``: the trainer's weights after 5 full-batch epochs equal a plain torch loop
