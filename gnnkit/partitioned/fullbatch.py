@@ -122,6 +122,14 @@ def train_rows(features, group=None) -> tuple[Tensor, Tensor]:
     return idx, torch.full((idx.numel(),), gdist.world_size() / total, device=idx.device)
 
 
+def features_of(ctx, part):
+    """The part's own feature store as the run reads it (``x`` in the run precision's type,
+    :func:`gnnkit.precision.cast_features`)."""
+    from gnnkit.precision import cast_features
+
+    return cast_features(part.features, getattr(ctx, "precision", "32"))
+
+
 def part_of(ctx):
     """The :class:`~gnnkit.partitioned.Part` this rank trains on (``ctx.graph.part``), or ``None``."""
     return getattr(ctx.graph, "part", None) if ctx is not None else None
@@ -148,7 +156,7 @@ def part_batch(ctx, model: nn.Module, part):
     adj = cached_adjacency(part, ctx.adj_norm, ctx.diag_lambda, ctx.device)
     idx, weight = train_rows(part.features)
     dev = ctx.device
-    return Batch(x=part.features.get("x").to(dev), y=part.features.get("y").to(dev), adj=adj,
+    return Batch(x=features_of(ctx, part).get("x").to(dev), y=part.features.get("y").to(dev), adj=adj,
                  n_id=part.global_ids.to(dev), loss_index=idx.to(dev), loss_weight=weight.to(dev),
                  num_nodes=adj.num_owned)
 
@@ -159,7 +167,7 @@ def evaluate_parts(ctx, model: nn.Module, task, splits: Sequence[str]) -> dict:
     part = part_of(ctx)
     check_model(model)
     adj = cached_adjacency(part, ctx.adj_norm, ctx.diag_lambda, ctx.device)
-    logits = predict(model, part.features.get("x").to(ctx.device), adj)
+    logits = predict(model, features_of(ctx, part).get("x").to(ctx.device), adj)
     return score(task, part.features, logits, splits)
 
 
