@@ -92,13 +92,14 @@ def match_input(x: Tensor, like: Tensor) -> Tensor:
 
 
 def cast_features(features, precision: str):
-    """The feature store the run reads: ``features`` with its ``"x"`` in :func:`feature_dtype`
-    (the store itself when it already is, or when ``x`` is absent or not floating point, e.g.
-    categorical atom features)."""
+    """The feature store the run reads: ``features`` with its ``"x"`` in the half type of a mixed
+    precision, or, under ``"32"``, half features widened to float32; the store itself when ``x``
+    already is that type, is absent or is not floating point (e.g. categorical atom features), and
+    under ``"32"`` for any non-half ``x``."""
     if features is None or "x" not in features.names():
         return features
     have = features.dtype("x")
-    if not have.is_floating_point:
+    if not have.is_floating_point or (half_dtype(precision) is None and have not in HALF_TYPES):
         return features
     return features.with_dtype("x", feature_dtype(precision))
 
