@@ -90,7 +90,8 @@ def _worker(rank, world, port, out_dir):
         torch.save({"state": model.state_dict(), "logits": logits, "ids": part.global_ids.clone(),
                     "halo": adj.plan.num_halo, "owned": adj.num_owned, "block_cols": adj.block.num_cols,
                     "halo_ids": part.halo_ids().numel(), "x_rows": x.shape[0],
-                    "csr": [t.numel() for t in part.graph.csr()]},
+                    "csr": [t.numel() for t in part.graph.csr()],
+                    "traffic": [adj.plan.sent_bytes, adj.plan.received_bytes, adj.plan.rounds]},
                    os.path.join(out_dir, f"case{c}-rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
@@ -118,6 +119,9 @@ def test_parts_train_to_the_one_process_weights(tmp_path, world):
             assert r["block_cols"] == r["owned"] + r["halo"] and r["x_rows"] == r["owned"]
             assert r["csr"] == [r["owned"] + 1, int(in_deg[r["ids"]].sum())]
         assert sorted(torch.cat([r["ids"] for r in ranks]).tolist()) == list(range(n))
+        # every row sent is received once; every rank took part in every exchange (forward and backward)
+        sent, received, rounds = zip(*(r["traffic"] for r in ranks))
+        assert sum(sent) == sum(received) > 0 and len(set(rounds)) == 1 and rounds[0] > EPOCHS
 
 
 def _fit(data, epochs):

@@ -108,7 +108,7 @@ def part_adjacency(part, norm: str, diag_lambda: float = 0.0, dtype: torch.dtype
         deg = deg + 1.0  # the self-loop of A + I
     deg_all = torch.cat([deg, plan.gather(deg[:, None])[:, 0]])
     block = normalized_block(indptr, local, weight, deg_all, norm, diag_lambda if norm == "diag" else 0.0)
-    plan.sent_bytes = 0
+    plan.sent_bytes = plan.received_bytes = plan.rounds = 0  # count training and evaluation only
     nnz = int(_all_sum([block.nnz], group, torch.int64)[0])
     return HaloAdjacency(block, plan, int(part.num_nodes), nnz)
 
@@ -237,6 +237,9 @@ def sum_gradients(model: nn.Module, group=None) -> None:
             tdist.all_reduce(p.grad, group=group)
 
 
-def sent_bytes(adj: Optional[HaloAdjacency]) -> int:
-    """Bytes this rank has sent in halo exchanges through ``adj`` so far."""
-    return 0 if adj is None else adj.plan.sent_bytes
+def traffic(part) -> dict:
+    """This rank's halo-exchange traffic so far over every adjacency built for ``part``:
+    ``{"bytes_sent", "bytes_received", "rounds"}`` (forward and backward, training and evaluation)."""
+    plans = [adj.plan for adj in part.__dict__.get("_halo_adjacency", {}).values()]
+    return {"bytes_sent": sum(p.sent_bytes for p in plans), "bytes_received": sum(p.received_bytes for p in plans),
+            "rounds": sum(p.rounds for p in plans)}

@@ -67,14 +67,15 @@ class HaloPlan:
 
     ``send_index`` ``[S]`` int64: the owned rows this rank sends, grouped by destination rank
     (``send_counts[q]`` rows for rank ``q``); ``recv_counts[q]``: the halo rows owned by ``q``, which
-    arrive in the halo's order. ``sent_bytes`` counts what this rank has sent so far (forward and
-    backward), for the benchmarks.
+    arrive in the halo's order. ``sent_bytes``/``received_bytes``/``rounds`` count this rank's
+    traffic so far (forward and backward exchanges), for the benchmarks.
     """
 
     def __init__(self, send_index: Tensor, send_counts: List[int], recv_counts: List[int], num_owned: int,
                  group=None):
         self.send_index, self.send_counts, self.recv_counts = send_index, send_counts, recv_counts
-        self.num_owned, self.group, self.sent_bytes = int(num_owned), group, 0
+        self.num_owned, self.group = int(num_owned), group
+        self.sent_bytes = self.received_bytes = self.rounds = 0
 
     @property
     def num_halo(self) -> int:
@@ -107,14 +108,19 @@ class HaloPlan:
         send = x.index_select(0, self.send_index.to(x.device))
         out = x.new_empty((self.num_halo, *x.shape[1:]))
         _a2a(out, send.contiguous(), self.recv_counts, self.send_counts, self.group)
-        self.sent_bytes += send.numel() * send.element_size()
+        self._count(send, out)
         return out
+
+    def _count(self, sent: Tensor, received: Tensor) -> None:
+        self.sent_bytes += sent.numel() * sent.element_size()
+        self.received_bytes += received.numel() * received.element_size()
+        self.rounds += 1
 
     def scatter_back(self, grad: Tensor) -> Tensor:
         """The reverse: the halo gradient ``[H, d]`` back to the owners, summed into ``[num_owned, d]``."""
         back = grad.new_empty((self.send_index.numel(), *grad.shape[1:]))
         _a2a(back, grad.contiguous(), self.send_counts, self.recv_counts, self.group)
-        self.sent_bytes += grad.numel() * grad.element_size()
+        self._count(grad, back)
         out = grad.new_zeros((self.num_owned, *grad.shape[1:]))
         return out.index_add_(0, self.send_index.to(grad.device), back)
 
