@@ -50,6 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        _configure_logging()  # before the parser: installed plug-ins may warn while it is built
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
@@ -60,7 +61,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             args = config.apply(args, argv)
         args._argv = argv  # the command line, for results and the resume hint
-        _configure_logging()
         return int(args._run(args) or 0)
     except (GnnkitError, ValueError, OSError, MemoryError) as exc:
         if debug:

@@ -271,6 +271,13 @@ def build_model(args, data, names: PluginNames, strategy):
         out = strategy.model_out_dim(int(size["num_classes"]), args.hidden) or out  # ForwardGNN: hidden
     check_model_size(args, size["num_features"], out, size["num_nodes"])
     dropout = (0.0 if links else 0.5) if args.dropout is None else args.dropout
+    from ..plugins import MODEL_FACTORIES, build_plugin_model
+
+    if args.model in MODEL_FACTORIES:  # an installed package's model (entry point)
+        from gnnkit.models import as_model
+
+        return as_model(build_plugin_model(args.model, size["num_features"], out, hidden=args.hidden,
+                                           num_layers=args.layers, dropout=dropout))
     kwargs = dict(hidden=args.hidden, num_layers=args.layers, dropout=dropout, norm=args.norm, residual=args.residual)
     diag = getattr(args, "diag_lambda", None)
     if names.sampler == "cluster" and diag is not None and _accepts(MODELS[args.model].__init__, "diag_lambda"):
@@ -284,20 +291,36 @@ def build_model(args, data, names: PluginNames, strategy):
     return model
 
 
+def _from_args(axis, name: str, args):
+    """``axis.lookup(name).from_args(args)``; an installed plug-in's failure is one line naming its
+    distribution (gnnkit's own plug-ins raise as they do)."""
+    from ..plugins import ORIGINS
+
+    cls, origin = axis.lookup(name), ORIGINS.get((axis.axis, name))
+    if origin is None:
+        return cls.from_args(args)
+    try:
+        return cls.from_args(args)
+    except (GnnkitError, ValueError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a third-party plug-in's failure, reported on one line
+        raise GnnkitError(f"{axis.axis} {name!r} of {origin}: from_args failed ({type(exc).__name__}: {exc})") from None
+
+
 def build_task(args, names: PluginNames):
-    return _task_class(names.task).from_args(args)
+    return _from_args(_axes()[0], names.task, args)
 
 
 def build_strategy(args, names: PluginNames):
-    return _axes()[2].lookup(names.strategy).from_args(args)
+    return _from_args(_axes()[2], names.strategy, args)
 
 
 def build_sampler(args, names: PluginNames):
-    return _axes()[1].lookup(names.sampler).from_args(args)
+    return _from_args(_axes()[1], names.sampler, args)
 
 
 def build_escape(args, names: PluginNames):
-    return _axes()[3].lookup(names.escape).from_args(args) if names.escape else None
+    return _from_args(_axes()[3], names.escape, args) if names.escape else None
 
 
 def settings(args, names: PluginNames) -> Dict[str, Any]:

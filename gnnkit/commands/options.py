@@ -92,7 +92,11 @@ def _output_options(g) -> None:
 
 
 def _model_options(g) -> None:
-    g.add_argument("--model", default="gcn", help="gcn, sage or mlp (default gcn; TGN for temporal-link)")
+    from ..models import MODELS
+    from ..plugins import MODEL_FACTORIES
+
+    g.add_argument("--model", default="gcn", help=f"one of: {', '.join(sorted([*MODELS, *MODEL_FACTORIES]))} "
+                                                  "(default gcn; TGN for temporal-link)")
     g.add_argument("--hidden", type=count, default=16, help="hidden width (default 16)")
     g.add_argument("--layers", type=count, default=2, help="graph layers, head included (default 2)")
     g.add_argument("--dropout", type=float, default=None, help="dropout probability (default 0.5; TGN 0.1)")
@@ -141,10 +145,34 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         group = p.add_argument_group(f"{axis.axis} options")
         for name in axis.names():
             before = {a.dest for a in p._actions}  # noqa: SLF001 - argparse has no API for it
-            axis.lookup(name).add_args(group)
+            _add_plugin_args(axis, name, group)
             for action in p._actions:  # noqa: SLF001
                 if action.dest not in before:
                     PLUGIN_OPTIONS[action.dest] = (axis.axis, name)
+    from ..plugins import installed
+
+    extra = installed()
+    if extra:
+        p.epilog = "installed plug-ins (entry points): " + "; ".join(extra)
+
+
+def _add_plugin_args(axis, name: str, group) -> None:
+    """``add_args`` of one plug-in; an installed (entry-point) plug-in whose ``add_args`` fails is
+    dropped with one warning naming its distribution, and refused by name afterwards."""
+    from ..plugins import BROKEN, ORIGINS, log
+
+    origin = ORIGINS.get((axis.axis, name))
+    if origin is None:
+        axis.lookup(name).add_args(group)
+        return
+    try:
+        axis.lookup(name).add_args(group)
+    except Exception as exc:  # noqa: BLE001 - a third-party plug-in's failure is reported, not raised
+        axis._registry.pop(name, None)
+        ORIGINS.pop((axis.axis, name), None)
+        BROKEN[name] = (f"plug-in {name!r} of {origin}: its add_args failed "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+        log.warning("%s; skipped", BROKEN[name])
 
 
 #: ``{dest: (axis, plug-in name)}`` of each plug-in's own options (filled by :func:`add_train_options`)
@@ -183,9 +211,13 @@ def check_values(args) -> None:
     if args.optimizer not in ("adam", "adamw", "sgd"):
         raise GnnkitError(f"--optimizer must be adam, adamw or sgd, got {args.optimizer!r}")
     from ..models import MODELS
+    from ..plugins import BROKEN, MODEL_FACTORIES, load_entry_points
 
-    if args.model not in MODELS:
-        raise GnnkitError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS))}")
+    load_entry_points()
+    if args.model not in MODELS and args.model not in MODEL_FACTORIES:
+        if args.model in BROKEN:
+            raise GnnkitError(BROKEN[args.model])
+        raise GnnkitError(f"unknown model {args.model!r}; known: {', '.join(sorted([*MODELS, *MODEL_FACTORIES]))}")
     check_device(args.device)
     parse_split(args.split)
     check_transform(args)
