@@ -24,7 +24,13 @@ read, is reported with :func:`warnings.warn` and recomputed, never used. ``cache
 ``$XDG_CACHE_HOME/gnnkit/partitions`` (``~/.cache/gnnkit/partitions``): never inside the package.
 
 Bad requests (``num_parts < 1``, ``num_parts > num_nodes``, a graph without edges) raise
-:class:`~gnnkit.errors.GnnkitError` before METIS is called.
+:class:`~gnnkit.errors.GnnkitError` before METIS is called, and so does a graph METIS would not
+fit in memory with (:func:`check_metis_memory`): its input CSR and its own work, about
+``METIS_BYTES_PER_NODE · n + METIS_BYTES_PER_ENTRY · nnz`` bytes (``nnz`` = the CSR's entries,
+twice the undirected edges), against the memory available now (``MemAvailable``, or
+``$GNNKIT_MEMORY_LIMIT`` when set). The two rates are upper bounds of pymetis's measured peak
+(64-bit ids, k-way, 100-400 parts): 100k nodes / 1M entries 102 MB, 100k / 4M 300 MB,
+400k / 4M 448 MB, 400k / 8M 804 MB above the input; plus the input CSR's 8 bytes per node and entry.
 """
 from __future__ import annotations
 
@@ -39,11 +45,14 @@ import torch
 from torch import Tensor
 
 from .data.fingerprint import hash_tensors
+from .data.limits import format_bytes, memory_limit
 from .errors import GnnkitError
 from .fileio import atomic_torch_save
 from .sparse.subgraph import induced_edges
 
 FORMAT = "gnnkit-metis-1"
+METIS_BYTES_PER_NODE = 508  # the input's xadj (8) + METIS's work (500), per node
+METIS_BYTES_PER_ENTRY = 98  # the input's adjncy (8) + METIS's work (90), per CSR entry
 DEFAULT_UFACTOR = 30  # METIS's own default for k-way: the largest part may hold 1.030 × n / P nodes
 
 
@@ -95,6 +104,36 @@ def check_request(num_nodes: int, num_edges: int, num_parts: int) -> None:
     if num_edges == 0:
         raise GnnkitError(f"the graph has no edges (besides self-loops) among its {num_nodes} nodes: "
                           "METIS has nothing to cut; use a sampler that does not partition")
+
+
+def available_memory() -> int:
+    """Bytes a new allocation may take now: ``$GNNKIT_MEMORY_LIMIT`` when set, else ``MemAvailable``
+    (``/proc/meminfo``), else :func:`~gnnkit.data.limits.memory_limit`."""
+    if os.environ.get("GNNKIT_MEMORY_LIMIT"):
+        return memory_limit()
+    try:
+        with open("/proc/meminfo") as f:
+            line = next(x for x in f if x.startswith("MemAvailable:"))
+        return min(int(line.split()[1]) * 1024, memory_limit())
+    except (OSError, StopIteration, ValueError, IndexError):
+        return memory_limit()
+
+
+def metis_memory(num_nodes: int, num_entries: int) -> int:
+    """Bytes of a METIS call on ``num_nodes`` nodes and ``num_entries`` CSR entries, its input included."""
+    return METIS_BYTES_PER_NODE * int(num_nodes) + METIS_BYTES_PER_ENTRY * int(num_entries)
+
+
+def check_metis_memory(num_nodes: int, num_entries: int) -> None:
+    """Raise :class:`GnnkitError` naming the memory METIS would need for ``num_nodes`` nodes and
+    ``num_entries`` CSR entries (a symmetric graph's ``E``) when it exceeds :func:`available_memory`."""
+    need, have = metis_memory(num_nodes, num_entries), available_memory()
+    if need > have:
+        raise GnnkitError(f"METIS would need about {format_bytes(need)} of memory to partition {num_nodes} nodes "
+                          f"and {num_entries} adjacency entries ({METIS_BYTES_PER_NODE} bytes per node + "
+                          f"{METIS_BYTES_PER_ENTRY} per entry), but {format_bytes(have)} is available: Cluster-GCN "
+                          "cannot partition this graph here; train it with the neighbor or MVS sampler, which read "
+                          "a graph bigger than memory from its store")
 
 
 def metis_graph(edge_index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
@@ -220,9 +259,11 @@ def partition_graph(edge_index: Tensor, num_nodes: int, num_parts: int, *, seed:
             if parts is not None:
                 return Partition(parts, num_parts, cut, time.perf_counter() - t0, True, path, key)
             warnings.warn(f"partition cache {path} rejected: {reason}; recomputing it", stacklevel=2)
+    check_metis_memory(num_nodes, ei.shape[1])  # before the CSR build: E entries (a symmetric graph's count)
     xadj, adjncy = metis_graph(ei, num_nodes)
     del ei
     check_request(num_nodes, adjncy.numel(), num_parts)  # only self-loops: no edge left for METIS
+    check_metis_memory(num_nodes, adjncy.numel())
     parts, cut = run_metis(xadj, adjncy, num_parts, seed=seed, ufactor=ufactor, recursive=recursive)
     del xadj, adjncy
     if path is not None:
