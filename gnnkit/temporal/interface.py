@@ -15,6 +15,11 @@ defines the four parts of Rossi et al.'s TGN (2020):
   PyG's ``GraphAttentionEmbedding(x, last_update, edge_index, t, msg)`` signature;
 * **predictor** ``predict_link(z_src [B, o], z_dst [B, o]) -> [B]``: link logits.
 
+PyG's TGN parts fit these slots: ``message`` can call ``IdentityMessage(s_node, s_other, raw_msg,
+TimeEncoder(dt))``, ``update_memory`` a ``GRUCell``, ``embed`` a ``TransformerConv`` on ``edge_index``
+with ``[φ(last_update[j] − t) ‖ msg]`` edge features, ``predict_link`` any MLP (``PyGParts`` in
+``tests/test_temporal_custom.py``; ``examples/custom_temporal.py`` is a module unlike TGN).
+
 The memory state itself (memory rows, last-update times, each node's pending raw messages) is a
 :class:`~gnnkit.temporal.memory.TemporalMemory` and the temporal neighbors a
 :class:`~gnnkit.temporal.neighbors.LastNeighbors`, both owned by the task (reset per epoch, backed up
