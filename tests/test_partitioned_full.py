@@ -70,8 +70,9 @@ def _worker(rank, world, port, out_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo")
-    from gnnkit.partitioned import fullbatch, open_part
+    from gnnkit.partitioned import fullbatch, halo, open_part
 
+    halo.ROWS = 7  # the part's CSR read in chunks of 7 rows: chunk boundaries inside every part
     for c, (kind, directed, weighted, norm, _) in enumerate(CASES[world]):
         part = open_part(os.path.join(out_dir, f"parts{c}"), rank)
         model = make_model(kind)
@@ -169,3 +170,36 @@ def test_refuses_what_it_cannot_train_exactly():
         fullbatch.check_model(GCN(6, 8, 2, num_layers=3, norm="batch"))
     with pytest.raises(GnnkitError, match="GCN, GraphSAGE and MLP"):
         fullbatch.check_model(torch.nn.Linear(3, 2))
+
+
+@pytest.mark.parametrize("norm", ["gcn", "mean", "sum", "diag"])
+def test_block_is_the_rows_of_the_whole_adjacency(norm):
+    """One part's block (global degrees, halo columns in arrival order) equals those rows of the
+    one-process matrix, on a weighted directed graph with a self-loop and a repeated edge."""
+    from gnnkit.partitioned.halo import HaloIndex, normalized_block
+
+    data = graph(directed=True, weighted=True)
+    n = data.num_nodes
+    owner = torch.randperm(n, generator=torch.Generator().manual_seed(7)) % 2
+    a, b = (owner == 0).nonzero()[:2, 0].tolist()  # a loop a->a and a repeated edge b->a on owned rows
+    data.edge_index = torch.cat([data.edge_index, torch.tensor([[a, b, b], [a, a, a]])], 1)
+    data.edge_weight = torch.cat([data.edge_weight, torch.tensor([0.7, 1.3, 0.4])])
+    lam = 0.5 if norm == "diag" else 0.0
+    g, _ = from_data(data)
+    whole = g.adjacency(norm, lam).to_dense()
+    pos = torch.empty_like(owner)
+    for q in (0, 1):
+        pos[owner == q] = torch.arange(int((owner == q).sum()))
+    own = (owner == 0).nonzero().squeeze(1)
+    indptr, indices = g.csr()
+    w = g.csr_weight()
+    take = torch.cat([torch.arange(int(indptr[i]), int(indptr[i + 1])) for i in own.tolist()])
+    local_ptr = torch.cat([torch.zeros(1, dtype=torch.long), indptr.diff()[own].cumsum(0)])
+    far = indices[take][owner[indices[take]] != 0].unique()
+    halo = HaloIndex(far, owner[far], pos[far], own.numel())
+    order = torch.cat([own, far[torch.argsort(halo.column)]])  # the nodes of the local columns
+    deg = torch.zeros(n).index_add_(0, data.edge_index[1], data.edge_weight) + (norm in ("gcn", "diag"))
+    block = normalized_block(local_ptr, indices[take], w[take], lambda c: halo.local(c, owner[c], pos[c], 0),
+                             deg[order], norm, lam)
+    assert block.num_rows == own.numel() and block.num_cols == own.numel() + far.numel()
+    assert torch.allclose(block.to_dense(), whole[own][:, order], atol=1e-6)

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from gnnkit import distributed as gdist
 from gnnkit.errors import GnnkitError
 
-from .halo import HaloAdjacency, HaloPlan, localize, normalized_block
+from .halo import HaloAdjacency, HaloIndex, HaloPlan, normalized_block, row_chunks
 
 _GROUP: list = []  # [(default process group, the halo group made beside it)]
 
@@ -83,31 +83,50 @@ def check_world(part) -> None:
                           f"{world} holds part {part.rank} of {part.num_parts}")
 
 
+def _halo_index(part, indptr: Tensor, indices: Tensor, rank: int) -> HaloIndex:
+    """The part's :class:`HaloIndex`: its rows' sources owned elsewhere, found chunk by chunk
+    (a bool mark per global node, ``N`` bytes, instead of a sort of all ``E_r`` sources)."""
+    seen = torch.zeros(int(part.num_nodes), dtype=torch.bool)
+    for _, _, e0, e1 in row_chunks(indptr):
+        cols = indices[e0:e1].long()
+        seen[cols[_book(part, cols)[0] != rank]] = True
+    ids = seen.nonzero().squeeze(1)
+    return HaloIndex(ids, *_book(part, ids), indptr.numel() - 1)
+
+
+def _own_degrees(indptr: Tensor, weight: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+    """The owned rows' weighted in-degrees ``[n]`` (entry counts when unweighted)."""
+    if weight is None:
+        return indptr.diff().to(dtype)
+    deg = torch.zeros(indptr.numel() - 1, dtype=dtype)
+    for r0, r1, e0, e1 in row_chunks(indptr):
+        rows = torch.repeat_interleave(torch.arange(r1 - r0), indptr[r0 + 1:r1 + 1] - indptr[r0:r1],
+                                       output_size=e1 - e0)
+        deg[r0:r1].index_add_(0, rows, weight[e0:e1].to(dtype))
+    return deg
+
+
 def part_adjacency(part, norm: str, diag_lambda: float = 0.0, dtype: torch.dtype = torch.float32) -> HaloAdjacency:
     """This rank's :class:`HaloAdjacency` in normalization ``norm`` (collective: every rank calls it).
 
-    Reads the owned rows' CSR (global source ids) and their weights, looks the sources up in the
-    book, builds the halo plan, fetches the halo nodes' global in-degrees with one exchange, and
-    normalizes (:func:`~gnnkit.partitioned.halo.normalized_block`).
+    Reads the owned rows' CSR (global source ids) and their weights chunk by chunk, finds the halo
+    in the book, builds the halo plan, fetches the halo nodes' global in-degrees with one exchange,
+    and normalizes (:func:`~gnnkit.partitioned.halo.normalized_block`).
     """
     check_world(part)
-    group = halo_group()
+    group, rank = halo_group(), gdist.rank()
     indptr, indices = part.graph.csr()
-    indptr, cols = indptr.long(), indices.long()
+    indptr = indptr.long()
     n = indptr.numel() - 1
-    owner, position = _book(part, cols)
-    local, halo_owner, halo_pos = localize(cols, owner, position, gdist.rank(), n)
-    plan = HaloPlan.build(halo_owner, halo_pos, n, group)
+    halo = _halo_index(part, indptr, indices, rank)
+    plan = HaloPlan.build(halo.owner, halo.pos, n, group)
     weight = part.graph.csr_weight()
-    if weight is None:
-        deg = indptr.diff().to(dtype)
-    else:
-        rows = torch.repeat_interleave(torch.arange(n), indptr.diff(), output_size=cols.numel())
-        deg = torch.zeros(n, dtype=dtype).index_add_(0, rows, weight.to(dtype))
+    deg = _own_degrees(indptr, weight, dtype)
     if norm in ("gcn", "diag"):
         deg = deg + 1.0  # the self-loop of A + I
     deg_all = torch.cat([deg, plan.gather(deg[:, None])[:, 0]])
-    block = normalized_block(indptr, local, weight, deg_all, norm, diag_lambda if norm == "diag" else 0.0)
+    block = normalized_block(indptr, indices, weight, lambda cols: halo.local(cols, *_book(part, cols), rank),
+                             deg_all, norm, diag_lambda if norm == "diag" else 0.0)
     plan.sent_bytes = plan.received_bytes = plan.rounds = 0  # count training and evaluation only
     nnz = int(_all_sum([block.nnz], group, torch.int64)[0])
     return HaloAdjacency(block, plan, int(part.num_nodes), nnz)

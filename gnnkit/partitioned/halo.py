@@ -29,7 +29,7 @@ from torch import Tensor
 
 from gnnkit.errors import GnnkitError
 from gnnkit.sparse import Adjacency
-from gnnkit.sparse.build import index_dtype, insert_diagonal, make_csr, rows_of, sort_csr
+from gnnkit.sparse.build import index_dtype, make_csr
 
 NORMS = ("gcn", "mean", "sum", "diag")
 
@@ -42,24 +42,41 @@ def _a2a(out: Tensor, inp: Tensor, out_counts: List[int], in_counts: List[int], 
     tdist.all_to_all_single(out, inp, out_counts, in_counts, group=group)
 
 
-def localize(cols: Tensor, owner: Tensor, position: Tensor, rank: int, num_owned: int):
-    """Local column ids of an owned block's entries, and its halo.
+ROWS = 1 << 16  # rows per chunk when a part's CSR is read: temporaries stay O(chunk), never O(E_r)
 
-    ``cols`` ``[nnz]`` (global ids, unused but for the shape), ``owner`` ``[nnz]`` and ``position``
-    ``[nnz]``: the owner rank and the position on that owner of each entry's column. Returns
-    ``(local [nnz] int64, halo_owner [H], halo_pos [H])``: owned columns keep their position
-    ``< num_owned``; halo column ``k`` (distinct ``(owner, position)`` pairs sorted by owner, then
-    position) becomes ``num_owned + k``.
+
+def row_chunks(indptr: Tensor, rows: Optional[int] = None):
+    """``(r0, r1, e0, e1)``: consecutive spans of ``rows`` (default :data:`ROWS`) rows and their
+    entries ``e0:e1``."""
+    n, rows = indptr.numel() - 1, rows or ROWS
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        yield r0, r1, int(indptr[r0]), int(indptr[r1])
+
+
+class HaloIndex:
+    """The halo of a part and the local column of every halo node.
+
+    ``ids`` ``[H]``: the halo's global ids, ascending; ``owner``/``pos`` ``[H]``: their owner rank
+    and position there. Local columns: owned node at position ``p`` -> ``p``; halo nodes, ordered by
+    ``(owner, pos)`` (the order in which :class:`HaloPlan` receives them) -> ``num_owned + k``.
     """
-    owner, position = owner.long(), position.long()
-    mine = owner == rank
-    local = torch.empty(cols.numel(), dtype=torch.int64, device=cols.device)
-    local[mine] = position[mine]
-    far = ~mine
-    m = int(position.max()) + 1 if position.numel() else 1
-    key, inverse = torch.unique(owner[far] * m + position[far], return_inverse=True)
-    local[far] = num_owned + inverse
-    return local, key // m, key % m
+
+    def __init__(self, ids: Tensor, owner: Tensor, pos: Tensor, num_owned: int):
+        ids, owner, pos = ids.long(), owner.long(), pos.long()
+        m = int(pos.max()) + 1 if pos.numel() else 1
+        order = torch.argsort(owner * m + pos)
+        self.ids, self.num_owned = ids, int(num_owned)
+        self.column = torch.empty_like(ids)
+        self.column[order] = num_owned + torch.arange(ids.numel(), device=ids.device)
+        self.owner, self.pos = owner[order], pos[order]  # in arrival order
+
+    def local(self, cols: Tensor, owner: Tensor, pos: Tensor, rank: int) -> Tensor:
+        """Local columns ``[k]`` of global ``cols`` ``[k]`` (owners/positions ``owner``/``pos``)."""
+        if self.ids.numel() == 0:
+            return pos.long()
+        at = torch.searchsorted(self.ids, cols).clamp_(max=self.ids.numel() - 1)
+        return torch.where(owner == rank, pos.long(), self.column[at])
 
 
 class HaloPlan:
@@ -142,45 +159,57 @@ class _Exchange(torch.autograd.Function):
         return ctx.plan.scatter_back(grad), None
 
 
-def normalized_block(indptr: Tensor, local_cols: Tensor, weight: Optional[Tensor], deg: Tensor, norm: str,
+def _values(norm: str, row: Tensor, col: Tensor, w: Optional[Tensor], dinv: Optional[Tensor], lam: float) -> Tensor:
+    """The normalized entries ``(row, col)`` (weights ``w``, ``None`` = 1): see :func:`normalized_block`."""
+    if norm == "sum":
+        return torch.ones(row.numel(), dtype=dinv.dtype) if w is None else w
+    val = dinv[row] * dinv[col] if norm == "gcn" else dinv[row]
+    val = val if w is None else w * val
+    if norm == "diag" and lam:  # self-loops already in A belong to diag(Ã) as well
+        val = torch.where(row == col, val * (1.0 + lam), val)
+    return val
+
+
+def normalized_block(indptr: Tensor, indices: Tensor, weight: Optional[Tensor], lookup, deg: Tensor, norm: str,
                      diag_lambda: float = 0.0) -> Adjacency:
     """The rows ``R_r`` of ``Â`` as a ``[n, n + H]`` :class:`Adjacency` (``n = len(indptr) - 1``).
 
-    ``indptr`` ``[n + 1]`` / ``local_cols`` ``[nnz]``: the owned rows' in-neighbours in local column
-    ids (:func:`localize`); ``weight`` ``[nnz]`` the ``a_ij`` (``None``: 1); ``deg`` ``[n + H]`` the
-    GLOBAL weighted in-degrees of the owned and halo nodes, ``+ 1`` for the self-loop of ``A + I``
-    under ``"gcn"``/``"diag"``. The values are those of :meth:`Adjacency.from_edge_index`:
-    gcn ``a_ij / sqrt(d_i d_j)`` plus the loop ``1 / d_i``; mean ``a_ij / d_i``; sum ``a_ij``;
-    diag ``(1 + λ[i = j]) a_ij / d_i`` plus the loop ``(1 + λ) / d_i``.
+    ``indptr`` ``[n + 1]`` / ``indices`` ``[nnz]``: the owned rows' in-neighbours (GLOBAL ids, read
+    :data:`ROWS` rows at a time, so a memory-mapped part is never widened whole); ``lookup(ids)``
+    -> their local columns (:meth:`HaloIndex.local`); ``weight`` ``[nnz]`` the ``a_ij`` (``None``: 1);
+    ``deg`` ``[n + H]`` the GLOBAL weighted in-degrees of the owned and halo nodes in local column
+    order, ``+ 1`` for the self-loop of ``A + I`` under ``"gcn"``/``"diag"``. The values are those of
+    :meth:`Adjacency.from_edge_index`: gcn ``a_ij / sqrt(d_i d_j)`` and the loop ``1 / d_i``; mean
+    ``a_ij / d_i``; sum ``a_ij``; diag ``(1 + λ[i = j]) a_ij / d_i`` and the loop ``(1 + λ) / d_i``;
+    the loop first in its row, the other entries in the part's order.
     """
     if norm not in NORMS:
         raise GnnkitError(f"unknown normalization {norm!r}; known: {', '.join(NORMS)}")
-    n, m = indptr.numel() - 1, deg.numel()
-    row = rows_of(indptr.long())
-    col = local_cols.long()
-    w = torch.ones(col.numel(), dtype=deg.dtype, device=col.device) if weight is None else weight.to(deg.dtype)
-    diag = None
+    n, m, indptr = indptr.numel() - 1, deg.numel(), indptr.long()
+    loops = norm in ("gcn", "diag")
+    nnz = int(indptr[-1]) + (n if loops else 0)
+    idx = index_dtype(nnz, n + 1, m)
+    dinv = None
     if norm == "gcn":
         dinv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
-        val, diag = w * dinv[row] * dinv[col], dinv[:n] * dinv[:n]
-    elif norm == "mean":
-        val = w * deg.reciprocal().masked_fill_(deg == 0, 0.0)[row]
-    elif norm == "diag":
-        dinv = deg.reciprocal()
-        val = w * dinv[row]
-        if diag_lambda:
-            val = torch.where(row == col, val * (1.0 + diag_lambda), val)
-        diag = dinv[:n] * (1.0 + diag_lambda)
-    else:
-        val = w
-    idx = index_dtype(col.numel() + n, n + 1, m)
-    crow, col = indptr.to(idx), col.to(idx)
-    if diag is not None:
-        crow, col, val = insert_diagonal(crow, col, val, diag)
-    csr = make_csr(crow, col, val, (n, m))
-    if csr.is_cuda:
-        return Adjacency(sort_csr(csr), sorted_columns=True)
-    return Adjacency(csr, sorted_columns=False)
+    elif norm in ("mean", "diag"):
+        dinv = deg.reciprocal().masked_fill_(deg == 0, 0.0)
+    col_out, val_out = torch.empty(nnz, dtype=idx), torch.empty(nnz, dtype=deg.dtype)
+    for r0, r1, e0, e1 in row_chunks(indptr):
+        row = torch.repeat_interleave(torch.arange(r0, r1), indptr[r0 + 1:r1 + 1] - indptr[r0:r1],
+                                      output_size=e1 - e0)
+        col = lookup(indices[e0:e1].long())
+        w = None if weight is None else weight[e0:e1].to(deg.dtype)
+        dest = torch.arange(e0, e1) + (row + 1 if loops else 0)  # a loop ahead of each row
+        col_out[dest] = col.to(idx)
+        val_out[dest] = _values(norm, row, col, w, dinv if dinv is not None else deg, diag_lambda)
+    crow = indptr
+    if loops:
+        crow = indptr + torch.arange(n + 1)
+        at = crow[:-1]
+        col_out[at] = torch.arange(n, dtype=idx)
+        val_out[at] = dinv[:n] * dinv[:n] if norm == "gcn" else dinv[:n] * (1.0 + diag_lambda)
+    return Adjacency(make_csr(crow.to(idx), col_out, val_out, (n, m)), sorted_columns=False)
 
 
 class HaloAdjacency:
