@@ -192,7 +192,10 @@ def _load_one(ep) -> Optional[str]:
             root._registry[ep.name] = obj
         elif root._registry.get(own) is not obj:  # imported before, under a name that was refused
             return f"registers {root.axis} {own!r}, which is already taken"
-        ORIGINS.setdefault((root.axis, own or ep.name), _dist_label(ep))
+        problem = _check_added(ep, before)
+        if problem is None:
+            ORIGINS.setdefault((root.axis, own or ep.name), _dist_label(ep))
+        return problem
     elif isinstance(obj, types.ModuleType):
         pass  # its import registered its classes
     elif callable(obj):

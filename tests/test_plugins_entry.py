@@ -9,6 +9,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugin_package"
 
 PLUGIN = '''
 import torch
@@ -55,6 +59,9 @@ common = ["--dataset", "csbm", "--num-nodes", "300", "--num-classes", "3", "--nu
 print("=== rc train", main(["train", *common, "--sampler", "entry-full", "--model", "entry-gcn",
                              "--out", sys.argv[1]]), flush=True)
 print("=== rc broken", main(["train", *common, "--sampler", "broken-one", "--out", sys.argv[1] + "-b"]), flush=True)
+print("=== rc example", main(["train", *common, "--sampler", "random-edge", "--edges-per-batch", "300",
+                               "--out", sys.argv[1] + "-edge"]), main(["train", *common, "--model", "gat",
+                               "--hidden", "4", "--out", sys.argv[1] + "-gat"]), flush=True)
 '''
 
 
@@ -73,7 +80,9 @@ def test_installed_plugins_are_listed_train_and_a_broken_one_is_one_line(tmp_pat
                                         "entry-gcn": "e_plugin_pkg:make_gcn",
                                         "clash": "e_plugin_pkg:ClashingSampler"})
     _dist(site, "broken-pkg", "0.2", {"broken-one": "not_a_module_anywhere:Sampler"})
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]  # the example, as pip would
+    _dist(site, project["name"], project["version"], project["entry-points"]["gnnkit.plugins"])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", DRIVER, str(out)], capture_output=True, text=True, env=env,
@@ -83,8 +92,10 @@ def test_installed_plugins_are_listed_train_and_a_broken_one_is_one_line(tmp_pat
     help_text = " ".join(stdout.split("=== builtin")[0].split())  # argparse wraps lines
     assert "entry-full" in help_text.split("--sampler SAMPLER")[-1].split("--strategy")[0]
     assert "entry-gcn" in help_text.split("--model MODEL")[-1].split("--hidden")[0]
-    assert "installed plug-ins (entry points): model entry-gcn (e-plugin-pkg 0.1); sampler entry-full " \
-           "(e-plugin-pkg 0.1)" in help_text
+    assert "installed plug-ins (entry points): model entry-gcn (e-plugin-pkg 0.1); model gat " \
+           "(gnnkit-example-plugins 0.1.0); sampler entry-full (e-plugin-pkg 0.1); sampler random-edge " \
+           "(gnnkit-example-plugins 0.1.0)" in help_text
+    assert "--edges-per-batch" in help_text  # a plug-in's own option
     # a plug-in that takes a built-in name is refused; gnnkit's own stays
     assert "=== builtin full kept: True" in stdout
     assert ("gnnkit: plug-in 'clash' of e-plugin-pkg 0.1 (e_plugin_pkg:ClashingSampler) registers sampler 'full', "
@@ -101,3 +112,8 @@ def test_installed_plugins_are_listed_train_and_a_broken_one_is_one_line(tmp_pat
     assert errors == ["gnnkit: error: plug-in 'broken-one' of broken-pkg 0.2 (not_a_module_anywhere:Sampler) "
                       "failed to load: ModuleNotFoundError: No module named 'not_a_module_anywhere'"]
     assert "Traceback" not in stderr
+    # the example package of examples/plugin_package: its sampler and its model train
+    assert "=== rc example 0 0" in stdout
+    edge = json.loads((tmp_path / "run-edge" / "results.json").read_text())
+    assert edge["sampler"] == "random-edge" and edge["settings"]["edges_per_batch"] == 300
+    assert json.loads((tmp_path / "run-gat" / "results.json").read_text())["settings"]["model"] == "gat"
