@@ -73,3 +73,16 @@ def test_bad_files_are_one_line_naming_the_key(tmp_path, capsys, text, message):
 def test_missing_file(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "absent.toml")]) == 2
     assert "absent.toml: No such file or directory" in capsys.readouterr().err
+
+
+def test_the_example_config_is_valid():
+    """examples/kipf_cora.toml: every key is an option of gnnkit train and its value passes the flag's checks."""
+    from pathlib import Path
+
+    from gnnkit.cli import build_parser
+    from gnnkit.commands import config
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "kipf_cora.toml"
+    train = build_parser()._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    values = config.defaults_from(str(path), train, "train")
+    assert values["transform"] == "NormalizeFeatures" and values["weight_decay"] == 5e-4 and values["seeds"] == 10
