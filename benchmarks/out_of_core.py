@@ -181,9 +181,12 @@ def _epochs(sampler, first: int = 0):
         epoch += 1
 
 
-def _train_steps(model, batches, opt, count: int) -> dict:
-    """``count`` training steps (or until the epoch ends); seeds and sampled edges counted."""
+def _train_steps(model, batches, opt, count: int, label: str = "") -> dict:
+    """``count`` training steps (or until the epoch ends); seeds and sampled edges counted. Every
+    10 steps a line on stderr: steps, seconds, bytes read and ``RssAnon`` so far (a run stopped
+    early still says how far it went and how fast)."""
     steps = seeds = edges = 0
+    t0, io0 = time.perf_counter(), Meter.io()
     for batch in batches:
         opt.zero_grad()
         out = model(batch.x, batch.adj)
@@ -192,6 +195,10 @@ def _train_steps(model, batches, opt, count: int) -> dict:
         opt.step()
         steps, seeds = steps + 1, seeds + batch.batch_size
         edges += sum(a.nnz for a in batch.adj)
+        if steps % 10 == 0:
+            print(f"{label} step {steps}: {time.perf_counter() - t0:.1f} s, seeds {seeds}, edges {edges}, read "
+                  f"{Meter.io()['read_bytes'] - io0['read_bytes']} B, RssAnon {Meter.status()['RssAnon']} kB, "
+                  f"load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
         if steps == count:
             break
     return {"steps": steps, "seeds": seeds, "edges": edges}
@@ -218,9 +225,9 @@ def stage_train(args, source: str) -> dict:
         setup_s = time.perf_counter() - t0
         opt = torch.optim.Adam(model.parameters(), lr=0.003)
         batches = _epochs(sampler)
-        _train_steps(model, batches, opt, args.warmup)
+        _train_steps(model, batches, opt, args.warmup, f"{source} warm-up")
         io0, t1, c1 = Meter.io(), time.perf_counter(), cpu_seconds()
-        timed = _train_steps(model, batches, opt, args.steps)
+        timed = _train_steps(model, batches, opt, args.steps, f"{source} timed")
         secs, io1, cpu = time.perf_counter() - t1, Meter.io(), cpu_seconds() - c1
         out = {"stage": "train", "source": source, "setup_seconds": round(setup_s, 1), **timed,
                "seconds": round(secs, 2), "steps_per_s": round(timed["steps"] / secs, 3),
@@ -234,7 +241,7 @@ def stage_train(args, source: str) -> dict:
         if args.full_epoch:  # one whole epoch more, alone
             sampler.set_epoch(10**6)
             t2 = time.perf_counter()
-            epoch = _train_steps(model, iter(sampler), opt, -1)
+            epoch = _train_steps(model, iter(sampler), opt, -1, f"{source} epoch")
             t3 = time.perf_counter()
             out["epoch_steps"], out["epoch_seconds"] = epoch["steps"], round(t3 - t2, 1)
             out["test_accuracy"] = round(_evaluate(model, sampler, features), 4)
