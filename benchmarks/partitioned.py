@@ -94,11 +94,9 @@ def worker(args) -> None:
 def make_sampler(args, world: int):
     if args.mode == "full":
         return "full"
-    from gnnkit.partitioned.sampler import PartNeighborSampler
     from gnnkit.samplers.neighbor import NeighborSampler
 
-    cls = PartNeighborSampler if args.data_kind == "parts" else NeighborSampler
-    return cls(fanouts=[int(v) for v in args.fanouts.split(",")], batch_size=max(args.batch_size // world, 1))
+    return NeighborSampler(fanouts=[int(v) for v in args.fanouts.split(",")], batch_size=max(args.batch_size // world, 1))
 
 
 def _counters(graph):

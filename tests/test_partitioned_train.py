@@ -34,7 +34,8 @@ class Seen(Callback):
 
 
 def _worker(rank: int, world: int, port: int, path: str, out_dir: str) -> None:
-    from gnnkit.partitioned.sampler import PartNeighborSampler, open_dataset
+    from gnnkit.partitioned.sampler import open_dataset
+    from gnnkit.samplers.neighbor import NeighborSampler
 
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
@@ -44,7 +45,7 @@ def _worker(rank: int, world: int, port: int, path: str, out_dir: str) -> None:
     model = GraphSAGE(8, 16, 3, num_layers=2, dropout=0.0)
     seen = Seen()
     trainer = Trainer(max_epochs=2, seed=0, progress=False, device="cpu", callbacks=[seen],
-                      sampler=PartNeighborSampler(fanouts=[4, 3], batch_size=32))
+                      sampler=NeighborSampler(fanouts=[4, 3], batch_size=32))
     result = trainer.fit(model, stores)
     own = stores[1].index("train_mask").tolist()
     torch.save(model.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
