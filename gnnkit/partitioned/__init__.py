@@ -25,17 +25,19 @@ Layout of ``DIR``::
                         global_ids int64 [n_r], and every node array (x, y, masks...) of those rows;
                         "extra": {"partition": {part, num_parts, num_nodes, ...}}
 
-What is replicated, and why (measured: ``benchmarks/partitioned.py --layout``): the book, 10
-bytes per node (the owner and row of every node, so any rank routes any id without asking; the
-in-degree, so the GCN weight ``1/sqrt((d_i+1)(d_j+1))`` of a remote neighbor costs no round).
-The structure is NOT replicated: on csbm at 2.4M nodes and 62M edges the whole CSR is ~270 MB
-(int32 columns), as much as two ranks' feature rows at 100 float32 features; replicating it would
-break the per-rank memory target at P = 4 ((1/P + 0.15) of one process). Nor are halo ids stored:
-a random partition's 1-hop halo is nearly every node at degree 26, a METIS one's most of them
-(``--layout`` prints both), so the halo costs as much as the structure it would spare; it is
-computed on demand (:meth:`Part.halo_ids`, one ``unique`` over the part's columns) for the
-full-batch mode. Instead, rows owned elsewhere are fetched per step: their adjacency (sampled by
-the owner, a seed sent along) for the next hop and their features at the last hop.
+What is replicated, and why (measured by ``benchmarks/partitioned.py``, its ``layout`` records):
+the book, 10 bytes per node (the owner and row of every node, so any rank routes any id without
+asking; the in-degree, so the GCN weight ``1/sqrt((d_i+1)(d_j+1))`` of a remote neighbor costs no
+round). The structure is NOT replicated: at ogbn-products' size (2.4M nodes, 62M edges) the whole
+CSR is about 270 MB with int32 columns, as much as one rank's 100 float32 features at P = 4, so
+replicating it would add a whole part's worth to every rank, against the per-rank memory target
+of (1/P + 0.15) of one process. Nor are halo ids stored: on csbm (homophily 0.8, 25 edges per
+node) METIS leaves each part a 1-hop halo of 0.9x its own node count at P = 2 and 2.2x at P = 4
+(200k nodes), a random partition 1.0x and 3.0x (nearly every node it does not own), so a stored halo (or halo features) would cost more than
+the part itself; :meth:`Part.halo_ids` computes it on demand (one ``unique`` over the part's
+columns) for the full-batch mode. Instead, rows owned elsewhere are fetched per step: their
+adjacency (sampled by the owner, a seed sent along) for the next hop and their features at the
+last hop.
 
 Training under torchrun (rank ``r`` opens part ``r``; world size must equal ``P``):
 :func:`open_dataset` gives the :class:`~gnnkit.partitioned.stores.DistGraphStore` /
@@ -45,7 +47,8 @@ They answer every global id (owned rows from the part, the others from their own
 read, never per node), so the neighbor sampler runs unchanged over them.
 """
 from .layout import BOOK_DIR, INFO_FILE, Book, Part, PartGraph, is_partition, open_part, read_info
+from .sampler import open_dataset
 from .write import METHODS, assign_parts, write_partition
 
-__all__ = ["write_partition", "open_part", "is_partition", "read_info", "assign_parts", "Part", "PartGraph", "Book",
+__all__ = ["write_partition", "open_part", "open_dataset", "is_partition", "read_info", "assign_parts", "Part", "PartGraph", "Book",
            "METHODS", "INFO_FILE", "BOOK_DIR"]
