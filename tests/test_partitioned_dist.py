@@ -25,8 +25,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _graph():
-    return csbm(num_nodes=240, avg_degree=6, num_features=8, num_classes=3, seed=2)
+def _graph(weighted: bool = False):
+    data = csbm(num_nodes=240, avg_degree=6, num_features=8, num_classes=3, seed=2)
+    if weighted:  # symmetric weights: a_ij = a_ji
+        src, dst = data.edge_index
+        data.edge_weight = 0.5 + ((src * 7 + dst * 7) % 11).float() / 11
+    return data
 
 
 def _model(kind: str):
@@ -85,9 +89,9 @@ def _one_process(data, seeds, kind, norm):
     return batch, whole
 
 
-@pytest.mark.parametrize("world,method", [(2, "metis"), (4, "random")])
-def test_ranks_hold_their_part_and_match_one_process(tmp_path, world, method):
-    data = _graph()
+@pytest.mark.parametrize("world,method,weighted", [(2, "metis", True), (4, "random", False)])
+def test_ranks_hold_their_part_and_match_one_process(tmp_path, world, method, weighted):
+    data = _graph(weighted)
     path = str(tmp_path / "parts")
     info = write_partition(data, world, path, method=method)
     mp.start_processes(_worker, args=(world, free_port(), path, str(tmp_path)), nprocs=world, join=True,
