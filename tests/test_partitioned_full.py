@@ -170,6 +170,10 @@ def test_refuses_what_it_cannot_train_exactly():
         fullbatch.check_model(GCN(6, 8, 2, num_layers=3, norm="batch"))
     with pytest.raises(GnnkitError, match="GCN, GraphSAGE and MLP"):
         fullbatch.check_model(torch.nn.Linear(3, 2))
+    # one process (or one rank alone, inside distributed.local_only) cannot compute over 2 parts
+    part = type("P", (), {"num_parts": 2, "rank": 0})()
+    with pytest.raises(GnnkitError, match="one per part"):
+        fullbatch.cached_adjacency(part, "gcn", 0.0, "cpu")
 
 
 @pytest.mark.parametrize("norm", ["gcn", "mean", "sum", "diag"])

@@ -79,8 +79,9 @@ def check_world(part) -> None:
     """The run must have exactly one rank per part, rank ``r`` holding part ``r``."""
     world, rank = gdist.world_size(), gdist.rank()
     if int(part.num_parts) != world or int(part.rank) != rank:
-        raise GnnkitError(f"full-batch partition-parallel training needs one rank per part: rank {rank} of "
-                          f"{world} holds part {part.rank} of {part.num_parts}")
+        raise GnnkitError(f"computing over a partitioned graph needs every rank, one per part: rank {rank} of "
+                          f"{world} holds part {part.rank} of {part.num_parts} (work that one rank does alone, "
+                          "such as an escape's search, cannot run over parts)")
 
 
 def _halo_index(part, indptr: Tensor, indices: Tensor, rank: int) -> HaloIndex:
@@ -157,6 +158,7 @@ def part_of(ctx):
 def cached_adjacency(part, norm: str, diag_lambda: float, device) -> HaloAdjacency:
     """:func:`part_adjacency` on ``device``, built once per ``(norm, λ)`` and kept on the part (the
     same calls on every rank, so the collective build happens everywhere at the same time)."""
+    check_world(part)
     lam = float(diag_lambda or 0.0) if norm == "diag" else 0.0
     cache = part.__dict__.setdefault("_halo_adjacency", {})
     key = (norm, lam, str(device))
