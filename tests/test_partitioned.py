@@ -133,3 +133,15 @@ def test_cli_writes_a_partition_folder(tmp_path, capsys):
     assert record["part_nodes"] == [100, 100] and open_part(out, 1).num_nodes == 200
     assert main(["partition", str(out / "part-0"), "--num-parts", "2", "--out", str(tmp_path / "q")]) == 2
     assert "one part of a partition" in capsys.readouterr().err
+
+
+def test_local_stores_are_the_induced_subgraph(tmp_path, graph):
+    write_partition(graph, 3, tmp_path / "p", method="metis")
+    p = open_part(tmp_path / "p", 1)
+    local, feats = p.local_stores()
+    ei = graph.edge_index
+    both = (p.book.owner[ei[0]].long() == 1) & (p.book.owner[ei[1]].long() == 1)
+    want = p.book.local[ei[:, both]].long()
+    got = local.edge_index()
+    assert sorted(map(tuple, got.t().tolist())) == sorted(map(tuple, want.t().tolist()))
+    assert local.num_nodes == p.global_ids.numel() and torch.equal(feats.get("x"), graph.x[p.global_ids])

@@ -152,6 +152,24 @@ class Part:
         return self.__dict__["_halo"]
 
 
+    def local_stores(self):
+        """``(graph, features)`` of the part alone, in LOCAL ids ``0..n_r-1``: the subgraph induced by
+        the owned nodes (edges with both ends here, weights kept; an in-memory store) and the part's
+        feature store. For training that never leaves the part (Cluster-GCN inside each part)."""
+        from gnnkit.stores.memory import InMemoryGraphStore
+
+        indptr, indices = self.graph.csr()
+        cols = indices.long()
+        rows = torch.repeat_interleave(torch.arange(indptr.numel() - 1), indptr.diff(), output_size=cols.numel())
+        keep = self.book.owner[cols].long() == self.rank
+        src, dst = self.book.local[cols[keep]].long(), rows[keep]
+        pair = (dst, src) if self.graph.csr_by_source else (src, dst)  # a by-source CSR row lists targets
+        w = self.graph.csr_weight()
+        graph = InMemoryGraphStore(torch.stack(pair), self.graph.num_nodes, self.graph.is_symmetric,
+                                   None if w is None else w[keep])
+        return graph, self.features
+
+
 def _open_store(path: str, label: str, record: Dict[str, Any], verify: bool) -> StoreFiles:
     sub = os.path.join(path, str(record.get("dir", "")))
     try:
