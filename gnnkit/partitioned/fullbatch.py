@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from gnnkit import distributed as gdist
 from gnnkit.errors import GnnkitError
 
-from .halo import HaloAdjacency, HaloIndex, HaloPlan, normalized_block, row_chunks
+from .halo import HaloAdjacency, HaloIndex, HaloPlan, comm_device, normalized_block, row_chunks
 
 _GROUP: list = []  # [(default process group, the halo group made beside it)]
 
@@ -51,8 +51,9 @@ def _all_sum(values: Sequence[float], group=None, dtype=torch.float64) -> list:
     """The element-wise sum over all ranks of a short list of numbers."""
     t = torch.tensor(list(values), dtype=dtype)
     if gdist.is_initialized() and gdist.world_size() > 1:
+        t = t.to(comm_device(group))
         tdist.all_reduce(t, group=group)
-    return t.tolist()
+    return t.cpu().tolist()
 
 
 def _book(part, ids: Tensor):
@@ -235,16 +236,18 @@ def _gather_rows(t: Tensor) -> Tensor:
     if not gdist.is_initialized() or gdist.world_size() == 1:
         return t
     counts = [int(c) for c in _all_counts(t.shape[0])]
-    pad = t.new_zeros((max(counts), *t.shape[1:]))
+    dev = comm_device()
+    pad = t.new_zeros((max(counts), *t.shape[1:]), device=dev)
     pad[: t.shape[0]] = t
     parts = [torch.empty_like(pad) for _ in counts]
     tdist.all_gather(parts, pad)
-    return torch.cat([p[:c] for p, c in zip(parts, counts)])
+    return torch.cat([p[:c] for p, c in zip(parts, counts)]).to(t.device)
 
 
 def _all_counts(m: int) -> list:
-    box = [torch.zeros(1, dtype=torch.int64) for _ in range(gdist.world_size())]
-    tdist.all_gather(box, torch.tensor([m], dtype=torch.int64))
+    dev = comm_device()
+    box = [torch.zeros(1, dtype=torch.int64, device=dev) for _ in range(gdist.world_size())]
+    tdist.all_gather(box, torch.tensor([m], dtype=torch.int64, device=dev))
     return [int(b) for b in box]
 
 

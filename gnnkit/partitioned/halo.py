@@ -34,12 +34,26 @@ from gnnkit.sparse.build import index_dtype, make_csr
 NORMS = ("gcn", "mean", "sum", "diag")
 
 
+def comm_device(group=None) -> torch.device:
+    """Where tensors must be for ``group``'s collectives (``None``: the default group): the current
+    CUDA device under NCCL, the CPU under gloo."""
+    if tdist.is_available() and tdist.is_initialized() and tdist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def _a2a(out: Tensor, inp: Tensor, out_counts: List[int], in_counts: List[int], group) -> None:
-    """``all_to_all_single`` with per-rank row counts (a no-op copy with one rank)."""
+    """``all_to_all_single`` of rows with per-rank row counts (a copy with one rank, ``group=None``);
+    tensors not on the group's :func:`comm_device` (setup counts on the CPU under NCCL, CUDA rows
+    under gloo) go through a copy there."""
     if group is None:
         out.copy_(inp)
         return
-    tdist.all_to_all_single(out, inp, out_counts, in_counts, group=group)
+    dev = comm_device(group)
+    target = out if out.device == dev else torch.empty_like(out, device=dev)
+    tdist.all_to_all_single(target, inp.to(dev), out_counts, in_counts, group=group)
+    if target is not out:
+        out.copy_(target)
 
 
 ROWS = 1 << 16  # rows per chunk when a part's CSR is read: temporaries stay O(chunk), never O(E_r)
