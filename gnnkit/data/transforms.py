@@ -24,7 +24,7 @@ from typing import Any, Callable, List, Tuple
 
 from gnnkit.errors import GnnkitError
 
-#: the transforms known by name: gnnkit's name -> ``torch_geometric.transforms`` class name
+#: the transforms known by name (any case): class names of ``torch_geometric.transforms``
 KNOWN = ("NormalizeFeatures", "ToUndirected", "AddSelfLoops", "RemoveIsolatedNodes")
 
 
