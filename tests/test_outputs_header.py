@@ -1,6 +1,7 @@
 """The run header's thread count (issue 25): ``--threads``, ``OMP_NUM_THREADS``, else a default that
 does not oversubscribe a busy machine (cores this process may use, less the load, split among the
 processes of the run on this machine)."""
+import json
 import os
 
 import pytest
@@ -60,5 +61,7 @@ def test_header_says_how_many_and_why(machine, tmp_path, capsys):
     assert main([*TRAIN, "--out", str(tmp_path / "a")]) == 0
     head = capsys.readouterr().out.splitlines()[0]
     assert head.endswith("threads 1 (auto: 2 cores, load 1.5; --threads N to set)"), head
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["threads"] == {"count": 1, "why": "auto: 2 cores, load 1.5; --threads N to set"}
     assert main([*TRAIN, "--threads", "1", "--out", str(tmp_path / "b")]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("threads 1 (--threads)")

@@ -190,6 +190,8 @@ def _run(args, names, seeds) -> int:
               "settings": factory.settings(args, names)}
     if getattr(args, "_config", None):  # the config file as read (its path and its values)
         header["config"] = args._config
+    if getattr(args, "_threads", None):  # the count used (bitwise equal runs need the same count)
+        header["threads"] = {"count": args._threads[0], "why": args._threads[1]}
     results = outputs.Results(args.out, seeds, info, header, getattr(args, "_argv", None), write=dist.is_main(),
                               epochs=args.epochs)
     if args.resume:
