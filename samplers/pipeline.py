@@ -26,8 +26,9 @@ Inline instead (the batches are produced in the loop, as without the pipeline) w
 ``num_workers == 0``; when the sampler sets ``wants_feedback`` (MVS: its next batch depends on the
 step's gradient norms, which arrive through ``feedback`` after the step); when it sets
 ``background = False`` (e.g. it makes collective calls, which may not run beside the step's
-all-reduce, or keeps state the step changes); and when the epoch has one batch (full batch:
-nothing to overlap). :func:`plan` says which, and why.
+all-reduce, or keeps state the step changes), and likewise when the context's graph or feature
+store sets ``background = False`` (a partitioned store that fetches rows from other ranks); and
+when the epoch has one batch (full batch: nothing to overlap). :func:`plan` says which, and why.
 
 Threads. Every built-in sampler draws an epoch from one sequential random stream (batch ``k``'s
 neighbor draws start where batch ``k - 1``'s ended), so one thread produces the batches; a
@@ -71,6 +72,10 @@ def plan(sampler, ctx) -> Tuple[int, str]:
         return 0, f"the {name} sampler's next batch depends on the step's feedback"
     if not getattr(sampler, "background", True):
         return 0, f"the {name} sampler runs in the loop's thread (background = False)"
+    for what in ("graph", "features"):
+        store = getattr(ctx, what, None)
+        if not getattr(store, "background", True):
+            return 0, f"the {what} store {type(store).__name__} is read in the loop's thread (background = False)"
     if len(sampler) <= 1:
         return 0, "the epoch has one batch"
     return 1, "one sequential random stream per epoch" if workers > 1 else "background sampling"

@@ -182,6 +182,14 @@ def test_plan_runs_feedback_and_single_batch_samplers_inline():
     assert plan(one, ctx.replace(num_workers=1)) == (0, "the epoch has one batch")
     one.n, one.background = 5, False
     assert plan(one, ctx.replace(num_workers=1))[0] == 0
+    one.background = True
+    assert plan(one, ctx.replace(num_workers=1))[0] == 1
+
+    class Talking:  # a store that exchanges rows with other ranks
+        background = False
+
+    threads, why = plan(one, ctx.replace(num_workers=1, features=Talking()))
+    assert threads == 0 and "Talking" in why
 
 
 def test_mvs_trains_unpipelined_with_workers():
