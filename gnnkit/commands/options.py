@@ -69,7 +69,8 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     g.add_argument("--inference-batch-size", type=count, default=None, help="rows per chunk in full-graph inference")
     g.add_argument("--threads", type=count, default=None,
-                   help="CPU threads of this process (default: torch's, one per core; 1-2 on a busy machine)")
+                   help="CPU threads of this process (default: $OMP_NUM_THREADS if set, else torch's one per "
+                        "core capped by the cores the load average leaves idle and by cores per local process)")
     g.add_argument("--nproc", type=count, default=None, help="start N processes on this machine (torchrun)")
     g.add_argument("--backend", default=None, help="process-group backend under torchrun (gloo, nccl)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
