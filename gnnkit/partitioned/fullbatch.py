@@ -127,11 +127,11 @@ def part_adjacency(part, norm: str, diag_lambda: float = 0.0, dtype: torch.dtype
     if norm in ("gcn", "diag"):
         deg = deg + 1.0  # the self-loop of A + I
     deg_all = torch.cat([deg, plan.gather(deg[:, None])[:, 0]])
-    block = normalized_block(indptr, indices, weight, lambda cols: halo.local(cols, *_book(part, cols), rank),
-                             deg_all, norm, diag_lambda if norm == "diag" else 0.0)
+    own, far = normalized_block(indptr, indices, weight, lambda cols: halo.local(cols, *_book(part, cols), rank),
+                                deg_all, norm, diag_lambda if norm == "diag" else 0.0)
     plan.sent_bytes = plan.received_bytes = plan.rounds = 0  # count training and evaluation only
-    nnz = int(_all_sum([block.nnz], group, torch.int64)[0])
-    return HaloAdjacency(block, plan, int(part.num_nodes), nnz)
+    nnz = int(_all_sum([own.nnz + far.nnz], group, torch.int64)[0])
+    return HaloAdjacency(own, far, plan, int(part.num_nodes), nnz)
 
 
 def train_rows(features, group=None) -> tuple[Tensor, Tensor]:

@@ -21,7 +21,7 @@ reports the GLOBAL shape ``[N, N]`` and nonzero count, so every size-driven choi
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.distributed as tdist
@@ -42,18 +42,26 @@ def comm_device(group=None) -> torch.device:
     return torch.device("cpu")
 
 
-def _a2a(out: Tensor, inp: Tensor, out_counts: List[int], in_counts: List[int], group) -> None:
-    """``all_to_all_single`` of rows with per-rank row counts (a copy with one rank, ``group=None``);
-    tensors not on the group's :func:`comm_device` (setup counts on the CPU under NCCL, CUDA rows
-    under gloo) go through a copy there."""
+def _a2a(out: Tensor, inp: Tensor, out_counts: List[int], in_counts: List[int], group):
+    """Start an ``all_to_all_single`` of rows with per-rank row counts (a copy with one rank,
+    ``group=None``); returns ``done()``, which waits for it and returns ``out``. Tensors not on
+    the group's :func:`comm_device` (setup counts on the CPU under NCCL, CUDA rows under gloo) go
+    through a copy there."""
     if group is None:
         out.copy_(inp)
-        return
+        return lambda: out
     dev = comm_device(group)
     target = out if out.device == dev else torch.empty_like(out, device=dev)
-    tdist.all_to_all_single(target, inp.to(dev), out_counts, in_counts, group=group)
-    if target is not out:
-        out.copy_(target)
+    src = inp.to(dev).contiguous()
+    work = tdist.all_to_all_single(target, src, out_counts, in_counts, group=group, async_op=True)
+
+    def done(_keep: Tensor = src) -> Tensor:  # the send buffer lives until the exchange is over
+        work.wait()
+        if target is not out:
+            out.copy_(target)
+        return out
+
+    return done
 
 
 ROWS = 1 << 16  # rows per chunk when a part's CSR is read: temporaries stay O(chunk), never O(E_r)
@@ -121,10 +129,10 @@ class HaloPlan:
             raise GnnkitError(f"the halo names part {int(halo_owner.max())} but only {world} ranks run")
         recv = torch.bincount(halo_owner.long().cpu(), minlength=world)
         send = torch.empty_like(recv)
-        _a2a(send, recv, [1] * world, [1] * world, group)
+        _a2a(send, recv, [1] * world, [1] * world, group)()
         send_counts, recv_counts = send.tolist(), recv.tolist()
         send_index = torch.empty(sum(send_counts), dtype=torch.int64)
-        _a2a(send_index, halo_pos.long().cpu().contiguous(), send_counts, recv_counts, group)
+        _a2a(send_index, halo_pos.long().cpu().contiguous(), send_counts, recv_counts, group)()
         if send_index.numel() and (int(send_index.min()) < 0 or int(send_index.max()) >= num_owned):
             raise GnnkitError("a rank asked for a row this part does not own: the parts disagree "
                               "(were they written by one `gnnkit partition` run?)")
@@ -134,43 +142,30 @@ class HaloPlan:
         plan = HaloPlan(self.send_index.to(device), self.send_counts, self.recv_counts, self.num_owned, self.group)
         return plan
 
-    def gather(self, x: Tensor) -> Tensor:
-        """The halo rows ``[H, d]`` of a layer whose owned rows are ``x`` ``[num_owned, d]``."""
+    def start_gather(self, x: Tensor):
+        """Start fetching the halo rows ``[H, d]`` of a layer whose owned rows are ``x``
+        ``[num_owned, d]``; returns ``done()`` -> those rows (work may go on meanwhile)."""
         send = x.index_select(0, self.send_index.to(x.device))
         out = x.new_empty((self.num_halo, *x.shape[1:]))
-        _a2a(out, send.contiguous(), self.recv_counts, self.send_counts, self.group)
         self._count(send, out)
-        return out
+        return _a2a(out, send, self.recv_counts, self.send_counts, self.group)
+
+    def gather(self, x: Tensor) -> Tensor:
+        """The halo rows ``[H, d]`` of a layer whose owned rows are ``x`` ``[num_owned, d]``."""
+        return self.start_gather(x)()
+
+    def start_scatter(self, grad: Tensor):
+        """The reverse: start sending the halo gradient ``[H, d]`` back to its owners; returns
+        ``done(into)``, which adds the received rows into ``into`` ``[num_owned, d]`` and returns it."""
+        back = grad.new_empty((self.send_index.numel(), *grad.shape[1:]))
+        self._count(grad, back)
+        wait = _a2a(back, grad, self.send_counts, self.recv_counts, self.group)
+        return lambda into: into.index_add_(0, self.send_index.to(into.device), wait())
 
     def _count(self, sent: Tensor, received: Tensor) -> None:
         self.sent_bytes += sent.numel() * sent.element_size()
         self.received_bytes += received.numel() * received.element_size()
         self.rounds += 1
-
-    def scatter_back(self, grad: Tensor) -> Tensor:
-        """The reverse: the halo gradient ``[H, d]`` back to the owners, summed into ``[num_owned, d]``."""
-        back = grad.new_empty((self.send_index.numel(), *grad.shape[1:]))
-        _a2a(back, grad.contiguous(), self.send_counts, self.recv_counts, self.group)
-        self._count(grad, back)
-        out = grad.new_zeros((self.num_owned, *grad.shape[1:]))
-        return out.index_add_(0, self.send_index.to(grad.device), back)
-
-    def exchange(self, x: Tensor) -> Tensor:
-        """:meth:`gather`, differentiable (its backward is :meth:`scatter_back`)."""
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _Exchange.apply(x, self)
-        return self.gather(x)
-
-
-class _Exchange(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, plan: HaloPlan) -> Tensor:  # type: ignore[override]
-        ctx.plan = plan
-        return plan.gather(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return ctx.plan.scatter_back(grad), None
 
 
 def _values(norm: str, row: Tensor, col: Tensor, w: Optional[Tensor], dinv: Optional[Tensor], lam: float) -> Tensor:
@@ -184,64 +179,96 @@ def _values(norm: str, row: Tensor, col: Tensor, w: Optional[Tensor], dinv: Opti
     return val
 
 
+def _chunk_rows(indptr: Tensor, r0: int, r1: int, e0: int, e1: int) -> Tensor:
+    """The row of every entry ``e0:e1`` of rows ``r0:r1`` (``[e1 - e0]`` int64)."""
+    return torch.repeat_interleave(torch.arange(r0, r1), indptr[r0 + 1:r1 + 1] - indptr[r0:r1], output_size=e1 - e0)
+
+
+def _csr(crow: Tensor, col: Tensor, val: Tensor, shape) -> Adjacency:
+    idx = index_dtype(col.numel(), *shape)
+    return Adjacency(make_csr(crow.to(idx), col.to(idx), val, shape), sorted_columns=False)
+
+
 def normalized_block(indptr: Tensor, indices: Tensor, weight: Optional[Tensor], lookup, deg: Tensor, norm: str,
-                     diag_lambda: float = 0.0) -> Adjacency:
-    """The rows ``R_r`` of ``Â`` as a ``[n, n + H]`` :class:`Adjacency` (``n = len(indptr) - 1``).
+                     diag_lambda: float = 0.0) -> Tuple[Adjacency, Adjacency]:
+    """The rows ``R_r`` of ``Â`` as ``(own [n, n], far [n, H])`` :class:`Adjacency` (``n = len(indptr) - 1``):
+    the columns of the owned nodes and of the halo, so that ``Â_r [h_own; h_halo] = own h_own + far h_halo``.
 
     ``indptr`` ``[n + 1]`` / ``indices`` ``[nnz]``: the owned rows' in-neighbours (GLOBAL ids, read
     :data:`ROWS` rows at a time, so a memory-mapped part is never widened whole); ``lookup(ids)``
-    -> their local columns (:meth:`HaloIndex.local`); ``weight`` ``[nnz]`` the ``a_ij`` (``None``: 1);
-    ``deg`` ``[n + H]`` the GLOBAL weighted in-degrees of the owned and halo nodes in local column
-    order, ``+ 1`` for the self-loop of ``A + I`` under ``"gcn"``/``"diag"``. The values are those of
-    :meth:`Adjacency.from_edge_index`: gcn ``a_ij / sqrt(d_i d_j)`` and the loop ``1 / d_i``; mean
-    ``a_ij / d_i``; sum ``a_ij``; diag ``(1 + λ[i = j]) a_ij / d_i`` and the loop ``(1 + λ) / d_i``;
-    the loop first in its row, the other entries in the part's order.
+    -> their local columns (:meth:`HaloIndex.local`: ``< n`` owned, ``n + k`` halo node ``k``);
+    ``weight`` ``[nnz]`` the ``a_ij`` (``None``: 1); ``deg`` ``[n + H]`` the GLOBAL weighted in-degrees
+    of the owned and halo nodes in local column order, ``+ 1`` for the self-loop of ``A + I`` under
+    ``"gcn"``/``"diag"``. The values are those of :meth:`Adjacency.from_edge_index`: gcn
+    ``a_ij / sqrt(d_i d_j)`` and the loop ``1 / d_i``; mean ``a_ij / d_i``; sum ``a_ij``; diag
+    ``(1 + λ[i = j]) a_ij / d_i`` and the loop ``(1 + λ) / d_i``; the loop first in its row of
+    ``own``, the other entries in the part's order.
     """
     if norm not in NORMS:
         raise GnnkitError(f"unknown normalization {norm!r}; known: {', '.join(NORMS)}")
-    n, m, indptr = indptr.numel() - 1, deg.numel(), indptr.long()
+    n, h, indptr = indptr.numel() - 1, deg.numel() - (indptr.numel() - 1), indptr.long()
     loops = norm in ("gcn", "diag")
-    nnz = int(indptr[-1]) + (n if loops else 0)
-    idx = index_dtype(nnz, n + 1, m)
-    dinv = None
+    dinv = deg
     if norm == "gcn":
         dinv = deg.pow(-0.5).masked_fill_(deg == 0, 0.0)
     elif norm in ("mean", "diag"):
         dinv = deg.reciprocal().masked_fill_(deg == 0, 0.0)
-    col_out, val_out = torch.empty(nnz, dtype=idx), torch.empty(nnz, dtype=deg.dtype)
+    own_counts = torch.zeros(n, dtype=torch.long)
+    for r0, r1, e0, e1 in row_chunks(indptr):  # first pass: owned columns per row
+        mine = lookup(indices[e0:e1].long()) < n
+        rows = _chunk_rows(indptr, r0, r1, e0, e1)[mine]
+        own_counts.index_add_(0, rows, torch.ones(rows.numel(), dtype=torch.long))
+    own_ptr = torch.cat([own_counts.new_zeros(1), torch.cumsum(own_counts + int(loops), 0)])
+    far_ptr = torch.cat([own_counts.new_zeros(1), torch.cumsum(indptr.diff() - own_counts, 0)])
+    own_col, far_col = torch.empty(int(own_ptr[-1]), dtype=torch.long), torch.empty(int(far_ptr[-1]), dtype=torch.long)
+    own_val, far_val = torch.empty(own_col.numel(), dtype=deg.dtype), torch.empty(far_col.numel(), dtype=deg.dtype)
     for r0, r1, e0, e1 in row_chunks(indptr):
-        row = torch.repeat_interleave(torch.arange(r0, r1), indptr[r0 + 1:r1 + 1] - indptr[r0:r1],
-                                      output_size=e1 - e0)
-        col = lookup(indices[e0:e1].long())
-        w = None if weight is None else weight[e0:e1].to(deg.dtype)
-        dest = torch.arange(e0, e1) + (row + 1 if loops else 0)  # a loop ahead of each row
-        col_out[dest] = col.to(idx)
-        val_out[dest] = _values(norm, row, col, w, dinv if dinv is not None else deg, diag_lambda)
-    crow = indptr
+        row, col = _chunk_rows(indptr, r0, r1, e0, e1), lookup(indices[e0:e1].long())
+        val = _values(norm, row, col, None if weight is None else weight[e0:e1].to(deg.dtype), dinv, diag_lambda)
+        mine = col < n
+        # an entry's place: after the chunk's earlier entries of its kind (and the loops of its rows)
+        at = own_ptr[r0] + torch.cumsum(mine, 0) - 1 + ((row - r0 + 1) if loops else 0)
+        own_col[at[mine]], own_val[at[mine]] = col[mine], val[mine]
+        at = far_ptr[r0] + torch.cumsum(~mine, 0) - 1
+        far_col[at[~mine]], far_val[at[~mine]] = col[~mine] - n, val[~mine]
     if loops:
-        crow = indptr + torch.arange(n + 1)
-        at = crow[:-1]
-        col_out[at] = torch.arange(n, dtype=idx)
-        val_out[at] = dinv[:n] * dinv[:n] if norm == "gcn" else dinv[:n] * (1.0 + diag_lambda)
-    return Adjacency(make_csr(crow.to(idx), col_out, val_out, (n, m)), sorted_columns=False)
+        own_col[own_ptr[:-1]] = torch.arange(n)
+        own_val[own_ptr[:-1]] = dinv[:n] * dinv[:n] if norm == "gcn" else dinv[:n] * (1.0 + diag_lambda)
+    return _csr(own_ptr, own_col, own_val, (n, n)), _csr(far_ptr, far_col, far_val, (n, h))
+
+
+class _HaloProduct(torch.autograd.Function):
+    """``y = own x + far halo(x)``; backward ``dx = own^T dy + scatter(far^T dy)``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, adj: "HaloAdjacency") -> Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return adj.product(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return ctx.adj.product_t(grad.contiguous()), None
 
 
 class HaloAdjacency:
     """A rank's rows of the whole graph's operator: ``adj @ h_own`` ``[|R_r|, d] -> [|R_r|, d']``.
 
-    ``block``: the local ``[|R_r|, |R_r| + H]`` :class:`Adjacency` (:func:`normalized_block`),
-    ``plan``: its :class:`HaloPlan`. ``num_rows``/``num_cols``/``nnz`` are the GLOBAL figures
-    ``N, N, nnz(Â)`` (the same on every rank; see the module docstring); ``num_owned`` is ``|R_r|``.
-    Each product is a collective: every rank must call it, with the same width ``d``.
+    ``own`` ``[|R_r|, |R_r|]`` and ``far`` ``[|R_r|, H]``: the block ``Â_r`` split by column
+    (:func:`normalized_block`); ``plan``: its :class:`HaloPlan`. ``adj @ x`` starts the halo
+    exchange, multiplies the owned columns meanwhile, then adds ``far @ halo`` (the backward
+    likewise overlaps the gradients' return trip with ``own^T dy``). ``num_rows``/``num_cols``/``nnz``
+    are the GLOBAL figures ``N, N, nnz(Â)`` (the same on every rank; see the module docstring);
+    ``num_owned`` is ``|R_r|``. Each product is a collective: every rank must call it, same width.
     """
 
     partitioned = True
 
-    def __init__(self, block: Adjacency, plan: HaloPlan, num_nodes: int, global_nnz: int):
-        if block.num_cols != plan.num_owned + plan.num_halo or block.num_rows != plan.num_owned:
-            raise GnnkitError(f"block {block.num_rows}x{block.num_cols} does not match the plan's "
-                              f"{plan.num_owned} owned + {plan.num_halo} halo rows")
-        self.block, self.plan = block, plan
+    def __init__(self, own: Adjacency, far: Adjacency, plan: HaloPlan, num_nodes: int, global_nnz: int):
+        n = plan.num_owned
+        if (own.num_rows, own.num_cols, far.num_rows, far.num_cols) != (n, n, n, plan.num_halo):
+            raise GnnkitError(f"blocks {own.num_rows}x{own.num_cols} and {far.num_rows}x{far.num_cols} do not match "
+                              f"the plan's {n} owned and {plan.num_halo} halo rows")
+        self.own, self.far, self.plan = own, far, plan
         self.num_nodes, self.global_nnz = int(num_nodes), int(global_nnz)
 
     @property
@@ -262,19 +289,37 @@ class HaloAdjacency:
 
     @property
     def device(self) -> torch.device:
-        return self.block.device
+        return self.own.device
+
+    def product(self, x: Tensor) -> Tensor:
+        """``own x + far halo(x)`` without autograd, the exchange overlapping ``own x``."""
+        done = self.plan.start_gather(x)
+        y = self.own @ x
+        return y + self.far @ done()
+
+    def product_t(self, grad: Tensor) -> Tensor:
+        """The gradient ``[|R_r|, d]`` of ``x`` from ``grad`` ``[|R_r|, d]``, exchange overlapping ``own^T grad``."""
+        done = self.plan.start_scatter(self.far.t() @ grad)
+        return done(self.own.t() @ grad)
 
     def __matmul__(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] != self.num_owned:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise GnnkitError(f"this rank's adjacency multiplies its {self.num_owned} owned rows "
                               f"[{self.num_owned}, d], got {shape}")
-        return self.block @ torch.cat([x, self.plan.exchange(x)])
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _HaloProduct.apply(x, self)
+        return self.product(x)
 
     def to(self, device) -> "HaloAdjacency":
-        if self.block.device == torch.device(device):
+        if self.own.device == torch.device(device):
             return self
-        return HaloAdjacency(self.block.to(device), self.plan.to(device), self.num_nodes, self.global_nnz)
+        return HaloAdjacency(self.own.to(device), self.far.to(device), self.plan.to(device), self.num_nodes,
+                             self.global_nnz)
+
+    def to_dense(self) -> Tensor:
+        """The local block ``[|R_r|, |R_r| + H]`` as a dense matrix (small graphs, tests)."""
+        return torch.cat([self.own.to_dense(), self.far.to_dense()], 1)
 
     def row_slice(self, start: int, end: int):
         raise GnnkitError("a partitioned adjacency has no row slices (one exchange per layer covers all "
@@ -284,5 +329,5 @@ class HaloAdjacency:
         raise GnnkitError("a partitioned adjacency has no transpose")
 
     def __repr__(self) -> str:
-        return (f"HaloAdjacency(owned={self.num_owned}, halo={self.plan.num_halo}, local_nnz={self.block.nnz}, "
-                f"global={self.num_nodes}x{self.num_nodes})")
+        return (f"HaloAdjacency(owned={self.num_owned}, halo={self.plan.num_halo}, "
+                f"local_nnz={self.own.nnz + self.far.nnz}, global={self.num_nodes}x{self.num_nodes})")
