@@ -57,7 +57,6 @@ def worker(args) -> None:
     torch.set_num_threads(1)
     rss_import = vm("VmRSS")
     from gnnkit import Trainer
-    from gnnkit.callbacks import Callback
     from gnnkit.models import GraphSAGE
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -190,7 +189,14 @@ def launch(args, data: Path, kind: str, world: int, mode: str, result: Path) -> 
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world),
                "--master-addr", "127.0.0.1", "--master-port", str(free_port()), *me]
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True)
+    for attempt in (1, 2):  # once more on a failure (a port taken between free_port and torchrun's bind)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+        print(f"run: {kind} x{world} {mode} failed (attempt {attempt}):\n{done.stderr[-3000:]}", flush=True)
+        if world > 1:
+            cmd[cmd.index("--master-port") + 1] = str(free_port())
+    done.check_returncode()
     print(f"run: {kind} x{world} {mode} in {time.perf_counter() - t:.0f}s", flush=True)
     return [json.loads((result / f"rank{r}.json").read_text()) for r in range(world)]
 
@@ -236,15 +242,23 @@ def main(argv=None) -> None:
     for mode in args.modes.split(","):
         one = launch(args, store, "store", 1, mode, work / f"result-{mode}-1")[0]
         record["runs"][f"{mode}-1"] = [one]
+        save(record, args.out)
         for p in parts:
             ranks = launch(args, folders[p][0], "parts", p, mode, work / f"result-{mode}-{p}")
             record["runs"][f"{mode}-{p}"] = ranks
             record["summary"][f"{mode}-{p}"] = summary(one, ranks, p)
             print(json.dumps(record["summary"][f"{mode}-{p}"]), flush=True)
-    record["load_average_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1))
+            save(record, args.out)  # after every run: a stopped benchmark keeps what it measured
+    save(record, args.out)
     print(f"-> {args.out}")
+
+
+def save(record: dict, out: str) -> None:
+    from gnnkit.fileio import atomic_write_json
+
+    record["load_average_end"] = os.getloadavg()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, record)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,8 @@ class PartGraph(GraphStore):
         raise GnnkitError("a part's rows are local ids and its columns global ids: it has no edge_index of its own")
 
     def adjacency(self, norm: str, diag_lambda: float = 0.0):
-        raise GnnkitError("a part holds only its own rows: no whole-graph adjacency (see gnnkit.partitioned.fullbatch.part_adjacency)")
+        raise GnnkitError("a part holds only its own rows: no whole-graph adjacency "
+                          "(see gnnkit.partitioned.fullbatch.part_adjacency)")
 
 
 @dataclass
