@@ -15,7 +15,8 @@ Stages, in one run:
   GLOBAL batch (``--batch-size`` seeds per step in all: ``batch-size / P`` per rank, so every
   configuration takes the same optimizer steps per epoch); evaluation once at the end (exact
   layer-wise inference: the whole adjacency in one process, the per-part halo exchange over parts).
-  ``--modes neighbor,full`` adds full-batch training (``sampler="full"``, exact over the parts).
+  ``--modes neighbor,full`` adds full-batch training (``sampler="full"``, exact over the parts;
+  ``--full-epochs`` of them). The store and the partitions are kept in ``--work`` and reused.
 
 Per run and rank: peak resident memory (``VmHWM``, and ``VmRSS`` right after the imports), training
 seconds and steps per second (evaluation excluded), bytes sent and received per step (the
@@ -180,7 +181,8 @@ def partition(args, store: Path, work: Path, p: int) -> tuple:
 
 def launch(args, data: Path, kind: str, world: int, mode: str, result: Path) -> list:
     me = [os.path.abspath(__file__), "--worker", "--data", str(data), "--data-kind", kind, "--mode", mode,
-          "--result", str(result), "--epochs", str(args.epochs), "--fanouts", args.fanouts,
+          "--result", str(result), "--epochs", str(args.full_epochs or args.epochs if mode == "full" else args.epochs),
+          "--fanouts", args.fanouts,
           "--batch-size", str(args.batch_size)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if world == 1:
@@ -219,6 +221,7 @@ def main(argv=None) -> None:
     ap.add_argument("--method", choices=("metis", "random"), default="metis")
     ap.add_argument("--modes", default="neighbor")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--full-epochs", type=int, default=None, help="epochs of the full-batch runs (default --epochs)")
     ap.add_argument("--fanouts", default="10,5")
     ap.add_argument("--batch-size", type=int, default=1024, help="seeds per step over all ranks")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "partitioned.json"))
