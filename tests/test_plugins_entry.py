@@ -30,6 +30,22 @@ class ClashingSampler(FullBatchSampler):
     name = "full"  # gnnkit already has it: refused, the built-in kept
 
 
+class BadArgs(FullBatchSampler):
+    name = "bad-args"
+
+    @classmethod
+    def add_args(cls, parser):
+        raise RuntimeError("boom in add_args")
+
+
+class BadBuild(FullBatchSampler):
+    name = "bad-build"
+
+    @classmethod
+    def from_args(cls, args):
+        raise RuntimeError("boom in from_args")
+
+
 class EntryGCN(torch.nn.Module):
     def __init__(self, in_dim, hidden, out_dim):
         super().__init__()
@@ -59,6 +75,8 @@ common = ["--dataset", "csbm", "--num-nodes", "300", "--num-classes", "3", "--nu
 print("=== rc train", main(["train", *common, "--sampler", "entry-full", "--model", "entry-gcn",
                              "--out", sys.argv[1]]), flush=True)
 print("=== rc broken", main(["train", *common, "--sampler", "broken-one", "--out", sys.argv[1] + "-b"]), flush=True)
+for bad in ("bad-args", "bad-build"):
+    print("=== rc", bad, main(["train", *common, "--sampler", bad, "--out", sys.argv[1] + bad]), flush=True)
 print("=== rc example", main(["train", *common, "--sampler", "random-edge", "--edges-per-batch", "300",
                                "--out", sys.argv[1] + "-edge"]), main(["train", *common, "--model", "gat",
                                "--hidden", "4", "--out", sys.argv[1] + "-gat"]), flush=True)
@@ -78,7 +96,8 @@ def test_installed_plugins_are_listed_train_and_a_broken_one_is_one_line(tmp_pat
     (site / "e_plugin_pkg.py").write_text(textwrap.dedent(PLUGIN))
     _dist(site, "e-plugin-pkg", "0.1", {"entry-full": "e_plugin_pkg:EntrySampler",
                                         "entry-gcn": "e_plugin_pkg:make_gcn",
-                                        "clash": "e_plugin_pkg:ClashingSampler"})
+                                        "clash": "e_plugin_pkg:ClashingSampler",
+                                        "bad-args": "e_plugin_pkg:BadArgs", "bad-build": "e_plugin_pkg:BadBuild"})
     _dist(site, "broken-pkg", "0.2", {"broken-one": "not_a_module_anywhere:Sampler"})
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]  # the example, as pip would
     _dist(site, project["name"], project["version"], project["entry-points"]["gnnkit.plugins"])
@@ -92,9 +111,10 @@ def test_installed_plugins_are_listed_train_and_a_broken_one_is_one_line(tmp_pat
     help_text = " ".join(stdout.split("=== builtin")[0].split())  # argparse wraps lines
     assert "entry-full" in help_text.split("--sampler SAMPLER")[-1].split("--strategy")[0]
     assert "entry-gcn" in help_text.split("--model MODEL")[-1].split("--hidden")[0]
-    assert "installed plug-ins (entry points): model entry-gcn (e-plugin-pkg 0.1); model gat " \
-           "(gnnkit-example-plugins 0.1.0); sampler entry-full (e-plugin-pkg 0.1); sampler random-edge " \
-           "(gnnkit-example-plugins 0.1.0)" in help_text
+    listed = ("installed plug-ins (entry points): model entry-gcn (e-plugin-pkg 0.1); model gat "
+              "(gnnkit-example-plugins 0.1.0); sampler bad-build (e-plugin-pkg 0.1); sampler entry-full "
+              "(e-plugin-pkg 0.1); sampler random-edge (gnnkit-example-plugins 0.1.0)")
+    assert "".join(listed.split()) in "".join(help_text.split())  # argparse wraps lines anywhere
     assert "--edges-per-batch" in help_text  # a plug-in's own option
     # a plug-in that takes a built-in name is refused; gnnkit's own stays
     assert "=== builtin full kept: True" in stdout
@@ -110,7 +130,12 @@ def test_installed_plugins_are_listed_train_and_a_broken_one_is_one_line(tmp_pat
     assert "=== rc broken 2" in stdout
     errors = [line for line in stderr.splitlines() if line.startswith("gnnkit: error:")]
     assert errors == ["gnnkit: error: plug-in 'broken-one' of broken-pkg 0.2 (not_a_module_anywhere:Sampler) "
-                      "failed to load: ModuleNotFoundError: No module named 'not_a_module_anywhere'"]
+                      "failed to load: ModuleNotFoundError: No module named 'not_a_module_anywhere'",
+                      "gnnkit: error: plug-in 'bad-args' of e-plugin-pkg 0.1: its add_args failed (RuntimeError: "
+                      "boom in add_args)",
+                      "gnnkit: error: sampler 'bad-build' of e-plugin-pkg 0.1: from_args failed (RuntimeError: "
+                      "boom in from_args)"]
+    assert "=== rc bad-args 2" in stdout and "=== rc bad-build 2" in stdout
     assert "Traceback" not in stderr
     # the example package of examples/plugin_package: its sampler and its model train
     assert "=== rc example 0 0" in stdout
