@@ -64,6 +64,9 @@ def _worker(rank: int, world: int, port: int, path: str, out_dir: str) -> None:
             out[f"{kind}_batch"] = model(features.get("x", n_id), blocks)[: seeds.numel()].tolist()
         ctx = type("Ctx", (), {"adj_norm": norm, "inference_batch_size": 50})()
         out[f"{kind}_whole"] = graph.predict(ctx, model).tolist()
+    ids = torch.randint(0, graph.num_nodes, (0 if rank == world - 1 else 40,), generator=torch.Generator().manual_seed(rank))
+    ids = torch.cat([ids, ids[:7]])  # repeats, own and remote ids mixed; the last rank asks nothing
+    out["ids"], out["rows"] = ids.tolist(), features.get("x", ids).tolist()
     part.files.tensor("x")  # everything a rank reads: its part and the book
     out["mapped"] = _mapped_parts()
     out["arrays"] = {k: list(v.shape) for k, v in part.files._mapped.items()}
@@ -106,6 +109,7 @@ def test_ranks_hold_their_part_and_match_one_process(tmp_path, world, method, we
             batch, whole = _one_process(data, res["seeds"], kind, norm)
             assert torch.allclose(torch.tensor(res[f"{kind}_batch"]), batch, atol=1e-5)
             assert torch.allclose(torch.tensor(res[f"{kind}_whole"]), whole, atol=1e-5)
+        assert torch.equal(torch.tensor(res["rows"]).view(-1, 8), data.x[torch.tensor(res["ids"], dtype=torch.long)])
     rounds = len(results[0]["log"])
     assert rounds == 3 and all(len(res["log"]) == rounds for res in results)  # two hops, one feature read
     for t in range(rounds):
