@@ -14,7 +14,6 @@ from gnnkit.data.csbm import csbm
 from gnnkit.errors import GnnkitError
 from gnnkit.metrics import metric
 from gnnkit.models import GCN
-from gnnkit.tasks.node import NodeClassification
 
 
 @metric(higher_is_better=False)
