@@ -215,3 +215,30 @@ def test_link_and_temporal_figures_have_directions():
     assert result["selected_on"] == "val_new_auc"
     with pytest.raises(GnnkitError, match="'loss' has no declared direction for the temporal-link task"):
         task.metric_direction("loss")  # it reports no loss
+
+
+def test_stateful_module_metric_is_reset_per_call():
+    """A torchmetrics-style object (an nn.Module with state, ``reset`` and ``higher_is_better``): each
+    split's figure is computed afresh, not accumulated over earlier calls."""
+
+    class RunningAccuracy(torch.nn.Module):
+        higher_is_better = True
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("hits", torch.zeros(()))
+            self.register_buffer("seen", torch.zeros(()))
+
+        def reset(self):
+            self.hits.zero_()
+            self.seen.zero_()
+
+        def forward(self, logits, y):
+            self.hits += (logits.argmax(1) == y).sum()
+            self.seen += y.numel()
+            return self.hits / self.seen
+
+    m = as_metric(RunningAccuracy())
+    assert m.name == "running_accuracy"
+    assert m(torch.eye(2)[[0, 0]], torch.tensor([0, 0])) == 1.0
+    assert m(torch.eye(2)[[0, 0]], torch.tensor([1, 1])) == 0.0  # not (2 + 0) / 4
