@@ -63,7 +63,17 @@ def init(device: torch.device, backend: Optional[str] = None, timeout_s: float =
     if env_world_size() <= 1 or is_initialized():
         return False
     backend = backend or ("nccl" if device.type == "cuda" else "gloo")
-    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    timeout = timedelta(seconds=timeout_s)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        dist.init_process_group(backend=backend, timeout=timeout)
+        return True
+    # Under torchrun the agent's store outlives a restart: keys of the killed round (a rank's
+    # address) would be read by a fast rank of the next round before its peers rewrite them, and
+    # it would connect to a process that no longer exists. Each round gets its own key space.
+    store, rank_, world = next(dist.rendezvous("env://", timeout=timeout))
+    store = dist.PrefixStore(f"gnnkit/round-{restart}", store)
+    dist.init_process_group(backend=backend, store=store, rank=rank_, world_size=world, timeout=timeout)
     return True
 
 

@@ -93,6 +93,25 @@ def test_killed_worker_restarts_and_resumes_bitwise(tmp_path):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["runs"][0]["epochs"] == 150
 
 
+def test_one_of_two_workers_killed_restarts_and_completes(tmp_path):
+    """The restarted round must not read the killed round's addresses from the agent's store
+    (it did: rank 1 connected to rank 0's old port and failed)."""
+    cmd = _torchrun("--nproc-per-node", "2", "--max-restarts", "1", "--monitor-interval", "0.1", "--standalone",
+                    "-m", "gnnkit", "train", *GRAPH, "--epochs", "40", "--out", str(tmp_path / "run"),
+                    "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_epoch(tmp_path / "ckpt" / "seed-0", 5, proc)
+    killed_at = _newest_epoch(tmp_path / "ckpt" / "seed-0")
+    workers = sorted(_children(proc.pid))
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert killed_at < 39, "the run finished before the kill: nothing was tested"
+    assert "resumed from" in out, out[-2000:]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["runs"][0]["epochs"] == 40
+
+
 def test_killed_rank_without_restarts_fails_fast_and_names_it(tmp_path):
     cmd = _torchrun("--nproc-per-node", "2", "--max-restarts", "0", "--monitor-interval", "0.1", "--standalone",
                     "-m", "gnnkit", "train", *GRAPH, "--epochs", "100000", "--out", str(tmp_path / "run"),
