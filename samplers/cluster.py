@@ -57,7 +57,8 @@ import torch
 from torch import Tensor
 
 from gnnkit.errors import GnnkitError
-from gnnkit.partition import DEFAULT_UFACTOR, Partition, check_num_parts, check_request, partition_graph
+from gnnkit.partition import (DEFAULT_UFACTOR, Partition, check_metis_memory, check_num_parts, check_request,
+                              partition_graph)
 from gnnkit.sparse import Adjacency
 from gnnkit.sparse.segments import concat_ranges
 
@@ -107,6 +108,8 @@ class ClusterSampler(Sampler):
         super().setup(ctx, model)
         self.check_operator(ctx)
         graph = ctx.graph
+        if self.partition_scope != "train":  # METIS's memory, before the whole edge_index is built
+            check_metis_memory(graph.num_nodes, graph.num_edges)
         if self.partition_scope == "train":
             nodes = seed_nodes(ctx.features, who="cluster")
             edge_index = graph.induced_subgraph(nodes)

@@ -27,8 +27,8 @@ from typing import Dict, List, Optional
 
 from ..fileio import atomic_write, atomic_write_bytes
 
-CSV_COLUMNS = ["dataset", "method", "seed", "status", "metric", "val", "test", "epochs", "seconds", "seconds_per_epoch",
-               "peak_rss_mb", "wall_seconds", "escape_calls", "error"]
+CSV_COLUMNS = ["dataset", "method", "seed", "status", "val", "test", "epochs", "seconds", "seconds_per_epoch",
+               "peak_rss_mb", "wall_seconds", "escape_calls", "error", "metric"]  # metric last: positions kept
 
 
 PLOTS = ("val_vs_time.png", "memory.png")
