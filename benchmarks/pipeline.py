@@ -2,7 +2,9 @@
 
 Builds csbm (default 2.4M nodes, average degree 26, 100 features, 47 classes), a GraphSAGE (hidden
 256, two layers, dropout 0.5) and the neighbor sampler (fanouts 15,10, batch 1024), then times the
-first ``--steps`` batches of epoch 0 four ways, from the same initial weights and seeds:
+first ``--steps`` batches of an epoch four ways, from the same initial weights and seeds, in
+``--rounds`` rounds (epoch ``r`` in round ``r``; the four measurements interleaved so that the load
+swings of a shared machine hit them all):
 
 * ``sampling``: the sampler alone (blocks + feature gather), the batches kept;
 * ``steps``: the training steps alone on those kept batches (forward, backward, the run's Adam);
@@ -10,13 +12,15 @@ first ``--steps`` batches of epoch 0 four ways, from the same initial weights an
 * ``pipelined``: the same through :func:`gnnkit.samplers.pipeline.epoch_batches`
   (``num_workers=1``: one background thread samples ``--prefetch`` batches ahead).
 
-Prints each in ms per batch, ``ratio=X`` = pipelined / max(sampling, steps) (goal <= 1.15),
+Prints each round in ms per batch, the medians, ``ratio=X`` = the median over rounds of
+pipelined / max(sampling, steps) (goal <= 1.15),
 whether the pipelined and the serial run end with bitwise the same weights, the torch thread count
-(``--threads``, default 1: the loop's thread and the sampling thread each run kernels on one core)
-and the load average before and after (the machine is shared). Heavy (about 4 GiB at full scale):
+(``--threads``, default 1: the loop's thread and the sampling thread each run kernels on one core),
+the cores the process got (its CPU seconds, all threads, per wall second: up to 2 when the pipeline
+overlaps on two free cores, at most 1 serially) and the load average (the machine is shared). Heavy (about 4 GiB at full scale):
 
     flock /tmp/gnnkit-heavy.lock python benchmarks/pipeline.py
-    python benchmarks/pipeline.py --num-nodes 100000 --steps 5     # a quick trial
+    python benchmarks/pipeline.py --num-nodes 100000 --rounds 2     # a quick trial
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import argparse
 import copy
 import itertools
 import os
+import statistics
 import time
 
 import torch
@@ -35,6 +40,9 @@ from gnnkit.samplers.neighbor import NeighborSampler
 from gnnkit.samplers.pipeline import epoch_batches
 from gnnkit.stores import from_data
 from gnnkit.tasks.node import NodeClassification
+
+
+CPU_SHARE: list = []  # per timed run: the process's CPU seconds (all threads) per wall second
 
 
 def step(model, opt, task, batch) -> None:
@@ -49,10 +57,12 @@ def timed_run(model0, ctx, sampler, task, batches, n: int):
     model = copy.deepcopy(model0)
     opt = ctx.make_optimizer(model.parameters())
     torch.manual_seed(1)  # the same dropout draws in every run
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for batch in itertools.islice(batches, n):
         step(model, opt, task, batch)
-    return 1e3 * (time.perf_counter() - t) / n, model
+    wall = time.perf_counter() - t
+    CPU_SHARE.append((time.process_time() - cpu) / wall)
+    return 1e3 * wall / n, model
 
 
 def main() -> None:
@@ -62,7 +72,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--fanouts", default="15,10")
     p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--steps", type=int, default=4, help="batches per round")
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--prefetch", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -87,22 +98,31 @@ def main() -> None:
     warm = next(iter(sampler))  # allocators, kernels, the lazily built CSR
     step(copy.deepcopy(model0), ctx.make_optimizer(copy.deepcopy(model0).parameters()), task, warm)
     del warm
-    t = time.perf_counter()
-    kept = list(itertools.islice(iter(sampler), n))
-    sampling = 1e3 * (time.perf_counter() - t) / n
-    print(f"{n} batches, {sum(b.n_id.numel() for b in kept) / n:.0f} input nodes per batch", flush=True)
-    steps, _ = timed_run(model0, ctx, sampler, task, iter(kept), n)
-    del kept
-    serial, m_serial = timed_run(model0, ctx, sampler, task, iter(sampler), n)
-    with epoch_batches(sampler, ctx) as batches:  # leaves early after n batches: the thread is joined
-        piped, m_piped = timed_run(model0, ctx, sampler, task, batches, n)
-    same = all(torch.equal(a, b) for a, b in zip(m_serial.state_dict().values(), m_piped.state_dict().values()))
-    floor = max(sampling, steps)
-    print(f"sampling {sampling:.1f} ms/batch  steps {steps:.1f} ms/batch  serial {serial:.1f} ms/batch  "
-          f"pipelined {piped:.1f} ms/batch")
-    print(f"serial / max = {serial / floor:.3f}; pipelined saves {100 * (1 - piped / serial):.1f}% of the serial time")
+    rows, same = [], True
+    for r in range(args.rounds):  # the four measurements interleaved, round after round: load swings hit all
+        sampler.set_epoch(r)
+        t = time.perf_counter()
+        kept = list(itertools.islice(iter(sampler), n))
+        sampling = 1e3 * (time.perf_counter() - t) / n
+        steps, _ = timed_run(model0, ctx, sampler, task, iter(kept), n)
+        if r == 0:
+            print(f"{n} batches per round, {sum(b.n_id.numel() for b in kept) / n:.0f} input nodes per batch", flush=True)
+        del kept
+        serial, m_serial = timed_run(model0, ctx, sampler, task, iter(sampler), n)
+        with epoch_batches(sampler, ctx) as batches:  # leaves early after n batches: the thread is joined
+            piped, m_piped = timed_run(model0, ctx, sampler, task, batches, n)
+        same = same and all(torch.equal(a, b) for a, b in zip(m_serial.state_dict().values(),
+                                                              m_piped.state_dict().values()))
+        rows.append((sampling, steps, serial, piped))
+        print(f"round {r}: sampling {sampling:.1f}  steps {steps:.1f}  serial {serial:.1f}  pipelined {piped:.1f} "
+              f"ms/batch  ratio {piped / max(sampling, steps):.3f}  load {os.getloadavg()[0]:.2f}  cores used: "
+              f"serial {CPU_SHARE[-2]:.2f}, pipelined {CPU_SHARE[-1]:.2f}", flush=True)
+    med = [statistics.median(r[i] for r in rows) for i in range(4)]
+    ratio = statistics.median(r[3] / max(r[0], r[1]) for r in rows)
+    print(f"median: sampling {med[0]:.1f}  steps {med[1]:.1f}  serial {med[2]:.1f}  pipelined {med[3]:.1f} ms/batch; "
+          f"serial / max(sampling, steps) {statistics.median(r[2] / max(r[0], r[1]) for r in rows):.3f}")
     print(f"same_weights={same}; load average {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
-    print(f"ratio={piped / floor:.3f}")
+    print(f"ratio={ratio:.3f}")
 
 
 if __name__ == "__main__":
