@@ -17,7 +17,8 @@ pipelined / max(sampling, steps) (goal <= 1.15),
 whether the pipelined and the serial run end with bitwise the same weights, the torch thread count
 (``--threads``, default 1: the loop's thread and the sampling thread each run kernels on one core),
 the cores the process got (its CPU seconds, all threads, per wall second: up to 2 when the pipeline
-overlaps on two free cores, at most 1 serially) and the load average (the machine is shared). Heavy (about 4 GiB at full scale):
+overlaps on two free cores, at most 1 serially) and the load average (the machine is shared).
+Heavy (about 4 GiB at full scale):
 
     flock /tmp/gnnkit-heavy.lock python benchmarks/pipeline.py
     python benchmarks/pipeline.py --num-nodes 100000 --rounds 2     # a quick trial
@@ -106,7 +107,8 @@ def main() -> None:
         sampling = 1e3 * (time.perf_counter() - t) / n
         steps, _ = timed_run(model0, ctx, sampler, task, iter(kept), n)
         if r == 0:
-            print(f"{n} batches per round, {sum(b.n_id.numel() for b in kept) / n:.0f} input nodes per batch", flush=True)
+            rows_in = sum(b.n_id.numel() for b in kept) / n
+            print(f"{n} batches per round, {rows_in:.0f} input nodes per batch", flush=True)
         del kept
         serial, m_serial = timed_run(model0, ctx, sampler, task, iter(sampler), n)
         with epoch_batches(sampler, ctx) as batches:  # leaves early after n batches: the thread is joined

@@ -269,7 +269,8 @@ def main() -> None:
         print(json.dumps(fn(args, args.seed) if fn else pyg_switch(args)))
         return
     missing = [m for m in ("torch_scatter", "torch_sparse", "pyg_lib") if importlib.util.find_spec(m) is None]
-    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()}-core CPU, torch {torch.__version__}, "
+    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}; load average {os.getloadavg()[0]:.2f}; "
+          f"{os.cpu_count()}-core CPU, torch {torch.__version__}, "
           f"{args.threads} thread(s) per run; not installed: {', '.join(missing) or 'none'} "
           f"(PyG's TGN pieces run on torch_geometric.utils.scatter)", flush=True)
     rows = {"gnnkit": [], "pyg": [], "gnnkit-attn": []}
