@@ -131,7 +131,8 @@ def _fit(data, epochs):
     from gnnkit import Trainer
 
     model = make_model("gcn")
-    result = Trainer(max_epochs=epochs, seed=0, progress=False, sampler="full", device="cpu", lr=0.02).fit(model, data)
+    result = Trainer(max_epochs=epochs, seed=0, progress=False, sampler="full", device="cpu", lr=0.02,
+                     metrics=["macro_f1", "roc_auc"]).fit(model, data)  # user metrics: gathered over the parts
     return model.state_dict(), result
 
 
@@ -159,6 +160,7 @@ def test_trainer_full_sampler_on_parts_equals_one_process(tmp_path):
         for k in state:
             assert torch.allclose(state[k], got["state"][k], atol=1e-5), (r, k)
         assert got["best"] == result["best_epoch"]
+        assert "test_roc_auc" in result["metrics"] and set(result["metrics"]) == set(got["metrics"])
         for k, v in result["metrics"].items():
             assert abs(v - got["metrics"][k]) < 1e-5, (r, k, v, got["metrics"][k])
 

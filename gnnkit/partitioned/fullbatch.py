@@ -9,8 +9,9 @@ its backward the exact gradients (halo gradients are sent back to their owners).
 
 Loss: each rank sums the cross-entropy of ALL its training nodes with weight ``P / n_train`` (``P``
 ranks, ``n_train`` training nodes over all parts); DistributedDataParallel averages the ranks'
-gradients, so the update is the gradient of ``(1 / n_train) Σ_i ℓ_i``, the one-process loss (without
-DDP the caller all-reduces the gradients with a sum and uses ``1 / n_train``: :func:`sum_gradients`).
+gradients, so the update is the gradient of ``(1 / n_train) Σ_i ℓ_i``, the one-process loss. (Each
+rank's gradient is the part of the total that its rows' computation contributes: the halo
+gradients it sent back carry the other ranks' losses into its rows.)
 
 Supported: :class:`~gnnkit.models.GCN`, :class:`~gnnkit.models.GraphSAGE` and
 :class:`~gnnkit.models.MLP` (and their subclasses) with any of the ``"gcn"``, ``"mean"``, ``"sum"``,
@@ -201,16 +202,23 @@ def predict(model: nn.Module, x: Tensor, adj: HaloAdjacency) -> Tensor:
 
 
 def score(task, features, logits: Tensor, splits: Sequence[str] = ("train", "val", "test")) -> dict:
-    """``{split}_{metric}`` and ``{split}_loss`` over ALL parts from this rank's ``logits`` ``[|R_r|, C]``.
+    """``{split}_{metric}``, ``{split}_loss`` and the user's metrics over ALL parts, from this rank's
+    ``logits`` ``[|R_r|, C]`` (node classification: labels and masks of the owned rows in ``features``).
 
     Accuracy and the mean cross-entropy are sums of correct predictions, losses and counts,
-    all-reduced (equal to one process up to float rounding); another metric (an OGB evaluator's
-    that is not accuracy) gathers the split's logits and labels from every rank and scores them.
+    all-reduced (equal to one process up to float rounding); any other figure (an OGB evaluator's
+    that is not accuracy, a user metric) gathers the split's logits and labels from every rank
+    (``m x C`` on each) and scores them as one process would.
     """
+    from gnnkit.tasks.node import NodeClassification
+
+    if not isinstance(task, NodeClassification):
+        raise GnnkitError(f"evaluation over parts scores node classification; the {type(task).__name__} task "
+                          "cannot run on a partitioned graph")
     y = features.get("y").to(logits.device)
+    masks = [features.get(f"{s}_mask").to(logits.device) for s in splits]
     per = []
-    for s in splits:
-        mask = features.get(f"{s}_mask").to(logits.device)
+    for mask in masks:
         lg, lb = logits[mask], y[mask]
         correct = float((lg.argmax(-1) == lb).sum()) if lb.numel() else 0.0
         loss = float(F.cross_entropy(lg, lb, reduction="sum")) if lb.numel() else 0.0
@@ -218,16 +226,17 @@ def score(task, features, logits: Tensor, splits: Sequence[str] = ("train", "val
     sums = _all_sum(per)
     evaluator = getattr(task, "evaluator", None)
     counted = task.metric == "accuracy" and (evaluator is None or evaluator.eval_metric == "acc")
-    out = {}
-    for k, s in enumerate(splits):
+    out, nan = {}, float("nan")
+    for k, (s, mask) in enumerate(zip(splits, masks)):
         correct, loss, count = sums[3 * k: 3 * k + 3]
-        nan = float("nan")
+        out[f"{s}_{task.metric}"] = correct / count if count else nan
         out[f"{s}_loss"] = loss / count if count else nan
-        if counted:
-            out[f"{s}_{task.metric}"] = correct / count if count else nan
-        else:
-            mask = features.get(f"{s}_mask").to(logits.device)
-            out[f"{s}_{task.metric}"] = task.figure(_gather_rows(logits[mask]), _gather_rows(y[mask]))
+        if counted and not task.metrics:
+            continue
+        lg, lb = _gather_rows(logits[mask]), _gather_rows(y[mask])
+        if not counted:
+            out[f"{s}_{task.metric}"] = task.figure(lg, lb)
+        task.user_figures(s, lg, lb, out)
     return out
 
 
@@ -249,16 +258,6 @@ def _all_counts(m: int) -> list:
     box = [torch.zeros(1, dtype=torch.int64, device=dev) for _ in range(gdist.world_size())]
     tdist.all_gather(box, torch.tensor([m], dtype=torch.int64, device=dev))
     return [int(b) for b in box]
-
-
-def sum_gradients(model: nn.Module, group=None) -> None:
-    """All-reduce (sum) every gradient of ``model``: the exact update without DDP, with the loss
-    weighted ``1 / n_train`` on every rank (each rank's gradient is its rows' share of the sum)."""
-    if not gdist.is_initialized() or gdist.world_size() == 1:
-        return
-    for p in model.parameters():
-        if p.grad is not None:
-            tdist.all_reduce(p.grad, group=group)
 
 
 def traffic(part) -> dict:
