@@ -229,3 +229,18 @@ def test_per_rank_seeds_are_not_sharded_again(monkeypatch):
     monkeypatch.setattr(type(ctx.features), "seeds_per_rank", True, raising=False)
     assert loader.per_rank(ctx) and torch.equal(loader.shard(ctx, ids), ids)
     assert sampler.loader.steps_for(ctx) == sampler.loader.steps(1)
+
+
+def test_device_tensors_finds_every_tensor_of_a_batch():
+    from gnnkit.samplers.batch import device_tensors
+
+    sampler, ctx = _setup_neighbor()
+    batch = sampler.sample_from_nodes(torch.arange(8))
+    found = list(device_tensors(batch))
+    ids = {t.data_ptr() for t in found}
+    assert batch.x.data_ptr() in ids and batch.n_id.data_ptr() in ids
+    for adj in batch.adj:  # a block's CSR as its index and value tensors
+        assert adj.csr.values().data_ptr() in ids and adj.csr.col_indices().data_ptr() in ids
+    assert all(t.layout == torch.strided for t in found)
+    moved = batch.to("cpu", non_blocking=True)
+    assert torch.equal(moved.x, batch.x) and len(moved.adj) == len(batch.adj)
