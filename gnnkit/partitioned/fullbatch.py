@@ -74,7 +74,7 @@ def check_model(model: nn.Module) -> None:
                           f"{type(model).__name__} is not one of them (use the neighbor sampler on parts)")
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         raise GnnkitError("full-batch partition-parallel training cannot use batch normalization (its "
-                          "statistics would be per part): build the model with norm='layer' or None")
+                          "statistics would be per part): use --norm layer or none (norm='layer' or None)")
 
 
 def check_world(part) -> None:
