@@ -185,8 +185,7 @@ def _chunk_rows(indptr: Tensor, r0: int, r1: int, e0: int, e1: int) -> Tensor:
 
 
 def _csr(crow: Tensor, col: Tensor, val: Tensor, shape) -> Adjacency:
-    idx = index_dtype(col.numel(), *shape)
-    return Adjacency(make_csr(crow.to(idx), col.to(idx), val, shape), sorted_columns=False)
+    return Adjacency(make_csr(crow.to(col.dtype), col, val, shape), sorted_columns=False)
 
 
 def normalized_block(indptr: Tensor, indices: Tensor, weight: Optional[Tensor], lookup, deg: Tensor, norm: str,
@@ -220,19 +219,21 @@ def normalized_block(indptr: Tensor, indices: Tensor, weight: Optional[Tensor], 
         own_counts.index_add_(0, rows, torch.ones(rows.numel(), dtype=torch.long))
     own_ptr = torch.cat([own_counts.new_zeros(1), torch.cumsum(own_counts + int(loops), 0)])
     far_ptr = torch.cat([own_counts.new_zeros(1), torch.cumsum(indptr.diff() - own_counts, 0)])
-    own_col, far_col = torch.empty(int(own_ptr[-1]), dtype=torch.long), torch.empty(int(far_ptr[-1]), dtype=torch.long)
-    own_val, far_val = torch.empty(own_col.numel(), dtype=deg.dtype), torch.empty(far_col.numel(), dtype=deg.dtype)
+    own_nnz, far_nnz = int(own_ptr[-1]), int(far_ptr[-1])  # columns stored in their final (int32) type
+    own_col = torch.empty(own_nnz, dtype=index_dtype(own_nnz, n + 1, n))
+    far_col = torch.empty(far_nnz, dtype=index_dtype(far_nnz, n + 1, h))
+    own_val, far_val = torch.empty(own_nnz, dtype=deg.dtype), torch.empty(far_nnz, dtype=deg.dtype)
     for r0, r1, e0, e1 in row_chunks(indptr):
         row, col = _chunk_rows(indptr, r0, r1, e0, e1), lookup(indices[e0:e1].long())
         val = _values(norm, row, col, None if weight is None else weight[e0:e1].to(deg.dtype), dinv, diag_lambda)
         mine = col < n
         # an entry's place: after the chunk's earlier entries of its kind (and the loops of its rows)
         at = own_ptr[r0] + torch.cumsum(mine, 0) - 1 + ((row - r0 + 1) if loops else 0)
-        own_col[at[mine]], own_val[at[mine]] = col[mine], val[mine]
+        own_col[at[mine]], own_val[at[mine]] = col[mine].to(own_col.dtype), val[mine]
         at = far_ptr[r0] + torch.cumsum(~mine, 0) - 1
-        far_col[at[~mine]], far_val[at[~mine]] = col[~mine] - n, val[~mine]
+        far_col[at[~mine]], far_val[at[~mine]] = (col[~mine] - n).to(far_col.dtype), val[~mine]
     if loops:
-        own_col[own_ptr[:-1]] = torch.arange(n)
+        own_col[own_ptr[:-1]] = torch.arange(n, dtype=own_col.dtype)
         own_val[own_ptr[:-1]] = dinv[:n] * dinv[:n] if norm == "gcn" else dinv[:n] * (1.0 + diag_lambda)
     return _csr(own_ptr, own_col, own_val, (n, n)), _csr(far_ptr, far_col, far_val, (n, h))
 
