@@ -55,7 +55,9 @@ rows asked for on their nodes' sampled neighborhoods (:data:`EVAL_FANOUTS` unles
 
 Edges (link prediction): :meth:`NeighborSampler.sample_from_edges` expands from both endpoints of
 every given edge (negatives are given as edges labelled 0): the seeds are the distinct endpoints
-(ascending), and ``edge_label_index`` holds each endpoint's row in the batch.
+(ascending), and ``edge_label_index`` holds each endpoint's row in the batch. With a link task
+(``ctx.data.link_edges``) an epoch walks batches of ``batch_size`` positive edges, shuffled and sharded
+by :mod:`samplers.edges`, each with its negatives, through ``sample_from_edges``.
 """
 from __future__ import annotations
 
@@ -175,6 +177,7 @@ class NeighborSampler(Sampler):
     """
 
     name = "neighbor"
+    edges = None  # the EdgeLoader of a link run (samplers.edges), set in setup
 
     def __init__(self, fanouts: Sequence[int] = (15, 10), batch_size: int = 512, shuffle: bool = True):
         self.fanouts = parse_fanouts(fanouts)
@@ -194,8 +197,13 @@ class NeighborSampler(Sampler):
         self.loader = SeedLoader(seed_nodes(ctx.features, who="neighbor"), self.batch_size, self.shuffle)
         self.train = self.loader.seeds
         self.lid = torch.full((ctx.graph.num_nodes,), -1, dtype=torch.long, device=self.train.device)
+        from .edges import edge_loader
+
+        self.edges = edge_loader(ctx, self.batch_size, self.shuffle)  # link prediction: batches of edges
 
     def __len__(self) -> int:
+        if self.edges is not None:
+            return self.edges.steps(self.ctx.world_size)
         return self.loader.steps(self.ctx.world_size)
 
     def generator(self, epoch: int) -> torch.Generator:
@@ -232,6 +240,10 @@ class NeighborSampler(Sampler):
 
     def __iter__(self):
         gen = self.generator(self.epoch)
+        if self.edges is not None:  # link: positives + their negatives; both endpoints' neighborhoods
+            for eli, label in self.edges.batches(self.ctx, self.epoch):
+                yield self.sample_from_edges(eli.to(self.train.device), label.to(self.train.device), gen)
+            return
         for seeds in self.loader.batches(self.ctx, gen):
             yield self.sample_from_nodes(seeds, gen)
 

@@ -136,3 +136,18 @@ def test_cluster_link_training_beats_a_random_scorer(tmp_path):
     trainer, result = _fit(ClusterSampler(num_parts=12, clusters_per_batch=3, cache_dir=str(tmp_path)), 20)
     assert len(trainer.sampler) == 4
     assert result["test"] > 0.85 and result["metrics"]["test_ap"] > 0.8  # random scorer: 0.5
+
+
+def test_train_command_link_neighbor_beats_a_random_scorer(tmp_path):
+    import json
+
+    from gnnkit.cli import main
+
+    spec = "csbm:num_nodes=600,num_classes=8,avg_degree=8,num_features=16,homophily=0.95,feature_snr=3"
+    out = tmp_path / "run"
+    assert main(["train", "--task", "link", "--sampler", "neighbor", "--fanouts", "5,5", "--batch-size", "256",
+                 "--dataset", spec, "--epochs", "6", "--hidden", "32", "--lr", "0.005", "--weight-decay", "0",
+                 "--seeds", "1", "--no-progress", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["sampler"] == "neighbor" and result["metric"] == "auc"
+    assert result["test_mean"] > 0.85  # a random scorer: 0.5
