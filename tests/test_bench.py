@@ -191,13 +191,14 @@ def test_link_rows_name_their_metric_without_matplotlib(tmp_path):
     cfg, out = tmp_path / "bench.toml", tmp_path / "out"
     cfg.write_text(LINK_CONFIG)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "gnnkit", *_args(out, cfg, TINY, "full,link-full,link-cluster")],
-                          env=env, capture_output=True, timeout=600)
+    methods = "full,link-full,link-neighbor,link-cluster"
+    proc = subprocess.run([sys.executable, "-m", "gnnkit", *_args(out, cfg, TINY, methods)], env=env,
+                          capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     with open(out / "results.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
     assert rows["full"]["metric"] == "accuracy"
-    assert rows["link-full"]["metric"] == rows["link-cluster"]["metric"] == "auc"
+    assert rows["link-full"]["metric"] == rows["link-neighbor"]["metric"] == rows["link-cluster"]["metric"] == "auc"
     record = json.loads((out / "runs" / "csbm_num_nodes_200_num_features_8_num_classes_3_avg_degree_6" / "link-full"
                          / "seed-0" / "record.json").read_text())
     assert 0 <= record["figures"]["test_ap"] <= 1 and record["figures"]["test_auc"] == pytest.approx(record["test"])
