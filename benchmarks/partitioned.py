@@ -147,13 +147,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def graph_options(args) -> dict:
+    """csbm's options: ogbn-products' shape, ``--num-nodes``, and ``--homophily``/``--feature-snr`` when given."""
+    extra = {k: v for k, v in (("homophily", args.homophily), ("feature_snr", args.feature_snr)) if v is not None}
+    return {**PRODUCTS, "num_nodes": args.num_nodes, **extra}
+
+
+def graph_tag(args) -> str:
+    return "".join(f"-{k}{v}" for k, v in (("h", args.homophily), ("s", args.feature_snr)) if v is not None)
+
+
 def build(args, work: Path) -> Path:
     from gnnkit.stores.ondisk import is_store, write_csbm
 
-    store = work / f"csbm-{args.num_nodes}"
+    store = work / f"csbm-{args.num_nodes}{graph_tag(args)}"
     if not is_store(store):
         t = time.perf_counter()
-        write_csbm(store, **{**PRODUCTS, "num_nodes": args.num_nodes})
+        write_csbm(store, **graph_options(args))
         print(f"build: {store} in {time.perf_counter() - t:.0f}s", flush=True)
     return store
 
@@ -161,7 +171,7 @@ def build(args, work: Path) -> Path:
 def partition(args, store: Path, work: Path, p: int) -> tuple:
     from gnnkit.partitioned import is_partition, open_part, read_info, write_partition
 
-    out = work / f"parts-{args.method}-{p}-{args.num_nodes}"
+    out = work / f"parts-{args.method}-{p}-{args.num_nodes}{graph_tag(args)}"
     seconds = None
     if not is_partition(out):
         t = time.perf_counter()
@@ -180,6 +190,7 @@ def partition(args, store: Path, work: Path, p: int) -> tuple:
 
 
 def launch(args, data: Path, kind: str, world: int, mode: str, result: Path) -> list:
+    result = result.with_name(result.name + graph_tag(args))
     me = [os.path.abspath(__file__), "--worker", "--data", str(data), "--data-kind", kind, "--mode", mode,
           "--result", str(result), "--epochs", str(args.full_epochs or args.epochs if mode == "full" else args.epochs),
           "--fanouts", args.fanouts,
@@ -218,6 +229,8 @@ def main(argv=None) -> None:
     ap.add_argument("--work", default="/tmp/gnnkit-partitioned")
     ap.add_argument("--num-nodes", type=int, default=PRODUCTS["num_nodes"])
     ap.add_argument("--parts", default="2,4")
+    ap.add_argument("--homophily", type=float, default=None, help="csbm homophily (default csbm's 0.8)")
+    ap.add_argument("--feature-snr", type=float, default=None, help="csbm feature signal-to-noise (default 1.0)")
     ap.add_argument("--method", choices=("metis", "random"), default="metis")
     ap.add_argument("--modes", default="neighbor")
     ap.add_argument("--epochs", type=int, default=3)
@@ -240,7 +253,7 @@ def main(argv=None) -> None:
     folders = {p: partition(args, store, work, p) for p in parts}
     record = {"settings": {k: v for k, v in vars(args).items() if k not in ("worker", "data", "data_kind", "mode",
                                                                           "result")},
-              "graph": {**PRODUCTS, "num_nodes": args.num_nodes}, "load_average": os.getloadavg(),
+              "graph": graph_options(args), "load_average": os.getloadavg(),
               "layout": [folders[p][1] for p in parts], "runs": {}, "summary": {}}
     for mode in args.modes.split(","):
         one = launch(args, store, "store", 1, mode, work / f"result-{mode}-1")[0]
