@@ -18,7 +18,8 @@ Stages, in one run:
   ``--modes neighbor,full`` adds full-batch training (``sampler="full"``, exact over the parts;
   ``--full-epochs`` of them). The store and the partitions are kept in ``--work`` and reused.
 
-Per run and rank: peak resident memory (``VmHWM``, and ``VmRSS`` right after the imports), training
+Per run and rank: peak resident memory (``VmHWM`` at the end and before the final evaluation, and
+``VmRSS`` right after the imports), training
 seconds and steps per second (evaluation excluded), bytes sent and received per step (the
 exchange's counters; full batch: the halo exchange's), and validation / test accuracy.
 
@@ -81,7 +82,8 @@ def worker(args) -> None:
     result = trainer.fit(model, stores)
     steps = clock.steps
     out = {"rank": rank, "world": world, "mode": args.mode, "rss_after_import_mb": rss_import,
-           "peak_rss_mb": vm("VmHWM"), "train_seconds": clock.seconds, "steps": steps,
+           "peak_rss_mb": vm("VmHWM"), "peak_rss_training_mb": clock.peak_training_mb,
+           "train_seconds": clock.seconds, "steps": steps,
            "steps_per_s": steps / clock.seconds if clock.seconds else None,
            "bytes_sent_per_step": clock.sent / max(steps, 1), "bytes_received_per_step": clock.received / max(steps, 1),
            "rounds_per_step": clock.rounds / max(steps, 1), "val": result["val"], "test": result["test"],
@@ -119,6 +121,7 @@ def _clock_class():
         def __init__(self, graph):
             self.graph, self.seconds, self.steps = graph, 0.0, 0
             self.sent = self.received = self.rounds = 0
+            self.peak_training_mb = None
 
         def on_epoch_start(self, trainer, epoch):
             self._t, self._c = time.perf_counter(), _counters(self.graph)
@@ -132,6 +135,7 @@ def _clock_class():
             self.sent += c[0] - self._c[0]
             self.received += c[1] - self._c[1]
             self.rounds += c[2] - self._c[2]
+            self.peak_training_mb = vm("VmHWM")  # the peak before the evaluation of the last epoch
 
     return _Clock
 
