@@ -102,14 +102,15 @@ def make_sampler(args, world: int):
 
 
 def _counters(graph):
-    """``(bytes sent, bytes received, rounds)`` so far: the exchange's, or the halo plan's (full batch)."""
+    """``(bytes sent, bytes received, rounds)`` so far: the exchange's plus the halo exchange's (full batch)."""
     ex = getattr(graph, "exchange", None)
     if ex is None:
         return 0, 0, 0
-    part = graph.part
-    cache = part.__dict__.get("_halo_adjacency", {})
-    halo = sum(a.plan.sent_bytes for a in cache.values())
-    return ex.stats["bytes_sent"] + halo, ex.stats["bytes_received"], ex.stats["rounds"]
+    from gnnkit.partitioned.fullbatch import traffic
+
+    halo = traffic(graph.part)
+    return (ex.stats["bytes_sent"] + halo["bytes_sent"], ex.stats["bytes_received"] + halo["bytes_received"],
+            ex.stats["rounds"] + halo["rounds"])
 
 
 def _clock_class():

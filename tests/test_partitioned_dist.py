@@ -66,7 +66,14 @@ def _worker(rank: int, world: int, port: int, path: str, out_dir: str) -> None:
         out[f"{kind}_whole"] = graph.predict(ctx, model).tolist()
     ids = torch.randint(0, graph.num_nodes, (0 if rank == world - 1 else 40,), generator=torch.Generator().manual_seed(rank))
     ids = torch.cat([ids, ids[:7]])  # repeats, own and remote ids mixed; the last rank asks nothing
+    sent = [graph.exchange.stats["bytes_sent"]]
     out["ids"], out["rows"] = ids.tolist(), features.get("x", ids).tolist()
+    sent.append(graph.exchange.stats["bytes_sent"])
+    half = features.with_dtype("x", torch.bfloat16)  # the owners send bfloat16 rows: fewer bytes
+    out["half"] = half.get("x", ids).float().tolist()
+    sent.append(graph.exchange.stats["bytes_sent"])
+    out["float_bytes"], out["half_bytes"] = sent[1] - sent[0], sent[2] - sent[1]
+    assert half.seeds_per_rank and torch.equal(half.index("train_mask"), features.index("train_mask"))
     part.files.tensor("x")  # everything a rank reads: its part and the book
     out["mapped"] = _mapped_parts()
     out["arrays"] = {k: list(v.shape) for k, v in part.files._mapped.items()}
@@ -109,7 +116,11 @@ def test_ranks_hold_their_part_and_match_one_process(tmp_path, world, method, we
             batch, whole = _one_process(data, res["seeds"], kind, norm)
             assert torch.allclose(torch.tensor(res[f"{kind}_batch"]), batch, atol=1e-5)
             assert torch.allclose(torch.tensor(res[f"{kind}_whole"]), whole, atol=1e-5)
-        assert torch.equal(torch.tensor(res["rows"]).view(-1, 8), data.x[torch.tensor(res["ids"], dtype=torch.long)])
+        want = data.x[torch.tensor(res["ids"], dtype=torch.long)]
+        assert torch.equal(torch.tensor(res["rows"]).view(-1, 8), want)
+        assert torch.equal(torch.tensor(res["half"]).view(-1, 8), want.bfloat16().float())
+        assert res["half_bytes"] <= res["float_bytes"]
+    assert sum(r["half_bytes"] for r in results) < sum(r["float_bytes"] for r in results)
     rounds = len(results[0]["log"])
     assert rounds == 3 and all(len(res["log"]) == rounds for res in results)  # two hops, one feature read
     for t in range(rounds):

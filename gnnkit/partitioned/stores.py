@@ -22,6 +22,7 @@ gathered whole.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -46,6 +47,8 @@ def _owner_gen(seed: int, rank: int) -> torch.Generator:
 
 class DistGraphStore(GraphStore):
     """The whole graph's structure over global ids, answered by the parts' owners."""
+
+    background = False  # exchanges rows with the other ranks: never sampled in a background thread
 
     def __init__(self, part: Part, exchange: Exchange):
         self.part, self.exchange = part, exchange
@@ -132,10 +135,22 @@ class DistFeatureStore(FeatureStore):
     """The node arrays over global ids: own rows from the part, the others from their owners."""
 
     seeds_per_rank = True
+    background = False  # exchanges rows with the other ranks: never sampled in a background thread
 
     def __init__(self, part: Part, exchange: Exchange, seed: int = 0):
         self.part, self.exchange, self.seed = part, exchange, int(seed)
         self._whole: Dict[str, Tensor] = {}
+        self._cast: Dict[str, torch.dtype] = {}
+
+    def with_dtype(self, name: str, dtype: torch.dtype) -> "DistFeatureStore":
+        """This store with ``name`` answered in ``dtype``: the owners cast the rows before sending them
+        (half precision halves the bytes exchanged); the seeds and the rest are unchanged."""
+        self.check(name)
+        if self.dtype(name) == dtype:
+            return self
+        other = copy.copy(self)
+        other._cast = {**self._cast, name: dtype}
+        return other
 
     def names(self) -> List[str]:
         return self.part.features.names()
@@ -144,15 +159,17 @@ class DistFeatureStore(FeatureStore):
         return (self.part.num_nodes, *self.part.features.shape(name)[1:])
 
     def dtype(self, name: str) -> torch.dtype:
-        return self.part.features.dtype(name)
+        return self._cast.get(name) or self.part.features.dtype(name)
 
     @property
     def meta(self) -> Dict[str, Any]:
         return {**self.part.features.meta, "fingerprint": self.part.info.get("fingerprint")}
 
     def _answer(self, name: str):
-        table = self.part.files.tensor(name)
-        return lambda rows, head: (torch.ones(rows.numel(), dtype=torch.long), [read_rows(table, rows)])
+        table, cast = self.part.files.tensor(name), self._cast.get(name)
+        if cast is None:
+            return lambda rows, head: (torch.ones(rows.numel(), dtype=torch.long), [read_rows(table, rows)])
+        return lambda rows, head: (torch.ones(rows.numel(), dtype=torch.long), [read_rows(table, rows).to(cast)])
 
     def get(self, name: str, ids: Optional[Tensor] = None) -> Tensor:
         """Rows ``ids`` (global) of ``name`` in their order: one exchange round; ``ids=None``: the
@@ -170,6 +187,7 @@ class DistFeatureStore(FeatureStore):
                               "feature matrix on every rank); read rows by id")
         if name not in self._whole:
             own = self.part.features.get(name)
+            own = own.to(self._cast[name]) if name in self._cast else own
             parts = self.exchange.all_gather(own, self.part.sizes)
             book = self.part.book
             owner, local = book.owner.long(), book.local.long()
