@@ -492,3 +492,18 @@ def test_concurrent_reads_give_the_same_rows_and_training(tmp_path, monkeypatch)
     assert _train(open_store(tmp_path / "s", read_threads=3), "neighbor") == _train(data, "neighbor")
     with pytest.raises(GnnkitError, match="read_threads"):
         open_store(tmp_path / "s", read_threads=0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_arrays_beyond_memory_are_mapped_read_only(tmp_path, monkeypatch, dtype):
+    """An array bigger than half the memory limit is mapped read-only and shared (the kernel refuses
+    a private writable mapping larger than memory: a 28 GB feature array failed so); same values."""
+    data = csbm(**SMALL)
+    write_data(data, tmp_path / "s", feature_dtype=dtype)
+    expect = open_store(tmp_path / "s")[1].get("x")
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "4096")
+    graph, features = open_store(tmp_path / "s")
+    x = features.files.tensor("x")
+    assert not x.untyped_storage().filename and torch.equal(features.get("x", torch.arange(data.num_nodes)), expect)
+    assert torch.equal(features.get("x", torch.tensor([5, 1])), expect[[5, 1]])
+    assert graph.files.read_threads > 1 and graph.in_degree().sum() == graph.num_edges

@@ -23,9 +23,11 @@ import ctypes.util
 import math
 import os
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -76,6 +78,21 @@ def advise_random(t: Tensor) -> bool:
     start = addr - addr % page
     size = addr + t.numel() * t.element_size() - start
     return libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(size), MADV_RANDOM) == 0
+
+
+def map_array(path: str, dtype: torch.dtype, numel: int) -> Tensor:
+    """The file ``path`` as a 1-D ``[numel]`` tensor, memory-mapped. Up to half the memory limit:
+    ``torch.from_file(shared=False)``, a private mapping. Beyond: a read-only shared mapping
+    (``numpy.memmap`` mode ``"r"``, viewed as ``dtype``), because the kernel refuses a private
+    writable mapping larger than memory (its pages could all become private copies) while a
+    read-only one costs nothing until read; writing into it would fault, so read it only."""
+    nbytes = numel * dtype.itemsize
+    if nbytes <= memory_limit() // 2:
+        return torch.from_file(path, shared=False, size=numel, dtype=dtype)
+    raw = np.memmap(path, dtype=np.uint8, mode="r", shape=(nbytes,))
+    with warnings.catch_warnings():  # torch warns that the array is not writable: it is read-only by design
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(raw).view(dtype)
 
 
 class StoreFiles:
@@ -129,8 +146,7 @@ class StoreFiles:
             if numel == 0:
                 t = torch.empty(shape, dtype=dtype)
             else:
-                t = torch.from_file(array_file(self.path, self.arrays[name]), shared=False, size=numel,
-                                    dtype=dtype).view(shape)
+                t = map_array(array_file(self.path, self.arrays[name]), dtype, numel).view(shape)
                 if self.read_threads > 1:
                     advise_random(t)
             self._mapped[name] = t
