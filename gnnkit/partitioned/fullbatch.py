@@ -42,7 +42,7 @@ def halo_group():
     with DistributedDataParallel's gradient all-reduce on the default group); ``None`` with one process."""
     if not gdist.is_initialized() or gdist.world_size() == 1:
         return None
-    default = tdist.distributed_c10d._get_default_group()
+    default = tdist.group.WORLD
     if not _GROUP or _GROUP[0][0] is not default:  # a new process group since the last one
         _GROUP[:] = [(default, tdist.new_group(list(range(gdist.world_size()))))]
     return _GROUP[0][1]
