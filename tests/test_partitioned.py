@@ -145,3 +145,21 @@ def test_local_stores_are_the_induced_subgraph(tmp_path, graph):
     got = local.edge_index()
     assert sorted(map(tuple, got.t().tolist())) == sorted(map(tuple, want.t().tolist()))
     assert local.num_nodes == p.global_ids.numel() and torch.equal(feats.get("x"), graph.x[p.global_ids])
+
+
+def test_a_part_without_training_nodes_is_refused_on_every_rank(tmp_path, graph):
+    from gnnkit.partitioned import open_dataset
+
+    g = graph.clone()
+    info = write_partition(g, 2, tmp_path / "ok", method="random")
+    part0 = open_part(tmp_path / "ok", 0)
+    g.train_mask = g.train_mask.clone()
+    g.train_mask[part0.global_ids] = False  # part 0 keeps no training node
+    write_partition(g, 2, tmp_path / "p", method="random")
+    for rank in (0, 1):
+        _, features = open_dataset(tmp_path / "p", rank=rank, world=2)
+        with pytest.raises(GnnkitError, match="part 0 .* has no training node"):
+            features.index("train_mask")
+    _, features = open_dataset(tmp_path / "ok", rank=1, world=2)
+    most = max(p["num_train"] for p in info["parts"])
+    assert features.index("train_mask").numel() == most

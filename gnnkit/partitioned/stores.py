@@ -202,9 +202,15 @@ class DistFeatureStore(FeatureStore):
         """This rank's own nodes where ``mask_name`` is set (global ids); for ``"train_mask"``
         wrapped to the largest part's training count (module docstring)."""
         own = self.part.global_ids[self.part.features.get(mask_name).nonzero().view(-1)]
-        if mask_name != "train_mask" or own.numel() == 0:
+        if mask_name != "train_mask":
             return own
-        most = max(int(p["num_train"]) for p in self.part.info["parts"])
+        counts = [int(p["num_train"]) for p in self.part.info["parts"]]
+        if 0 in counts and max(counts) > 0:  # every rank knows it (partition.json): all refuse together
+            raise GnnkitError(f"part {counts.index(0)} of {self.part.path} has no training node, so its rank "
+                              "could not take the others' steps; partition into fewer parts")
+        if own.numel() == 0:
+            return own
+        most = max(counts)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.part.rank)
         extra = torch.randperm(own.numel(), generator=gen)[torch.arange(most - own.numel()) % own.numel()]
         return torch.sort(torch.cat([own, own[extra]])).values
