@@ -17,6 +17,10 @@ and ``transform(agg)`` (``transform(aggregate(h, adj)) == layer(h, adj)``) says 
 
 Between layers: optional normalization (``"batch"``/``"layer"``), ReLU, dropout, and an optional
 residual connection (added when the widths agree).
+
+Mixed precision (:mod:`gnnkit.precision`): weights stay float32; under autocast the activations are
+half and ``forward``/``inference`` return float32 logits; outside autocast half inputs are widened
+to the weights' type, so a model fed a half-precision store's rows computes in float32.
 """
 from __future__ import annotations
 
