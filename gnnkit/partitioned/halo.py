@@ -295,8 +295,8 @@ class HaloAdjacency:
     def product(self, x: Tensor) -> Tensor:
         """``own x + far halo(x)`` without autograd, the exchange overlapping ``own x``."""
         done = self.plan.start_gather(x)
-        y = self.own @ x
-        return y + self.far @ done()
+        y = self.own @ x  # a new tensor: the halo part is added in place
+        return y.add_(self.far @ done())
 
     def product_t(self, grad: Tensor) -> Tensor:
         """The gradient ``[|R_r|, d]`` of ``x`` from ``grad`` ``[|R_r|, d]``, exchange overlapping ``own^T grad``."""
