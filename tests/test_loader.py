@@ -75,5 +75,8 @@ def test_cluster_batch_from_nodes_is_their_clusters_with_the_loss_on_them(tmp_pa
     clusters = set(sampler.partition.parts[seeds].tolist())
     assert set(sampler.partition.parts[batch.n_id].tolist()) == clusters
     assert batch.n_id.numel() == int(sum((sampler.partition.parts == c).sum() for c in clusters))
-    with pytest.raises(GnnkitError, match="cluster sampler does not sample from edges"):
-        sampler.sample_from_edges(torch.tensor([[0], [1]]))
+    edges = torch.tensor([[5, 0], [40, 1]])  # an edge batch: the clusters of every endpoint, rows of the edges
+    eb = sampler.sample_from_edges(edges)
+    assert torch.equal(eb.n_id[eb.edge_label_index], edges) and eb.edge_label.tolist() == [1.0, 1.0]
+    ends = set(sampler.partition.parts[edges.reshape(-1)].tolist())
+    assert set(sampler.partition.parts[eb.n_id].tolist()) == ends and eb.loss_index.tolist() == [0, 1]
