@@ -56,7 +56,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
-        if getattr(args, "config", None):  # --config FILE.toml: the file's values as defaults, flags win
+        if args.command == "train" and getattr(args, "config", None):  # train's flat TOML: its values as defaults,
+            # flags win (bench's --config is its own nested grid, read by the bench)
             from .commands import config
 
             args = config.apply(args, argv)

@@ -112,14 +112,14 @@ def test_interrupt_then_resume_redoes_only_unfinished(tmp_path, capsys):
     for r in (rows["full"], rows["cluster"]):
         assert r["status"] == "ok" and r["epochs"] == "2" and 0 <= float(r["test"]) <= 1
         assert float(r["peak_rss_mb"]) > 50 and float(r["seconds_per_epoch"]) > 0
-    assert rows["broken"]["status"] == "failed" and "metric 'val_nope' is not among" in rows["broken"]["error"]
+    assert rows["broken"]["status"] == "failed" and "metric 'nope' has no declared direction" in rows["broken"]["error"]
     summary = (out / "summary.md").read_text()
     table = {ln.split(" | ")[1]: ln for ln in summary.splitlines() if ln.startswith(f"| {TINY} |")}
     assert "1/1" in table["full"] and "1/1" in table["cluster"] and "0/1 (1 failed)" in table["broken"]
     best = max(float(rows[m]["test"]) for m in ("full", "cluster"))   # ties are all bold
     assert all(("**" in table[m]) == (float(rows[m]["test"]) == best) for m in ("full", "cluster"))
     assert "**" not in table["broken"]
-    assert "broken/seed-0: `gnnkit: error: metric 'val_nope'" in summary
+    assert "broken/seed-0: `gnnkit: error: metric 'nope' has no declared direction" in summary
     for png in ("val_vs_time.png", "memory.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
