@@ -131,15 +131,18 @@ class RunContext:
         return dist.broadcast_object(obj)
 
     # -- helpers ----------------------------------------------------------------------------------
-    def make_optimizer(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    def make_optimizer(self, params: Iterable[torch.nn.Parameter], fused: bool = True) -> torch.optim.Optimizer:
         """The run's optimizer over ``params`` (those that require a gradient): Adam, AdamW, or
         SGD with momentum 0.9, at ``lr`` and ``weight_decay``. Fused (``fused=True``: one kernel
         over all parameters instead of a few small ops per parameter) when every parameter is a
         floating-point tensor on the CPU or a CUDA device, all on one device; the same update rule,
-        rounded in another order (results differ from the unfused step in the last bits)."""
+        rounded in another order (results differ from the unfused step in the last bits).
+        ``fused=False`` asks for the per-parameter step (ForwardGNN's per-layer optimizers: with the
+        fused step its layer-wise training diverges after ~10 epochs in tests/test_forward.py, cause
+        not yet found)."""
         params = [p for p in params if p.requires_grad]
         devices = {p.device for p in params}
-        fused = {"fused": True} if (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda") and all(
+        fused = {"fused": True} if (fused and len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda") and all(
             p.is_floating_point() and p.layout == torch.strided for p in params)) else {}
         name = self.optimizer.lower()
         if name == "adam":

@@ -111,7 +111,7 @@ class ForwardLearning(Strategy):
         C = check_labels(y, ctx.features.meta.get("num_classes"))
         self.stack = LayerStack(model, label_dim=C if self.variant == "ff-la" else 0).to(ctx.device)
         L = self.stack.num_layers
-        self._optims = [ctx.make_optimizer(self.stack.parameters_of(l)) for l in range(L)]
+        self._optims = [ctx.make_optimizer(self.stack.parameters_of(l), fused=False) for l in range(L)]  # see make_optimizer
         self._scalers = [prec.make_scaler(ctx.precision, ctx.device) for _ in range(L)]
         self._precision, self._device = ctx.precision, ctx.device
         vn = (virtual_node_features(C, x.shape[1], derive_seed(ctx.seed, 1)).to(ctx.device)
