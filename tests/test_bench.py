@@ -85,8 +85,10 @@ def _wait_for(pattern: str, folder: Path, proc: subprocess.Popen, timeout: float
 
 def test_interrupt_then_resume_redoes_only_unfinished(tmp_path, capsys):
     cfg, out = _config(tmp_path), tmp_path / "out"
+    # Ctrl-C as a terminal delivers it: SIGINT at its default even when this test runs in a background
+    # job (where the shell ignores SIGINT, and Python leaves an ignored SIGINT ignored)
     proc = subprocess.Popen([sys.executable, "-m", "gnnkit", *_args(out, cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first, = _wait_for("runs/*/*/seed-0/record.json", out, proc)
     proc.send_signal(signal.SIGINT)                     # Ctrl-C while the second run is under way
     assert proc.wait(timeout=120) == 130
