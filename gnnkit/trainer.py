@@ -28,6 +28,7 @@ from .callbacks import Callback, Checkpointing, ModelSelection, loop_callbacks
 from .context import Control, LoopClock, RunContext, run_data
 from .distributed import resolve_device  # noqa: F401 - re-exported for the command layer
 from .errors import GnnkitError
+from .precision import PRECISIONS
 from .escape.base import Escape, cpu_copy, load_head
 from .precision import cast_features
 from .strategies.base import Strategy
@@ -35,7 +36,6 @@ from .tasks.base import SPLITS, Task
 
 log = logging.getLogger("gnnkit")
 LARGE_GRAPH, INFERENCE_ROWS = 1 << 17, 1 << 16  # the default inference chunking above 2^17 nodes
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")  # Lightning's names
 
 
 def seed_everything(seed: int) -> None:

@@ -93,22 +93,29 @@ def test_killed_worker_restarts_and_resumes_bitwise(tmp_path):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["runs"][0]["epochs"] == 150
 
 
+def kill_one_of_two_and_finish(cmd, ckpt_dir, epochs: int, kill_after: int = 5) -> str:
+    """Run ``cmd`` (torchrun, 2 workers, ``--max-restarts 1``), SIGKILL worker 1 once epoch ``kill_after``
+    is saved in ``ckpt_dir``, and return the output of a job that must restart, resume and complete."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for_epoch(ckpt_dir, kill_after, proc)
+    killed_at = _newest_epoch(ckpt_dir)
+    workers = sorted(_children(proc.pid))
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert killed_at < epochs - 1, "the run finished before the kill: nothing was tested"
+    assert "resumed from" in out, out[-2000:]
+    return out
+
+
 def test_one_of_two_workers_killed_restarts_and_completes(tmp_path):
     """The restarted round must not read the killed round's addresses from the agent's store
     (it did: rank 1 connected to rank 0's old port and failed)."""
     cmd = _torchrun("--nproc-per-node", "2", "--max-restarts", "1", "--monitor-interval", "0.1", "--standalone",
                     "-m", "gnnkit", "train", *GRAPH, "--epochs", "40", "--out", str(tmp_path / "run"),
                     "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for_epoch(tmp_path / "ckpt" / "seed-0", 5, proc)
-    killed_at = _newest_epoch(tmp_path / "ckpt" / "seed-0")
-    workers = sorted(_children(proc.pid))
-    assert len(workers) == 2
-    os.kill(workers[1], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-3000:]
-    assert killed_at < 39, "the run finished before the kill: nothing was tested"
-    assert "resumed from" in out, out[-2000:]
+    kill_one_of_two_and_finish(cmd, tmp_path / "ckpt" / "seed-0", epochs=40)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["runs"][0]["epochs"] == 40
 
 

@@ -6,14 +6,12 @@
   resume from the newest checkpoint and complete.
 """
 import json
-import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from test_launcher import _children, _env, _newest_epoch, _torchrun, _wait_for_epoch, free_port
+from test_launcher import _env, _torchrun, free_port, kill_one_of_two_and_finish
 
 CSBM = ["--num-nodes", "1200", "--num-features", "16", "--num-classes", "4"]
 RUN = ["--sampler", "full", "--model", "sage", "--hidden", "16", "--dropout", "0", "--no-progress", "--device", "cpu"]
@@ -55,15 +53,6 @@ def test_killed_rank_restarts_and_resumes(tmp_path, parts):
     cmd = _torchrun("--nproc-per-node", "2", "--max-restarts", "1", "--monitor-interval", "0.1", "--standalone",
                     "-m", "gnnkit", "train", "--dataset", parts, *RUN, "--epochs", "60", "--out", str(tmp_path / "run"),
                     "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for_epoch(tmp_path / "ckpt" / "seed-0", 5, proc)
-    killed_at = _newest_epoch(tmp_path / "ckpt" / "seed-0")
-    workers = sorted(_children(proc.pid))
-    assert len(workers) == 2
-    os.kill(workers[1], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-3000:]
-    assert killed_at < 59, "the run finished before the kill: nothing was tested"
-    assert "resumed from" in out, out[-2000:]
+    kill_one_of_two_and_finish(cmd, tmp_path / "ckpt" / "seed-0", epochs=60)
     result = json.loads((tmp_path / "run" / "results.json").read_text())
     assert result["runs"][0]["epochs"] == 60
