@@ -16,7 +16,9 @@ may reuse a cached ``head_input``); a layer that splits into a parameter-free ``
 and ``transform(agg)`` (``transform(aggregate(h, adj)) == layer(h, adj)``) says so by having them.
 
 Between layers: optional normalization (``"batch"``/``"layer"``), ReLU, dropout, and an optional
-residual connection (added when the widths agree).
+residual connection (added when the widths agree). Dropout (on the input features too) is
+:func:`gnnkit.models.dropout.dropout`: inverted Bernoulli dropout whose CPU mask costs a fraction
+of ``torch.nn.functional.dropout``'s.
 
 Mixed precision (:mod:`gnnkit.precision`): weights stay float32; under autocast the activations are
 half and ``forward``/``inference`` return float32 logits; outside autocast half inputs are widened
@@ -33,6 +35,8 @@ from torch import Tensor, nn
 from gnnkit.errors import GnnkitError
 from gnnkit.precision import as_float, match_input
 from gnnkit.sparse import NORMS
+
+from .dropout import dropout
 
 AdjArg = Union["Adjacency", Sequence["Adjacency"], None]  # noqa: F821
 
@@ -123,13 +127,13 @@ class GNN(nn.Module, abc.ABC):
         out = torch.relu(self.norms[i](self.layers[i](h, adj, root)))
         if self.residual and out.shape[1] == h.shape[1]:
             out = out + (h[: out.shape[0]] if root is None else root)
-        return nn.functional.dropout(out, self.dropout, self.training)
+        return dropout(out, self.dropout, self.training)
 
     def embed(self, x: Tensor, adj: AdjArg) -> Tensor:
         """The head's input. A per-layer ``adj`` list may carry ``layer_input(model, i, h)``: it maps
         the rows computed for layer ``i``'s input to the rows layer ``i`` consumes (historical
         embeddings append out-of-batch neighbors' stored rows; see :mod:`gnnkit.history`)."""
-        h = nn.functional.dropout(match_input(x, self.head.weight), self.dropout, self.training)
+        h = dropout(match_input(x, self.head.weight), self.dropout, self.training)
         hook = getattr(adj, "layer_input", None)
         for i in range(len(self.layers)):
             h = self.apply_layer(i, h, self.adj_at(adj, i))

@@ -26,6 +26,7 @@ from gnnkit.graphs.pooling import check_pool, pool
 from gnnkit.precision import as_float
 
 from .base import check_sizes
+from .dropout import dropout
 
 
 class GINEConv(nn.Module):
@@ -93,9 +94,8 @@ class MolGIN(nn.Module):
             out = self.norms[layer](self.convs[layer](h, edge_index, edge_attr))
             if layer < self.num_layers - 1:
                 out = torch.relu(out)
-            out = nn.functional.dropout(out, self.dropout, self.training)
+            out = dropout(out, self.dropout, self.training)
             if vn is not None and layer < self.num_layers - 1:
-                vn = nn.functional.dropout(self.vn_mlps[layer](pool(h, "sum", ptr=ptr) + vn),
-                                           self.dropout, self.training)
+                vn = dropout(self.vn_mlps[layer](pool(h, "sum", ptr=ptr) + vn), self.dropout, self.training)
             h = out
         return as_float(self.head(pool(h, self.pooling, ptr=ptr)))  # float32 logits under autocast

@@ -23,6 +23,7 @@ from gnnkit.graphs.pooling import check_pool, pool
 from gnnkit.precision import as_float, match_input
 
 from .base import check_sizes
+from .dropout import dropout
 from .gcn import GCNConv
 from .sage import SAGEConv
 
@@ -41,7 +42,7 @@ class LayerReadout(nn.Module):
             raise GnnkitError(f"readout built for {len(self.linears)} layers, got {len(hs)}")
         out = 0
         for lin, h in zip(self.linears, hs):
-            out = out + nn.functional.dropout(lin(pool(h, self.pooling, ptr=ptr)), self.dropout, self.training)
+            out = out + dropout(lin(pool(h, self.pooling, ptr=ptr)), self.dropout, self.training)
         return out
 
 
@@ -73,5 +74,5 @@ class GraphConvNet(nn.Module):
         hs = [match_input(x, self.readout.linears[0].weight)]
         for conv, norm in zip(self.convs, self.norms):
             h = torch.relu(norm(conv(hs[-1], adj)))
-            hs.append(nn.functional.dropout(h, self.dropout, self.training))
+            hs.append(dropout(h, self.dropout, self.training))
         return as_float(self.readout(hs if self.readout_kind == "all" else hs[-1:], ptr))  # float32 logits
