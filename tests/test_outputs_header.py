@@ -60,8 +60,33 @@ def test_header_says_how_many_and_why(machine, tmp_path, capsys):
     torch.set_num_threads(2)
     assert main([*TRAIN, "--out", str(tmp_path / "a")]) == 0
     head = capsys.readouterr().out.splitlines()[0]
-    assert head.endswith("threads 1 (auto: 2 cores, load 1.5; --threads N to set)"), head
+    assert "threads 1 (auto: 2 cores, load 1.5; --threads N to set); sampling workers 0 (auto: no core free" in head, head
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     assert res["threads"] == {"count": 1, "why": "auto: 2 cores, load 1.5; --threads N to set"}
     assert main([*TRAIN, "--threads", "1", "--out", str(tmp_path / "b")]) == 0
-    assert capsys.readouterr().out.splitlines()[0].endswith("threads 1 (--threads)")
+    assert "threads 1 (--threads); sampling workers" in capsys.readouterr().out.splitlines()[0]
+    assert main([*TRAIN, "--threads", "1", "--num-workers", "1", "--out", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("sampling workers 1 (--num-workers)")
+    res = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert res["num_workers"] == {"count": 1, "why": "--num-workers"}
+
+
+@pytest.mark.parametrize("cores, load, local, threads_, want", [
+    (2, 0.1, None, 1, 1),   # idle 2 cores, 1 compute thread: the sampler gets the other core
+    (2, 0.1, None, 2, 0),   # both cores computing: no room
+    (2, 1.4, None, 1, 0),   # one core busy elsewhere
+    (16, 3.2, None, 12, 1),
+    (16, 0.0, 4, 4, 0),     # 4 local processes share 16 cores: 4 each, all computing
+    (16, 0.0, 4, 3, 1),
+])
+def test_the_default_sampling_workers(machine, cores, load, local, threads_, want):
+    machine(cores, load, local=local)
+    n, why = threads.choose_workers("auto", threads_)
+    assert n == want and why.startswith("auto: ")
+    assert threads.choose_workers(3, threads_) == (3, "--num-workers")
+
+
+def test_num_workers_must_be_auto_or_a_count(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*TRAIN, "--num-workers", "-1"])
+    assert exc.value.code == 2 and "--num-workers: must be auto or >= 0" in capsys.readouterr().err

@@ -102,7 +102,12 @@ def describe(data, names: PluginNames, args, device) -> str:
         what += f", transform {args.transform}"
     return (f"{getattr(data, 'name', None) or args.dataset} ({what}{'; split: ' + split if split else ''}); "
             f"model {model}; sampler {names.sampler}; strategy {names.strategy}; escape {names.escape or 'none'}; "
-            f"device {device}; threads {torch.get_num_threads()}{_threads_reason(args)}")
+            f"device {device}; threads {torch.get_num_threads()}{_threads_reason(args)}{_workers_text(args)}")
+
+
+def _workers_text(args) -> str:
+    chosen = getattr(args, "_workers", None)
+    return f"; sampling workers {chosen[0]} ({chosen[1]})" if chosen else ""
 
 
 def _threads_reason(args) -> str:

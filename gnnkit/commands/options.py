@@ -32,6 +32,16 @@ def count(text: str) -> int:
     return int(value)
 
 
+def _workers(text: str):
+    """``--num-workers``: ``auto`` or a count >= 0."""
+    if text == "auto":
+        return text
+    value = count(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be auto or >= 0, got {text!r}")
+    return value
+
+
 def _axes():
     from gnnkit.samplers import Sampler
 
@@ -76,8 +86,9 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--precision", default="32", choices=("32", "bf16-mixed", "16-mixed"),
                    help="32 (default), bf16-mixed or 16-mixed: half-precision features and autocast")
-    g.add_argument("--num-workers", type=int, default=0,
-                   help="background workers sampling batches ahead of the step (default 0: in the loop)")
+    g.add_argument("--num-workers", type=_workers, default="auto",
+                   help="background threads sampling batches ahead of the step: a number, or auto (default: 1 when "
+                        "the load average leaves a core free beside the compute threads, else 0)")
     g.add_argument("--prefetch", type=count, default=2, help="batches each sampling worker keeps ready (default 2)")
 
 
@@ -197,8 +208,6 @@ def check_values(args) -> None:
             raise GnnkitError(f"{_flag(name)} must be at least 1, got {value}")
     if getattr(args, "folds", None) is not None and args.folds < 2:
         raise GnnkitError(f"--folds must be at least 2, got {args.folds}")
-    if getattr(args, "num_workers", 0) < 0:
-        raise GnnkitError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.seed_start < 0:
         raise GnnkitError(f"--seed-start must be >= 0, got {args.seed_start}")
     if not (math.isfinite(args.lr) and args.lr > 0):

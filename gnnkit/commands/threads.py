@@ -14,6 +14,13 @@ rule, in order:
    with ``load`` the one-minute load average (cores that other work leaves idle).
 
 :func:`choose` returns the number and the reason the run header prints.
+
+Sampling workers (``--num-workers``, :mod:`gnnkit.samplers.pipeline`) follow the same idea: a
+number given is used; ``auto`` (the default) runs one background sampling thread when the cores
+this process may use, less what the load average keeps busy, leave one beside the compute threads
+(the pipeline then overlaps sampling with the step, with the same batches and the same weights),
+and none otherwise (on a busy machine a second thread only takes CPU time from the first).
+:func:`choose_workers` returns the number and its reason.
 """
 from __future__ import annotations
 
@@ -51,6 +58,18 @@ def choose(requested: Optional[int] = None) -> Tuple[int, str]:
     why = f"auto: {cores} cores" + (f", {local} processes" if local > 1 else "")
     why += f", load {load:.1f}" if load is not None else ""
     return n, why + "; --threads N to set"
+
+
+def choose_workers(requested, threads: int) -> Tuple[int, str]:
+    """``(num_workers, reason)``: ``requested`` when it is a number, else the ``auto`` rule above."""
+    if requested not in (None, "auto"):
+        return int(requested), "--num-workers"
+    cores, local = available_cores(), max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    load = _load()
+    free = cores // local if load is None else min(cores // local, int(cores - load + 0.5))
+    if free >= threads + 1:
+        return 1, f"auto: a core free beside {threads} compute thread(s)"
+    return 0, f"auto: no core free beside {threads} compute thread(s); --num-workers 1 to overlap anyway"
 
 
 def apply(requested: Optional[int] = None) -> Tuple[int, str]:

@@ -90,9 +90,10 @@ def run(args) -> int:
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     outputs.check_paths(args)
     outputs.check_reuse(args, seeds)
-    from .threads import apply as set_threads
+    from .threads import apply as set_threads, choose_workers
 
     args._threads = set_threads(args.threads)  # (threads, why): --threads, else a count that fits the machine
+    args._workers = choose_workers(args.num_workers, args._threads[0])  # (sampling threads, why)
     if names.task == "graph":  # many small graphs: cross validation or OGB's split (graph_runs.py)
         from . import graph_runs
 
@@ -134,7 +135,7 @@ def _trainer_kwargs(args, seed: int, info: dict) -> dict:
                   metric=args.metric, progress=not args.no_progress, inference_batch_size=args.inference_batch_size,
                   checkpoint_dir=os.path.join(args.checkpoint_dir, sub) if args.checkpoint_dir else None,
                   log_dir=os.path.join(args.log_dir, sub) if args.log_dir else None, backend=args.backend,
-                  precision=args.precision, num_workers=args.num_workers, prefetch=args.prefetch)
+                  precision=args.precision, num_workers=args._workers[0], prefetch=args.prefetch)
     if "run_info" in inspect.signature(Trainer.__init__).parameters:
         kwargs["run_info"] = info
     if args.lr_step:
@@ -192,6 +193,8 @@ def _run(args, names, seeds) -> int:
         header["config"] = args._config
     if getattr(args, "_threads", None):  # the count used (bitwise equal runs need the same count)
         header["threads"] = {"count": args._threads[0], "why": args._threads[1]}
+    if getattr(args, "_workers", None):
+        header["num_workers"] = {"count": args._workers[0], "why": args._workers[1]}
     results = outputs.Results(args.out, seeds, info, header, getattr(args, "_argv", None), write=dist.is_main(),
                               epochs=args.epochs)
     if args.resume:
