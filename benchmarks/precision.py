@@ -131,21 +131,25 @@ def main() -> int:
     p.add_argument("--csbm-nodes", type=int, default=1_000_000)
     p.add_argument("--csbm-epochs", type=int, default=3)
     p.add_argument("--only", choices=("cora", "csbm"), default=None)
+    p.add_argument("--precisions", default=",".join(PRECISIONS),
+                   help="comma-separated subset to run (each locked command stays short; deltas need 32 in the run "
+                        "or --base-json)")
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _shared import planetoid_root
 
+    precisions = [q for q in PRECISIONS if q in args.precisions.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load {os.getloadavg()[0]:.2f}")
     jobs = []
     if args.only in (None, "cora"):
         root = planetoid_root(args.root, Path(tempfile.mkdtemp(prefix="precision-")))
         jobs += [{"dataset": "cora", "precision": pr, "root": root, "seeds": list(range(args.seeds))}
-                 for pr in PRECISIONS]
+                 for pr in precisions]
     if args.only in (None, "csbm"):
         jobs += [{"dataset": "csbm", "precision": pr, "nodes": args.csbm_nodes, "epochs": args.csbm_epochs,
-                  "seeds": [0]} for pr in PRECISIONS]
+                  "seeds": [0]} for pr in precisions]
     rows, ok = [], True
     print(f"{'dataset':8} {'precision':11} {'x':9} {'test acc':>15} {'Δ vs 32':>8} {'s/epoch':>8} "
           f"{'peak MiB':>9} {'bytes/batch':>12}")

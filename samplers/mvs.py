@@ -131,6 +131,11 @@ class MVSSampler(Sampler):
         refuse(model, "the MVS sampler", "a gnnkit model (layers, head, apply_layer: its historical embeddings are "
                                         "kept per layer)")
         super().setup(ctx, model)
+        from .edges import link_edges_of
+
+        if link_edges_of(ctx) is not None:  # its variance weights are per node, from node-loss gradients
+            raise GnnkitError("the mvs sampler samples training nodes, not edges (link prediction): "
+                              "use the full, neighbor or cluster sampler")
         self.num_layers = getattr(model, "num_layers", None)
         if self.num_layers is None or not hasattr(model, "apply_layer"):
             raise GnnkitError("the mvs sampler needs a gnnkit model (layers, apply_layer, head_input, head)")

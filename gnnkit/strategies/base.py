@@ -16,6 +16,8 @@ through it, never by touching the Trainer. ``reset_state(params)`` forgets the o
 
 ``manages_stopping = True``: the strategy decides itself when training ends, and the loop's early
 stopping leaves it alone. ``find_unused_parameters``: handed to DistributedDataParallel.
+``supports_escape = False``: the strategy trains no classifier head that an escape could search
+(ForwardGNN's last layer is scored by goodness, not as logits); the loop refuses an escape with it.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class Strategy(Plugin):
 
     manages_stopping: ClassVar[bool] = False
     find_unused_parameters: ClassVar[bool] = False
+    supports_escape: ClassVar[bool] = True
     inference: str = "auto"  # "auto" | "full" | "sampled": how the base predict evaluates (module docstring)
     inference_fanouts = None  # sampled inference's fanouts (None: 15,10,5)
 

@@ -64,6 +64,7 @@ class ForwardLearning(Strategy):
 
     name = "forward"
     manages_stopping = True
+    supports_escape = False  # no classifier head: the last layer is scored by goodness (strategies.base)
 
     def __init__(self, variant: str = "sf", schedule: Optional[str] = None, last_layer_only: bool = False,
                  patience: int = 100, val_every: int = 2, layer_epochs: int = 1000, theta: float = 2.0,
@@ -101,12 +102,25 @@ class ForwardLearning(Strategy):
         return list(self._optims)
 
     # -- setup ----------------------------------------------------------------------------------------
-    def configure(self, ctx, model) -> None:
+    @staticmethod
+    def check_run(ctx) -> None:
+        """Refuse, in one line, a run the forward strategy cannot train: another task than node
+        classification (its local losses compare each node with its class label: no node graph and
+        features for graph classification or events, no node labels for link prediction), several
+        processes, weighted edges. The same refusal in every precision."""
+        from ...samplers.edges import link_edges_of
+
+        if ctx.graph is None or ctx.features is None or link_edges_of(ctx) is not None:
+            raise GnnkitError("the forward strategy trains node classification only (its layer losses compare "
+                              "nodes with their class labels): train this task with --strategy backprop")
         if ctx.world_size > 1:
             raise GnnkitError("the forward strategy runs in one process (its per-layer updates are not synchronized)")
         if ctx.graph.edge_weight() is not None:  # its augmented views are built from unweighted edges
             raise GnnkitError("the forward strategy does not use edge weights yet: drop data.edge_weight "
                               "or train with --strategy backprop")
+
+    def configure(self, ctx, model) -> None:
+        self.check_run(ctx)
         y, x = ctx.features.get("y").to(ctx.device), ctx.features.get("x").to(ctx.device)
         C = check_labels(y, ctx.features.meta.get("num_classes"))
         self.stack = LayerStack(model, label_dim=C if self.variant == "ff-la" else 0).to(ctx.device)
