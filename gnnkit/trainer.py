@@ -245,7 +245,11 @@ class Trainer:
     def _validate(self) -> None:
         metrics = self._evaluate()
         if self.monitor not in metrics:
-            raise GnnkitError(f"metric {self.monitor!r} is not among the task's figures: {', '.join(metrics)}")
+            from .metrics import REGISTRY
+
+            hint = f"; add it with metrics=[{self.metric_spec!r}] (--metrics {self.metric_spec})" \
+                if self.metric_spec in REGISTRY else ""
+            raise GnnkitError(f"metric {self.monitor!r} is not among the task's figures: {', '.join(metrics)}{hint}")
         selected = self.selection.observe(self, metrics)
         self.history.append({"epoch": self.epoch, **metrics, "seconds": self.elapsed})
         for part in self.components.values():

@@ -242,3 +242,30 @@ def test_stateful_module_metric_is_reset_per_call():
     assert m.name == "running_accuracy"
     assert m(torch.eye(2)[[0, 0]], torch.tensor([0, 0])) == 1.0
     assert m(torch.eye(2)[[0, 0]], torch.tensor([1, 1])) == 0.0  # not (2 + 0) / 4
+
+
+def test_cli_metrics_option_computes_records_and_selects(tmp_path, capsys):
+    """``--metrics macro_f1 --metric macro_f1``: the figure is computed each evaluation, logged, and
+    the selected epoch is its maximum; an unknown name, or selecting on an unregistered-for-the-run
+    metric, is one line and exit 2."""
+    import csv
+    import json
+
+    from gnnkit.cli import main
+
+    base = ["train", "--dataset", "csbm", "--num-nodes", "600", "--num-classes", "4", "--epochs", "8",
+            "--no-progress", "--threads", "1"]
+    out = tmp_path / "a"
+    assert main([*base, "--metrics", "macro_f1", "--metric", "macro_f1", "--out", str(out),
+                 "--log-dir", str(out / "logs")]) == 0
+    rows = list(csv.DictReader(open(out / "logs" / "seed-0" / "metrics.csv")))
+    f1 = [float(r["val_macro_f1"]) for r in rows]
+    acc = [float(r["val_accuracy"]) for r in rows]
+    best = json.loads((out / "results.json").read_text())["runs"][0]["best_epoch"]
+    assert f1[best] == max(f1) and len(set(f1)) > 1
+    assert acc != f1  # a different figure, not accuracy relabelled
+    capsys.readouterr()
+    assert main([*base, "--metrics", "nope", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown metric 'nope'" in capsys.readouterr().err
+    assert main([*base, "--metric", "macro_f1", "--out", str(tmp_path / "c")]) == 2
+    assert "--metrics macro_f1" in capsys.readouterr().err

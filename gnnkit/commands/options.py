@@ -42,6 +42,14 @@ def _workers(text: str):
     return value
 
 
+def _names(text: str) -> tuple:
+    """A comma-separated list of names (empty items refused)."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty name in {text!r}")
+    return names
+
+
 def _axes():
     from gnnkit.samplers import Sampler
 
@@ -72,6 +80,9 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
     g.add_argument("--patience", type=count, default=None, help="early stop after K evaluations without improvement")
     g.add_argument("--eval-every", type=count, default=1, help="evaluate every N epochs (default 1)")
     g.add_argument("--metric", default=None, help="validation figure that selects the model (default: the task's)")
+    g.add_argument("--metrics", type=_names, default=None,
+                   help="more figures each evaluation computes: registered metric names, comma-separated (e.g. "
+                        "macro_f1,error_rate; see gnnkit.metrics); --metric NAME then selects on one")
     g.add_argument("--seeds", type=count, default=1, help="runs with seeds 0..S-1 (default 1)")
     g.add_argument("--seed-start", type=count, default=0, help="first seed: runs with seeds K..K+S-1 (default 0)")
     g.add_argument("--batch-size", type=count, default=None,

@@ -87,6 +87,10 @@ def run(args) -> int:
     if args.nproc and args.nproc > 1 and dist.env_world_size() == 1:
         return _launch(args)
     names = factory.plugin_names(args)  # name errors before any loading
+    if args.metrics:  # unknown metric names before any loading
+        from ..metrics import as_metrics
+
+        as_metrics(args.metrics)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     outputs.check_paths(args)
     outputs.check_reuse(args, seeds)
@@ -135,7 +139,8 @@ def _trainer_kwargs(args, seed: int, info: dict) -> dict:
                   metric=args.metric, progress=not args.no_progress, inference_batch_size=args.inference_batch_size,
                   checkpoint_dir=os.path.join(args.checkpoint_dir, sub) if args.checkpoint_dir else None,
                   log_dir=os.path.join(args.log_dir, sub) if args.log_dir else None, backend=args.backend,
-                  precision=args.precision, num_workers=args._workers[0], prefetch=args.prefetch)
+                  precision=args.precision, num_workers=args._workers[0], prefetch=args.prefetch,
+                  metrics=tuple(args.metrics or ()))
     if "run_info" in inspect.signature(Trainer.__init__).parameters:
         kwargs["run_info"] = info
     if args.lr_step:

@@ -112,10 +112,13 @@ class Task(Plugin):
         known = self.figures()
         if name in known:
             return known[name]
+        from ..metrics import REGISTRY
+
         listed = ", ".join(f"{k} ({'higher' if v else 'lower'} is better)" for k, v in known.items())
+        add = (f"add the registered metric with metrics=[{name!r}] (--metrics {name})" if name in REGISTRY else
+               f"add your own with metrics=[gnnkit.metrics.Metric({name!r}, fn, higher_is_better=...)]")
         raise GnnkitError(f"metric {name!r} has no declared direction for the {self._label()} task (its figures: "
-                          f"{listed}); add your own with metrics=[gnnkit.metrics.Metric({name!r}, fn, "
-                          "higher_is_better=...)]")
+                          f"{listed}); {add}")
 
     def setup(self, ctx, model) -> None:
         """Called once by ``fit`` with the run context, before the strategy and the sampler."""
