@@ -9,10 +9,20 @@ Stages (each in its own process, so each peak memory is its own):
   ``--steps`` steps timed: steps/s, seeds/s, sampled edges/s (block non-zeros), bytes read from disk
   per step (``/proc/self/io`` ``read_bytes``) and major page faults per step; peak ``RssAnon`` and
   ``RssFile``; ``--cache-gib G`` keeps G GiB of the highest in-degree nodes' features in memory;
-  with ``--full-epoch`` one whole epoch more, and the test nodes evaluated once
-  on their sampled neighborhoods (same fanouts, :class:`samplers.neighbor.SampledPredictions`, the
+  ``--steps 0`` skips the warm-up and timed steps. With ``--full-epoch`` one whole epoch more
+  (epoch index :data:`EPOCH`), and the test nodes evaluated once on their sampled neighborhoods
+  (same fanouts, batch by batch as :class:`samplers.neighbor.SampledPredictions` computes them, the
   Trainer's evaluation of graphs too big for whole-graph inference). A store bigger than half the
   memory is read by ``--read-threads`` concurrent readers (default: the store's own choice).
+
+The full epoch is resumable, bitwise: checkpoints every ``--checkpoint-every`` steps (and test
+batches) in ``--epoch-dir`` (default ``WORK/<store>.epoch``; model, Adam, the epoch generator's and
+the global RNG's states, the per-step figures; the newest two kept) and on SIGTERM/SIGINT after
+the current step (exit 3). Running the same command again resumes; a checkpoint of another store
+or other settings is refused (exit 2). The record: the epoch's steps, the per-process pieces
+(UTC start/end, walls, peaks, load), rates over the steps after the first :data:`WARM`, bytes read
+per step, the test accuracy and evaluation seconds. ``--epoch-status`` prints it from the newest
+checkpoint while the run goes on.
 
 Every record carries the load average (1 min) at its start and end: the machine may be shared.
 The page cache is warmed before training only for a store that fits in half the memory.
@@ -25,6 +35,7 @@ proportion) for a trial run. ``--side-by-side`` trains from memory and from the 
 and prints the store's step rate as a ratio of memory's (page cache warmed first).
 
     python benchmarks/out_of_core.py --preset papers --work /data/ooc --full-epoch
+    python benchmarks/out_of_core.py --preset papers --work /data/ooc --reuse --steps 0 --full-epoch  # again: resumes
     python benchmarks/out_of_core.py --preset products --side-by-side --work /data/ooc
     python benchmarks/out_of_core.py --preset papers --num-nodes 200000 --work /tmp/ooc   # trial
 
@@ -33,9 +44,11 @@ Results: one JSON per run in ``--out`` (default benchmarks/out/).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -167,7 +180,7 @@ def _setup(args, source: str):
                         num_layers=3)
     ctx = RunContext(device=torch.device("cpu"), seed=0, graph=graph, features=features,
                      adj_norm=getattr(model, "adj_norm", "mean"))
-    sampler = NeighborSampler(fanouts=[15, 10, 5], batch_size=1024)
+    sampler = NeighborSampler(fanouts=[15, 10, 5], batch_size=args.batch_size)
     sampler.setup(ctx, model)
     return model, sampler, features
 
@@ -181,18 +194,22 @@ def _epochs(sampler, first: int = 0):
         epoch += 1
 
 
+def _step(model, opt, batch) -> None:
+    """One Adam step on the batch's cross-entropy."""
+    opt.zero_grad()
+    out = model(batch.x, batch.adj)
+    torch.nn.functional.cross_entropy(out[batch.loss_index], batch.y).backward()
+    opt.step()
+
+
 def _train_steps(model, batches, opt, count: int, label: str = "") -> dict:
     """``count`` training steps (or until the epoch ends); seeds and sampled edges counted. Every
     10 steps a line on stderr: steps, seconds, bytes read and ``RssAnon`` so far (a run stopped
     early still says how far it went and how fast)."""
     steps = seeds = edges = 0
     t0, io0 = time.perf_counter(), Meter.io()
-    for batch in batches:
-        opt.zero_grad()
-        out = model(batch.x, batch.adj)
-        loss = torch.nn.functional.cross_entropy(out[batch.loss_index], batch.y)
-        loss.backward()
-        opt.step()
+    for batch in batches if count > 0 else ():
+        _step(model, opt, batch)
         steps, seeds = steps + 1, seeds + batch.batch_size
         edges += sum(a.nnz for a in batch.adj)
         if steps % 10 == 0:
@@ -212,41 +229,315 @@ def _evaluate(model, sampler, features) -> float:
 
     model.eval()
     test = features.index("test_mask")
-    logits = SampledPredictions(sampler.ctx, model, sampler.fanouts, batch_size=1024)[test]
+    logits = SampledPredictions(sampler.ctx, model, sampler.fanouts, batch_size=sampler.batch_size)[test]
     model.train()
     return float((logits.argmax(1) == features.get("y", test)).float().mean()) if test.numel() else float("nan")
 
 
+def timed_steps(args, model, opt, sampler, features, source: str) -> dict:
+    """``--warmup`` steps, then ``--steps`` steps timed (rates, bytes read and faults per step)."""
+    batches = _epochs(sampler)
+    _train_steps(model, batches, opt, args.warmup, f"{source} warm-up")
+    io0, t1, c1 = Meter.io(), time.perf_counter(), cpu_seconds()
+    timed = _train_steps(model, batches, opt, args.steps, f"{source} timed")
+    secs, io1, cpu = time.perf_counter() - t1, Meter.io(), cpu_seconds() - c1
+    return {**timed, "seconds": round(secs, 2), "steps_per_s": round(timed["steps"] / secs, 3),
+            "cpu_seconds_per_step": round(cpu / max(timed["steps"], 1), 4),
+            "seeds_per_s": round(timed["seeds"] / secs, 1), "edges_per_s": round(timed["edges"] / secs),
+            "read_bytes_per_step": None if io0["read_bytes"] < 0 else
+            round((io1["read_bytes"] - io0["read_bytes"]) / max(timed["steps"], 1)),
+            "majflt_per_step": round((io1["majflt"] - io0["majflt"]) / max(timed["steps"], 1), 1),
+            "steps_per_epoch": len(sampler), "read_threads": getattr(getattr(features, "files", None),
+                                                                      "read_threads", None)}
+
+
 def stage_train(args, source: str) -> dict:
     load0 = os.getloadavg()[0]
-    with Meter() as meter:
+    with Meter() as meter, stop_on_signals() as stop:
         t0 = time.perf_counter()
         model, sampler, features = _setup(args, source)
-        setup_s = time.perf_counter() - t0
+        out = {"stage": "train", "source": source, "setup_seconds": round(time.perf_counter() - t0, 1)}
         opt = torch.optim.Adam(model.parameters(), lr=0.003)
-        batches = _epochs(sampler)
-        _train_steps(model, batches, opt, args.warmup, f"{source} warm-up")
-        io0, t1, c1 = Meter.io(), time.perf_counter(), cpu_seconds()
-        timed = _train_steps(model, batches, opt, args.steps, f"{source} timed")
-        secs, io1, cpu = time.perf_counter() - t1, Meter.io(), cpu_seconds() - c1
-        out = {"stage": "train", "source": source, "setup_seconds": round(setup_s, 1), **timed,
-               "seconds": round(secs, 2), "steps_per_s": round(timed["steps"] / secs, 3),
-               "cpu_seconds_per_step": round(cpu / max(timed["steps"], 1), 4),
-               "seeds_per_s": round(timed["seeds"] / secs, 1), "edges_per_s": round(timed["edges"] / secs),
-               "read_bytes_per_step": None if io0["read_bytes"] < 0 else
-               round((io1["read_bytes"] - io0["read_bytes"]) / max(timed["steps"], 1)),
-               "majflt_per_step": round((io1["majflt"] - io0["majflt"]) / max(timed["steps"], 1), 1),
-               "steps_per_epoch": len(sampler), "read_threads": getattr(getattr(features, "files", None),
-                                                                         "read_threads", None)}
-        if args.full_epoch:  # one whole epoch more, alone
-            sampler.set_epoch(10**6)
-            t2 = time.perf_counter()
-            epoch = _train_steps(model, iter(sampler), opt, -1, f"{source} epoch")
-            t3 = time.perf_counter()
-            out["epoch_steps"], out["epoch_seconds"] = epoch["steps"], round(t3 - t2, 1)
-            out["test_accuracy"] = round(_evaluate(model, sampler, features), 4)
-            out["test_eval_seconds"] = round(time.perf_counter() - t3, 1)
+        if args.full_epoch and source == "store":  # resumable: timed steps (if any), the epoch, the test nodes
+            out.update(full_epoch(args, model, opt, sampler, features, meter, out["setup_seconds"],
+                                  lambda: timed_steps(args, model, opt, sampler, features, source), stop))
+        elif args.steps:
+            out.update(timed_steps(args, model, opt, sampler, features, source))
     return {**out, **meter.peaks_gib(), "cpu_seconds": round(cpu_seconds(), 1), "load_start_end": [load0, os.getloadavg()[0]]}
+
+
+# ---- the full epoch and the test evaluation, resumable mid-way (bitwise) -----------------------------
+
+EPOCH = 10**6  # the recorded epoch's index: its own shuffle and neighbor draws
+WARM = 20  # the epoch's first steps, left out of its rates (warm-up)
+PER_STEP = ("seconds", "cpu", "seeds", "edges", "read", "majflt")
+
+
+def run_key(args) -> dict:
+    """What a checkpoint must match to be resumed: the store (its fingerprint) and every option
+    that changes the numbers or the figures."""
+    meta = json.loads((Path(args.store) / "gnnkit-store.json").read_text())
+    return {"store": Path(args.store).name, "fingerprint": meta["fingerprint"], "num_edges": meta["num_edges"],
+            "warmup": args.warmup if args.steps else 0, "steps": args.steps, "threads": args.threads,
+            "cache_gib": args.cache_gib, "read_threads": args.read_threads, "epoch": EPOCH,
+            "batch_size": args.batch_size, "model": "sage 3x256 Adam(0.003) fanouts 15,10,5 seed 0"}
+
+
+class EpochDir:
+    """Checkpoints of the full epoch in ``path``: ``ckpt-<progress>.pt`` (``torch.save`` of plain
+    tensors, numbers and lists, written atomically, read with ``weights_only``), the newest
+    ``keep`` kept; ``lock`` held (``flock``) while a run uses the folder, so two runs never share it."""
+
+    def __init__(self, path, key: dict, keep: int = 2):
+        import fcntl
+
+        from gnnkit.errors import GnnkitError
+
+        self.path, self.key, self.keep = Path(path), key, keep
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.path / "lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise GnnkitError(f"another run is using {self.path} (its lock is held)") from None
+
+    def close(self) -> None:
+        self._lock.close()
+
+    def files(self):
+        return sorted(self.path.glob("ckpt-*.pt"))
+
+    def load(self):
+        """The newest readable checkpoint (``None`` when there is none); refuses one of another
+        store or other settings with a :class:`GnnkitError` naming the differences."""
+        from gnnkit.errors import GnnkitError
+
+        for f in reversed(self.files()):
+            try:
+                state = torch.load(f, weights_only=True)
+            except Exception as e:  # noqa: BLE001 - an unreadable file: fall back to the older one
+                print(f"skipping unreadable checkpoint {f}: {e}", file=sys.stderr)
+                continue
+            diff = {k: (state["key"].get(k), v) for k, v in self.key.items() if state["key"].get(k) != v}
+            if diff:
+                raise GnnkitError(f"{f} belongs to another run (checkpoint vs now: {diff}); "
+                                  f"use another --epoch-dir or remove it")
+            return state
+        return None
+
+    def save(self, state: dict) -> None:
+        from gnnkit.fileio import atomic_torch_save
+
+        atomic_torch_save(str(self.path / f"ckpt-{state['progress']:08d}.pt"), state)
+        for old in self.files()[:-self.keep]:
+            old.unlink()
+
+
+def _fresh_state(key: dict, timed) -> dict:
+    return {"key": key, "phase": "train", "progress": 0, "next": 0, "gen": None, "eval_next": 0,
+            "eval_gen": None, "per_step": {k: [] for k in PER_STEP}, "pieces": [], "timed": timed,
+            "eval": {"correct": 0, "total": 0, "seconds": 0.0, "read": 0, "batches": 0}}
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Piece:
+    """This process's part of the epoch: UTC start/end, steps and batches done, walls, peaks, load."""
+
+    def __init__(self, meter, state, setup_s: float):
+        self.meter, self.t0 = meter, time.perf_counter()
+        self.d = {"start_utc": _utc(), "first_step": state["next"], "first_eval_batch": state["eval_next"],
+                  "setup_seconds": round(setup_s, 1), "train_seconds": 0.0, "eval_seconds": 0.0,
+                  "load_start": os.getloadavg()[0], "load_max": os.getloadavg()[0]}
+
+    def record(self, state: dict) -> dict:
+        d = dict(self.d)
+        d.update(end_utc=_utc(), train_seconds=round(d["train_seconds"], 2), eval_seconds=round(d["eval_seconds"], 2), end_step=state["next"], end_eval_batch=state["eval_next"],
+                 wall_seconds=round(time.perf_counter() - self.t0, 1), load_end=os.getloadavg()[0],
+                 load_max=max(d["load_max"], os.getloadavg()[0]),
+                 peak_RssAnon_kib=self.meter.peak["RssAnon"], peak_RssFile_kib=self.meter.peak["RssFile"])
+        return d
+
+
+def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen=None, gen_key: str = "gen") -> None:
+    """Save ``state`` with the model, the optimizer, the global RNG (dropout) and ``gen``'s state
+    under ``gen_key``; the pieces so far and this one."""
+    state.update(model=model.state_dict(), optim=opt.state_dict(), rng=torch.get_rng_state())
+    if gen is not None:
+        state[gen_key] = gen.get_state()
+    done = state["pieces"]
+    state["pieces"] = done + [piece.record(state)]
+    ckpt.save(state)
+    state["pieces"] = done
+
+
+def train_epoch(args, model, opt, sampler, state, ckpt, piece, stop) -> bool:
+    """Steps ``state['next']..`` of epoch :data:`EPOCH`; True when the epoch is complete. The
+    epoch's seed batches are dealt first (the shuffle is the generator's first draw, as in
+    ``iter(sampler)``), then step ``k`` draws its neighborhoods from the generator as left by
+    step ``k - 1``: restoring its state resumes the same draws."""
+    sampler.set_epoch(EPOCH)
+    gen = sampler.generator(EPOCH)
+    seeds = list(sampler.loader.batches(sampler.ctx, gen))
+    if state["gen"] is not None:
+        gen.set_state(state["gen"])
+    ps, every = state["per_step"], args.checkpoint_every
+    for k in range(state["next"], len(seeds)):
+        if stop.is_set():
+            return False
+        t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
+        batch = sampler.sample_from_nodes(seeds[k], gen)
+        _step(model, opt, batch)
+        io1, secs = Meter.io(), time.perf_counter() - t
+        for name, v in zip(PER_STEP, (secs, cpu_seconds() - c, batch.batch_size, sum(a.nnz for a in batch.adj),
+                                      io1["read_bytes"] - io["read_bytes"], io1["majflt"] - io["majflt"])):
+            ps[name].append(v)
+        state["next"] = state["progress"] = k + 1
+        piece.d["train_seconds"] += secs
+        piece.d["load_max"] = max(piece.d["load_max"], os.getloadavg()[0])
+        if (k + 1) % 10 == 0:
+            _progress(f"epoch step {k + 1}/{len(seeds)}", ps, 10)
+        _tick(args, piece, stop)
+        if (k + 1) % every == 0 or k + 1 == len(seeds) or stop.is_set():
+            _checkpoint(ckpt, state, piece, model, opt, gen, "gen")
+    return True
+
+
+def _progress(label: str, ps: dict, last: int) -> None:
+    print(f"{label}: last {last} steps {sum(ps['seconds'][-last:]):.1f} s, read {sum(ps['read'][-last:])} B, "
+          f"total {sum(ps['seconds']):.0f} s, RssAnon {Meter.status()['RssAnon']} kB, load {os.getloadavg()[0]:.2f}, "
+          f"{_utc()}", file=sys.stderr, flush=True)
+
+
+@torch.no_grad()
+def eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop) -> bool:
+    """The test nodes' predictions on their sampled neighborhoods, batch by batch as
+    :class:`SampledPredictions` computes them (distinct ids ascending, ``batch_size`` at a time, one
+    generator for all batches), counting the correct ones; resumable after any batch."""
+    from gnnkit.samplers.neighbor import SampledPredictions
+
+    model.eval()
+    preds = SampledPredictions(sampler.ctx, model, sampler.fanouts, batch_size=sampler.batch_size)
+    ids = torch.unique(features.index("test_mask"))
+    y, bs, ev = features.get("y", ids), preds.sampler.batch_size, state["eval"]
+    gen, nb = preds.generator(), -(-ids.numel() // bs)
+    if state["eval_gen"] is not None:
+        gen.set_state(state["eval_gen"])
+    for j in range(state["eval_next"], nb):
+        if stop.is_set():
+            return False
+        t, io = time.perf_counter(), Meter.io()["read_bytes"]
+        batch = preds.sampler.sample_from_nodes(ids[j * bs:(j + 1) * bs], gen)
+        pred = model(batch.x, batch.adj)[:batch.batch_size].float().argmax(1)
+        ev["correct"] += int((pred == y[j * bs:(j + 1) * bs]).sum())
+        ev["total"] += batch.batch_size
+        secs = time.perf_counter() - t
+        ev["seconds"] += secs
+        ev["read"] += Meter.io()["read_bytes"] - io
+        ev["batches"] = state["eval_next"] = j + 1
+        state["progress"] = state["next"] + j + 1
+        piece.d["eval_seconds"] += secs
+        if (j + 1) % 10 == 0:
+            print(f"test batch {j + 1}/{nb}: {ev['seconds']:.0f} s, correct {ev['correct']}/{ev['total']}, "
+                  f"RssAnon {Meter.status()['RssAnon']} kB, load {os.getloadavg()[0]:.2f}, {_utc()}",
+                  file=sys.stderr, flush=True)
+        _tick(args, piece, stop)
+        if (j + 1) % args.checkpoint_every == 0 or j + 1 == nb or stop.is_set():
+            _checkpoint(ckpt, state, piece, model, opt, gen, "eval_gen")
+    return True
+
+
+def _tick(args, piece: Piece, stop) -> None:
+    """Count a step (or test batch) of this process; ``--stop-after K`` stops after K (the tests'
+    interruption, as a SIGTERM would)."""
+    piece.d["taken"] = piece.d.get("taken", 0) + 1
+    if args.stop_after and piece.d["taken"] >= args.stop_after:
+        stop.set()
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """An event set by SIGTERM/SIGINT (instead of ending the process), the handlers restored after."""
+    stop = threading.Event()
+    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def full_epoch(args, model, opt, sampler, features, meter, setup_s: float, timed, stop) -> dict:
+    """One whole epoch and the test evaluation, checkpointed every ``--checkpoint-every`` steps
+    (and test batches) into ``--epoch-dir`` and when ``stop`` is set (SIGTERM/SIGINT: after the
+    current step); a rerun with the same store and settings resumes from the newest checkpoint,
+    with the same result bitwise as an uninterrupted run. ``timed()`` runs the warm-up/timed steps
+    first (a fresh run only). The record: :func:`summarize`."""
+    ckpt = EpochDir(args.epoch_dir, run_key(args))
+    try:
+        return _resume_and_run(args, model, opt, sampler, features, meter, setup_s, timed, stop, ckpt)
+    finally:
+        ckpt.close()
+
+
+def _resume_and_run(args, model, opt, sampler, features, meter, setup_s, timed, stop, ckpt) -> dict:
+    state = ckpt.load()
+    if state is None:
+        state = _fresh_state(ckpt.key, timed() if args.steps else None)
+    elif state["phase"] == "done":
+        return summarize(state)
+    else:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        torch.set_rng_state(state["rng"])
+        print(f"resuming from {ckpt.files()[-1].name}: step {state['next']}, test batch {state['eval_next']}",
+              file=sys.stderr, flush=True)
+    piece = Piece(meter, state, setup_s)
+    if state["phase"] == "train" and train_epoch(args, model, opt, sampler, state, ckpt, piece, stop):
+        state["phase"] = "eval"
+    if state["phase"] == "eval" and not stop.is_set():
+        if eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop):
+            state["phase"] = "done"
+            _checkpoint(ckpt, state, piece, model, opt)
+    state["pieces"] = state["pieces"] + [piece.record(state)]
+    return summarize(state)
+
+
+def summarize(state: dict) -> dict:
+    """The record of the epoch so far: rates over the steps after the first :data:`WARM`, bytes read
+    per step, peaks (max over the pieces), the pieces, and the test accuracy once evaluated."""
+    ps, ev, pieces = state["per_step"], state["eval"], state["pieces"]
+    n, w = len(ps["seconds"]), slice(WARM, None)
+    secs = sum(ps["seconds"][w])
+
+    def rate(x, digits=1):
+        return round(x / secs, digits) if secs > 0 else None
+    out = {"epoch_steps": n, "epoch_complete": state["phase"] != "train", "phase": state["phase"],
+           "epoch_step_seconds": round(sum(ps["seconds"]), 1),
+           "epoch_wall_seconds": round(sum(p["train_seconds"] for p in pieces), 1),
+           "epoch_steps_after_warmup": max(n - WARM, 0), "epoch_steps_per_s": rate(max(n - WARM, 0), 4),
+           "epoch_seeds_per_s": rate(sum(ps["seeds"][w])), "epoch_edges_per_s": rate(sum(ps["edges"][w]), 0),
+           "epoch_cpu_seconds_per_step": round(sum(ps["cpu"][w]) / max(n - WARM, 1), 3),
+           "epoch_read_bytes_per_step": round(sum(ps["read"]) / max(n, 1)),
+           "epoch_read_bytes_per_step_after_warmup": round(sum(ps["read"][w]) / max(n - WARM, 1)),
+           "epoch_majflt_per_step": round(sum(ps["majflt"]) / max(n, 1), 1),
+           "epoch_peak_RssAnon_gib": round(max((p["peak_RssAnon_kib"] for p in pieces), default=0) / 2**20, 3),
+           "epoch_peak_RssFile_gib": round(max((p["peak_RssFile_kib"] for p in pieces), default=0) / 2**20, 3),
+           "test_nodes": ev["total"], "test_batches": ev["batches"],
+           "test_accuracy": round(ev["correct"] / ev["total"], 4) if ev["total"] else None,
+           "test_eval_seconds": round(ev["seconds"], 1), "test_read_bytes": ev["read"],
+           "pieces": pieces}
+    return {**(state["timed"] or {}), **out}
+
+
+def epoch_status(args) -> dict:
+    """The full epoch's record so far, from the newest checkpoint in ``--epoch-dir`` (read only)."""
+    files = sorted(Path(args.epoch_dir).glob("ckpt-*.pt"))
+    if not files:
+        raise SystemExit(f"no checkpoint in {args.epoch_dir}")
+    return {"checkpoint": str(files[-1]), **summarize(torch.load(files[-1], weights_only=True))}
 
 
 def warm_page_cache(store: str) -> None:
@@ -260,10 +551,18 @@ def run_stage(args, stage: str) -> dict:
     """Run ``stage`` in a fresh process (its own peak memory); returns its JSON record."""
     cmd = [sys.executable, __file__, "--stage", stage, *args.passthrough]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    forward = {sig: signal.signal(sig, lambda s, _f: proc.send_signal(s)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:  # a SIGTERM/SIGINT is passed on: the stage saves its epoch checkpoint and ends
+        stdout, _ = proc.communicate()
+    finally:
+        for sig, old in forward.items():
+            signal.signal(sig, old)
+    if proc.returncode == 2:  # the stage said why (one line)
+        raise SystemExit(2)
     if proc.returncode:
         raise SystemExit(f"stage {stage} failed (exit {proc.returncode})")
-    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    record = json.loads(stdout.strip().splitlines()[-1])
     print(json.dumps(record), flush=True)
     return record
 
@@ -276,9 +575,16 @@ def parse(argv=None):
     p.add_argument("--graph-seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=Path("/tmp/gnnkit-ooc"), help="where the store is built")
     p.add_argument("--reuse", action="store_true", help="keep an existing store instead of rebuilding")
+    p.add_argument("--batch-size", type=int, default=1024, help="seeds per step (the issue's 1024; smaller for tests)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--full-epoch", action="store_true", help="train the whole epoch and evaluate the test nodes")
+    p.add_argument("--full-epoch", action="store_true",
+                   help="train one whole epoch and evaluate the test nodes, resumable (see --epoch-dir)")
+    p.add_argument("--epoch-dir", type=Path, default=None,
+                   help="the full epoch's checkpoints (default: WORK/<store>.epoch); a rerun resumes from them")
+    p.add_argument("--checkpoint-every", type=int, default=20, help="full epoch: checkpoint every N steps")
+    p.add_argument("--epoch-status", action="store_true", help="print the full epoch's figures so far and exit")
+    p.add_argument("--stop-after", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after K steps
     p.add_argument("--side-by-side", action="store_true", help="train from memory and from the store")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache-gib", type=float, default=0.0,
@@ -291,6 +597,11 @@ def parse(argv=None):
     args = p.parse_args(argv)
     n = args.num_nodes or PRESETS[args.preset]["num_nodes"]
     args.store = str(args.work / f"csbm-{args.preset}-{n}")
+    args.epoch_dir = args.epoch_dir or args.work / f"{Path(args.store).name}.epoch"
+    if args.steps < 0 or args.warmup < 0 or args.checkpoint_every < 1:
+        p.error("--steps and --warmup must be >= 0, --checkpoint-every >= 1")
+    if args.side_by_side and not args.steps:
+        p.error("--side-by-side compares timed steps: give --steps > 0")
     argv = list(sys.argv[1:] if argv is None else argv)
     args.passthrough = [a for a in argv if a not in ("--side-by-side",)]
     return args
@@ -298,11 +609,20 @@ def parse(argv=None):
 
 def main(argv=None) -> None:
     args = parse(argv)
+    if args.epoch_status:
+        print(json.dumps(epoch_status(args), indent=2))
+        return
     if args.stage == "build":
         print(json.dumps(stage_build(args)))
         return
     if args.stage:
-        print(json.dumps(stage_train(args, args.stage.split("-")[1])))
+        from gnnkit.errors import GnnkitError
+
+        try:
+            print(json.dumps(stage_train(args, args.stage.split("-")[1])))
+        except GnnkitError as e:  # e.g. a checkpoint of another run: one line, exit 2
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         return
     records = {"argv": sys.argv[1:], "torch": torch.__version__, "threads": args.threads}
     if not (args.reuse and Path(args.store, "gnnkit-store.json").is_file()):
@@ -328,6 +648,10 @@ def main(argv=None) -> None:
     name = f"out_of_core-{args.preset}-{Path(args.store).name.split('-')[-1]}.json"
     (args.out / name).write_text(json.dumps(records, indent=2) + "\n")
     print(f"wrote {args.out / name}")
+    if args.full_epoch and records["store"].get("phase") != "done":
+        print(f"stopped at epoch step {records['store']['epoch_steps']} (test batch "
+              f"{records['store']['test_batches']}); run the same command again to resume", file=sys.stderr)
+        raise SystemExit(3)
 
 
 if __name__ == "__main__":
