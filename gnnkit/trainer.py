@@ -104,6 +104,9 @@ class Trainer:
         self.task.check_sampler(self.sampler)
         self.strategy: Strategy = Strategy.resolve(strategy)
         self.escape: Optional[Escape] = Escape.resolve(escape)
+        if self.escape and not getattr(self.strategy, "supports_escape", True):
+            raise GnnkitError(f"the {self.escape.name} escape searches a classifier head; the {self.strategy.name} "
+                              "strategy has none: drop --escape or use --strategy backprop")
         self.components = {"task": self.task, "sampler": self.sampler, "strategy": self.strategy,
                            **({"escape": self.escape} if self.escape else {})}
         self.max_epochs, self.lr, self.weight_decay, self.optimizer_name = max_epochs, lr, weight_decay, optimizer

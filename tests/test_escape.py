@@ -294,3 +294,13 @@ def test_fit_escape_on_a_lower_is_better_user_metric():
         if rec["accepted"]:
             assert rec["val_after"] <= rec["val_before"]
     assert result["metrics"]["val_error_rate"] == pytest.approx(1 - result["metrics"]["val_accuracy"])
+
+
+def test_escape_with_a_headless_strategy_is_refused():
+    """ForwardGNN scores its last layer by goodness: there is no classifier head to search."""
+    from gnnkit.errors import GnnkitError
+    from gnnkit.strategies.forward.strategy import ForwardLearning
+    from gnnkit.trainer import Trainer
+
+    with pytest.raises(GnnkitError, match="escape searches a classifier head"):
+        Trainer(task="node", strategy=ForwardLearning(), escape="milp", max_epochs=1, progress=False)

@@ -72,7 +72,7 @@ class GraphBatcher:
     """
 
     def __init__(self, coll: GraphCollection, norm: str = "sum", *, edges: bool = False, device="cpu",
-                 sort_columns: Optional[bool] = None):
+                 sort_columns: Optional[bool] = None, dtype: Optional[torch.dtype] = None):
         self.coll, self.norm, self.edges = coll, norm, edges
         self.device = torch.device(device)
         n = coll.num_nodes
@@ -83,7 +83,8 @@ class GraphBatcher:
         self.crow_t, self.col_t, self.val_t = t.crow_indices().long(), t.col_indices(), t.values()
         self.node_ptr = coll.node_ptr.to(self.device)
         self.edge_ptr = coll.edge_ptr.to(self.device)
-        self.x = coll.x.to(self.device)
+        x = coll.x.to(self.device)  # floating features in ``dtype`` (a mixed precision's half type) when given
+        self.x = x.to(dtype) if dtype is not None and x.is_floating_point() else x
         self.y = coll.y.to(self.device)
         self.edge_index = coll.edge_index.to(self.device) if edges else None
         self.edge_attr = None if coll.edge_attr is None or not edges else coll.edge_attr.to(self.device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gnnkit.errors import GnnkitError
 from gnnkit.samplers.base import Sampler
+from gnnkit.precision import half_dtype
 
 from .batching import GraphBatcher, GraphLoader
 from .collection import GraphCollection
@@ -35,7 +36,7 @@ class GraphSampler(Sampler):
         if not isinstance(ctx.data, GraphCollection):
             raise GnnkitError(f"the graph sampler needs a GraphCollection, got {type(ctx.data).__name__}")
         batcher = GraphBatcher(ctx.data, getattr(model, "adj_norm", "sum"), edges=getattr(model, "needs_edges", False),
-                               device=ctx.device)
+                               device=ctx.device, dtype=half_dtype(ctx.precision))
         self.loader = GraphLoader(batcher, ctx.data.split_ids("train").cpu(), self.batch_size, seed=ctx.seed,
                                   drop_last=self.drop_last, shard=ctx.shard, world_size=ctx.world_size)
 

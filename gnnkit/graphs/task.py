@@ -19,6 +19,7 @@ import torch
 
 from gnnkit.errors import GnnkitError
 from gnnkit.tasks.base import SPLITS, Task
+from gnnkit.precision import half_dtype
 
 from .batching import GraphBatcher
 from .collection import GraphCollection
@@ -74,7 +75,8 @@ class GraphClassification(Task):
         coll = ctx.data
         if self._batcher is None:
             self._batcher = GraphBatcher(coll, getattr(model, "adj_norm", "sum"),
-                                         edges=getattr(model, "needs_edges", False), device=ctx.device)
+                                         edges=getattr(model, "needs_edges", False), device=ctx.device,
+                                         dtype=half_dtype(ctx.precision))
         ids = torch.arange(coll.num_graphs, device=ctx.device)
         return torch.cat([model_logits(model, self._batcher(ids[s:s + self.eval_graphs]))
                           for s in range(0, coll.num_graphs, self.eval_graphs)])
