@@ -186,3 +186,17 @@ def test_milp_escape_solves_in_float32_and_loads_a_float32_head(precision, sampl
     assert proposed.dtype == torch.float32 and bool(torch.isfinite(proposed).all())
     assert any(torch.equal(w, proposed) for w in heads.weights)  # loaded back as proposed
     assert t.raw_model.head.weight.dtype == torch.float32
+
+
+def test_cpu_float16_note(caplog):
+    """16-mixed on a CPU without float16 matrix kernels is said once (it trains, slowly); the
+    other precisions and devices say nothing."""
+    from gnnkit import precision as prec
+
+    assert not prec.note_cpu_half("bf16-mixed", "cpu") and not prec.note_cpu_half("32", "cpu")
+    slow = not torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    prec._NOTED.discard("cpu-fp16")
+    with caplog.at_level("WARNING", logger="gnnkit"):
+        assert prec.note_cpu_half("16-mixed", "cpu") == slow
+        prec.note_cpu_half("16-mixed", "cpu")
+    assert sum("bf16-mixed is the CPU's half precision" in r.message for r in caplog.records) == int(slow)

@@ -30,6 +30,7 @@ class Backprop(Strategy):
     def configure(self, ctx, model) -> None:
         self.optimizer = ctx.make_optimizer(model.parameters())
         self.scaler = prec.make_scaler(ctx.precision, ctx.device)
+        prec.note_cpu_half(ctx.precision, ctx.device)  # float16 products slow on this CPU: said once
 
     def step(self, ctx, model, batch, task) -> dict:
         self.optimizer.zero_grad(set_to_none=True)

@@ -127,6 +127,7 @@ class ForwardLearning(Strategy):
         L = self.stack.num_layers
         self._optims = [ctx.make_optimizer(self.stack.parameters_of(l), fused=False) for l in range(L)]  # see make_optimizer
         self._scalers = [prec.make_scaler(ctx.precision, ctx.device) for _ in range(L)]
+        prec.note_cpu_half(ctx.precision, ctx.device)  # float16 products slow on this CPU: said once
         self._precision, self._device = ctx.precision, ctx.device
         vn = (virtual_node_features(C, x.shape[1], derive_seed(ctx.seed, 1)).to(ctx.device)
               if self.variant in ("sf", "ff-vn") else None)
