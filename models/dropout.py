@@ -23,10 +23,12 @@ Backward saves only the random bytes (``b/8`` bytes per element; a bool per elem
 path) and rebuilds the factors. Half types (bf16/fp16) keep their dtype: the factor is folded into
 the table when ``1/(1-p)`` is exact in that type (``p = 0.5``: 2), else applied as a scalar
 multiply computed in float32 (as torch does). On other devices (CUDA: a fast counter-based
-``bernoulli_``) and for non-float ``x`` this is :func:`torch.nn.functional.dropout`.
+``bernoulli_``), for non-float ``x`` and inside ``torch.compile`` (where inductor generates the
+mask in the fused kernel itself) this is :func:`torch.nn.functional.dropout`.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -57,9 +59,13 @@ def _random_bytes(nbytes: int, device, generator: Optional[torch.Generator] = No
     return words.view(torch.uint8)[:nbytes]
 
 
+_MANTISSA = {torch.float64: 53, torch.float32: 24, torch.float16: 11, torch.bfloat16: 8}
+
+
 def _scale_in(dtype: torch.dtype, scale: float) -> bool:
-    """Whether ``scale`` is exactly representable in ``dtype``."""
-    return float(torch.tensor(scale, dtype=dtype)) == scale
+    """Whether ``scale`` (``>= 1``, well inside every type's exponent range) is exact in ``dtype``."""
+    m, _ = math.frexp(scale)
+    return float(m * 2.0 ** _MANTISSA.get(dtype, 0)).is_integer()
 
 
 def _table(b: int, k: int, value: float, dtype: torch.dtype, device) -> Tensor:
@@ -131,7 +137,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Optiona
         return x
     if p == 1.0:
         return x * 0.0
-    if x.device.type != "cpu" or not x.is_floating_point():
+    if x.device.type != "cpu" or not x.is_floating_point() or torch.compiler.is_compiling():
         if generator is None:
             return nn.functional.dropout(x, p, training)
         return x * torch.empty_like(x).bernoulli_(1.0 - p, generator=generator) / (1.0 - p)
