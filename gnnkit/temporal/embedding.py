@@ -20,6 +20,8 @@ the neighbor's (updated) last memory update minus the link time (PyG's example, 
 
 The node parts of the keys and values are computed once per unique node and gathered; the link
 parts once per valid link (padded slots cost nothing). Attention dropout as in both references.
+Under a mixed precision the layers' products run in the autocast type and return float32
+(:mod:`gnnkit.temporal.mixed`); scores, softmax and sums are float32.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GnnkitError
+from .mixed import autocast_dtype, linear
 
 EMPTY = -1e30  # score of an empty neighbor slot: exp(EMPTY - max) == 0 in float32
 
@@ -48,7 +51,7 @@ def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, tr
     score = s.new_full((Q * k, H), EMPTY).index_copy(0, flat, s).view(Q, k, H)
     attn = torch.softmax(score, 1).view(Q * k, H).index_select(0, flat)
     attn = F.dropout(attn, dropout, training)  # per link, as in both references
-    return q.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
+    return s.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
 
 
 class TemporalAttention(nn.Module):
@@ -71,15 +74,19 @@ class TemporalAttention(nn.Module):
 
     def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
                 time_enc: nn.Module) -> Tensor:
-        Q = mask.size(0)
+        Q, half = mask.size(0), autocast_dtype(h.device.type)
         H, c = self.heads, self.q_dim // self.heads
         h_q = h.index_select(0, q_idx)
         phi0 = time_enc(h.new_zeros(1)).expand(Q, -1)
-        q = self.q(torch.cat([h_q, phi0], -1)).view(Q, H, c)
-        kv = self.kv_node(h).index_select(0, nbr_idx[mask]) + self.kv_link(torch.cat([e, time_enc(dt)], -1))
+        q = linear(torch.cat([h_q, phi0], -1), self.q.weight, self.q.bias, half).view(Q, H, c)
+        kv = (linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, nbr_idx[mask])
+              + linear(torch.cat([e.to(h.dtype), time_enc(dt)], -1), self.kv_link.weight, None, half))
         key, val = kv[:, : self.q_dim].view(-1, H, c), kv[:, self.q_dim:].view(-1, H, c)
         out = attend(q, key, val, mask, self.dropout, self.training)
-        return self.merge(torch.cat([self.out(out) * mask.any(1, keepdim=True), h_q], -1))
+        out = linear(out, self.out.weight, self.out.bias, half) * mask.any(1, keepdim=True)
+        first, last = self.merge[0], self.merge[2]
+        hidden = torch.relu(linear(torch.cat([out, h_q], -1), first.weight, first.bias, half))
+        return linear(hidden, last.weight, last.bias, half)
 
 
 class TransformerEmbedding(nn.Module):
@@ -103,11 +110,12 @@ class TransformerEmbedding(nn.Module):
 
     def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
                 time_enc: nn.Module) -> Tensor:
-        H, o = self.heads, self.out_dim
+        H, o, half = self.heads, self.out_dim, autocast_dtype(h.device.type)
         c = o // H
-        q, root = self.qr(h.index_select(0, q_idx)).view(-1, 2, o).unbind(1)
-        f = self.link(torch.cat([e, time_enc(dt)], -1))  # [P, o]
-        kv = self.kv_node(h).index_select(0, nbr_idx[mask]).view(-1, 2, o) + f.unsqueeze(1)
+        q, root = linear(h.index_select(0, q_idx), self.qr.weight, self.qr.bias, half).view(-1, 2, o).unbind(1)
+        f = linear(torch.cat([e.to(h.dtype), time_enc(dt)], -1), self.link.weight, None, half)  # [P, o]
+        kv = linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, nbr_idx[mask]).view(-1, 2, o)
+        kv = kv + f.unsqueeze(1)
         key, val = kv.unbind(1)
         return attend(q.reshape(-1, H, c), key.view(-1, H, c), val.view(-1, H, c), mask, self.dropout,
                       self.training) + root

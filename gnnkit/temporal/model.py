@@ -32,7 +32,6 @@ does.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GnnkitError
@@ -40,6 +39,7 @@ from .embedding import EMBEDDINGS
 from .events import EventBatch, EventStream
 from .interface import BatchContext, TemporalModule
 from .memory import TemporalMemory
+from .mixed import autocast_dtype, linear
 from .neighbors import LastNeighbors
 from .time_encoding import TimeEncoding
 from .updater import MemoryUpdater
@@ -80,7 +80,9 @@ class TGN(TemporalModule):
         return self.updater.cell(m, s)
 
     def node_states(self, s: Tensor, n_id: Tensor, stream: EventStream) -> Tensor:
-        return s if self.node_proj is None else s + self.node_proj(stream.x[n_id])
+        if self.node_proj is None:
+            return s
+        return s + linear(stream.x[n_id].float(), self.node_proj.weight, self.node_proj.bias, autocast_dtype(s.device.type))
 
     def embed(self, h: Tensor, last_update: Tensor, edge_index: Tensor, t: Tensor, msg: Tensor) -> Tensor:
         """The embedding layer on links ``edge_index[0] -> edge_index[1]``, laid out as its ``[n, k]``
@@ -106,8 +108,11 @@ class TGN(TemporalModule):
 
     # -- the fused computation ----------------------------------------------------------------------
     def link_logit(self, z_src: Tensor, z_dst: Tensor) -> Tensor:
-        """``MLP([z_src ‖ z_dst])`` ``[B]`` for paired rows ``[B, o]``."""
-        return self.predictor(torch.cat([z_src, z_dst], -1)).view(-1)
+        """``MLP([z_src ‖ z_dst])`` ``[B]`` for paired rows ``[B, o]`` (float32 logits under autocast too)."""
+        first, last = self.predictor[0], self.predictor[2]
+        hidden = torch.relu(linear(torch.cat([z_src, z_dst], -1), first.weight, first.bias,
+                                   autocast_dtype(z_src.device.type)))
+        return torch.addmv(last.bias, hidden.float(), last.weight[0])
 
     def pair_logits(self, z: Tensor, src: Tensor, dst: Tensor) -> Tensor:
         """``link_logit(z[src], z[dst])`` for row indices ``src``, ``dst`` ``[B]`` into ``z`` ``[n, o]``,
@@ -115,9 +120,11 @@ class TGN(TemporalModule):
         first, last = self.predictor[0], self.predictor[2]
         o = z.size(1)
         w = first.weight.view(o, 2, o).transpose(0, 1).reshape(2 * o, o)  # [W_s; W_d]
-        zs, zd = F.linear(z, w).view(-1, 2, o).unbind(1)
+        zs, zd = linear(z, w, None, autocast_dtype(z.device.type)).view(-1, 2, o).unbind(1)
         hidden = torch.relu(zs.index_select(0, src) + zd.index_select(0, dst) + first.bias)
-        return F.linear(hidden, last.weight, last.bias).view(-1)
+        # the last layer [o] -> 1 as a matrix-vector product: float32 under autocast too (half logits
+        # would tie in the ranking that AP scores)
+        return torch.addmv(last.bias, hidden.float(), last.weight[0])
 
     def score(self, memory: TemporalMemory, neighbors: LastNeighbors, stream: EventStream,
               batch: EventBatch) -> tuple[Tensor, Tensor, BatchContext]:
@@ -133,7 +140,7 @@ class TGN(TemporalModule):
         nbr = torch.where(mask, nbr, qn.unsqueeze(1))
         n_id, inv = torch.unique(torch.cat([qn, nbr.view(-1)]), return_inverse=True)
         mem, last = self.updater(memory, n_id, self.time_enc)
-        h = mem if self.node_proj is None else mem + self.node_proj(stream.x[n_id])
+        h = self.node_states(mem, n_id, stream)
         e = eid[mask]
         q_idx, nbr_idx = inv[:Q], inv[Q:].view(Q, -1)
         if pair is None:

@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from ..errors import GnnkitError
+from ..precision import no_autocast
 from .memory import TemporalMemory
+from .mixed import autocast_dtype, padded
 
 AGGREGATORS = ("last", "mean")
 
@@ -39,54 +41,74 @@ class GRUStep(torch.autograd.Function):
     ``h_leads``: ``x[:, :d]`` is ``h`` itself (TGN's identity message ``[s_i ‖ s_j ‖ e]`` with
     ``h = s_i``) and neither needs a gradient. Then ``W_h{r,z}`` is folded into the ``x[:, :d]``
     columns of ``W_i{r,z}`` (one product fewer forward), and ``∂L/∂W_h{r,z} = G_{r,z}ᵀ h`` is the
-    ``[:2d, :d]`` block of ``∂L/∂W_ih`` (one product fewer backward)."""
+    ``[:2d, :d]`` block of ``∂L/∂W_ih`` (one product fewer backward).
+
+    ``half`` (``bfloat16``/``float16``, the autocast type of a mixed-precision run, or ``None``): the
+    products forward and backward take their operands in that type (``[x ‖ phi]`` is cast once and
+    kept for ``∂L/∂W_ih``), the biases, gates and ``h'`` stay float32 (``h`` is the float32 memory);
+    the weights' gradients come back float32."""
 
     @staticmethod
-    def forward(ctx, x, phi, h, w_ih, b_ih, w_hh, b_hh, h_leads=False):
+    def forward(ctx, x, phi, h, w_ih, b_ih, w_hh, b_hh, h_leads=False, half=None):
+        with no_autocast(x.device.type):  # the products' type is chosen here (``half``), not by autocast
+            return GRUStep._forward(ctx, x, phi, h, w_ih, b_ih, w_hh, b_hh, h_leads, half)
+
+    @staticmethod
+    def _forward(ctx, x, phi, h, w_ih, b_ih, w_hh, b_hh, h_leads, half):
+        lo = half or h.dtype  # the type of the products' operands
         xp = x if phi is None else torch.cat([x, phi], 1)
-        d = h.size(1)
+        m, d = h.shape
+        xp = padded(xp, half) if half else xp  # rows padded: see gnnkit.temporal.mixed
         fold = h_leads and not (ctx.needs_input_grad[0] or ctx.needs_input_grad[2])
         if fold:
             w = w_ih.clone()
             w[: 2 * d, :d] += w_hh[: 2 * d]
-            gi = torch.addmm(b_ih, xp, w.t())
-            hn = torch.addmm(b_hh[2 * d:], h, w_hh[2 * d:].t())
-            rz = torch.sigmoid(gi[:, : 2 * d] + b_hh[: 2 * d])
+            w_h = w_hh[2 * d:]
         else:
-            gi = torch.addmm(b_ih, xp, w_ih.t())
-            gh = torch.addmm(b_hh, h, w_hh.t())
+            w, w_h = w_ih, w_hh
+        if half:  # products in the half type, cast back to float32 in one pass each, biases in float32
+            gi = torch.mm(xp, w.t().to(half))[:m].float().add_(b_ih)
+            gh = torch.mm(padded(h, half), w_h.t().to(half))[:m].float().add_(b_hh[2 * d:] if fold else b_hh)
+        else:
+            gi = torch.addmm(b_ih, xp, w.t())
+            gh = torch.addmm(b_hh[2 * d:] if fold else b_hh, h, w_h.t())
+        if fold:
+            rz = torch.sigmoid(gi[:, : 2 * d] + b_hh[: 2 * d])
+            hn = gh
+        else:
             rz = torch.sigmoid(gi[:, : 2 * d] + gh[:, : 2 * d])
             hn = gh[:, 2 * d:]
         n = torch.tanh(torch.addcmul(gi[:, 2 * d:], rz[:, :d], hn))
         ctx.save_for_backward(xp, h, w_ih, w_hh, rz, n, hn)
-        ctx.split, ctx.has_phi, ctx.fold = x.size(1), phi is not None, fold
+        ctx.split, ctx.has_phi, ctx.fold, ctx.half = x.size(1), phi is not None, fold, half
         return torch.lerp(n, h, rz[:, d:])
 
     @staticmethod
     def backward(ctx, g):
         xp, h, w_ih, w_hh, rz, n, hn = ctx.saved_tensors
-        d, a = h.size(1), ctx.split
+        d, a, lo = h.size(1), ctx.split, ctx.half or h.dtype
         r, z = rz[:, :d], rz[:, d:]
         dn = (g - g * z).mul_(1 - n * n)
         drz = torch.cat([dn * hn, g * (h - n)], 1).mul_(rz * (1 - rz))
         gi, dhn = torch.cat([drz, dn], 1), dn * r
+        gl = padded(gi, lo) if ctx.half else gi  # products in the forward's type, results cast to float32
         need = ctx.needs_input_grad
         dx = dphi = dh = dw_ih = dw_hh = None
         if need[0] or need[2]:
             gh = torch.cat([drz, dhn], 1)
-            dx = gi.mm(w_ih[:, :a]) if need[0] else None
+            dx = gl.mm(w_ih[:, :a].to(lo))[: h.size(0)].float() if need[0] else None
             dh = torch.addcmul(gh.mm(w_hh), g, z) if need[2] else None
         if ctx.has_phi and need[1]:
-            dphi = gi.mm(w_ih[:, a:])
+            dphi = gl.mm(w_ih[:, a:].to(lo))[: h.size(0)].float()
         if need[3] or need[5]:
-            dw_ih = gi.t().mm(xp)
+            dw_ih = gl.t().mm(xp).to(w_ih.dtype)
         if need[5]:
             if ctx.fold:
                 dw_hh = torch.cat([dw_ih[: 2 * d, :d], dhn.t().mm(h)], 0)
             else:
                 dw_hh = torch.cat([drz, dhn], 1).t().mm(h)
         db_hh = torch.cat([drz.sum(0), dhn.sum(0)]) if need[6] else None
-        return (dx, dphi, dh, dw_ih if need[3] else None, gi.sum(0) if need[4] else None, dw_hh, db_hh, None)
+        return (dx, dphi, dh, dw_ih if need[3] else None, gi.sum(0) if need[4] else None, dw_hh, db_hh, None, None)
 
 
 class MemoryUpdater(nn.Module):
@@ -120,7 +142,8 @@ class MemoryUpdater(nn.Module):
         """``GRUCell([x ‖ phi], h)`` (``phi`` may be ``None``) in one autograd node (:class:`GRUStep`);
         with the identity message ``x[:, :d]`` is ``h`` (for ``mean`` too: the mean of ``s_i``)."""
         c = self.cell
-        return GRUStep.apply(x, phi, h, c.weight_ih, c.bias_ih, c.weight_hh, c.bias_hh, self.message_mlp is None)
+        return GRUStep.apply(x, phi, h, c.weight_ih, c.bias_ih, c.weight_hh, c.bias_hh, self.message_mlp is None,
+                             autocast_dtype(h.device.type))
 
     def forward(self, mem: TemporalMemory, n_id: Tensor, time_enc: nn.Module) -> tuple[Tensor, Tensor]:
         """Updated ``memory`` ``[n, d]`` and ``last_update`` ``[n]`` of the unique nodes ``n_id``;
