@@ -36,7 +36,7 @@ from gnnkit.errors import GnnkitError
 from gnnkit.precision import as_float, match_input
 from gnnkit.sparse import NORMS
 
-from .dropout import dropout
+from .dropout import dropout, relu_dropout
 
 AdjArg = Union["Adjacency", Sequence["Adjacency"], None]  # noqa: F821
 
@@ -124,9 +124,10 @@ class GNN(nn.Module, abc.ABC):
         autocast is widened to the weights' type, :func:`~gnnkit.precision.match_input`)."""
         h = match_input(h, self.head.weight)
         root = None if root is None else match_input(root, self.head.weight)
-        out = torch.relu(self.norms[i](self.layers[i](h, adj, root)))
-        if self.residual and out.shape[1] == h.shape[1]:
-            out = out + (h[: out.shape[0]] if root is None else root)
+        out = self.norms[i](self.layers[i](h, adj, root))
+        if not (self.residual and out.shape[1] == h.shape[1]):
+            return relu_dropout(out, self.dropout, self.training)  # dropout(relu(out)), fused
+        out = torch.relu(out) + (h[: out.shape[0]] if root is None else root)
         return dropout(out, self.dropout, self.training)
 
     def embed(self, x: Tensor, adj: AdjArg) -> Tensor:

@@ -128,6 +128,41 @@ class _ThresholdDropout(torch.autograd.Function):
         return (grad * keep).mul_(ctx.scale), None, None
 
 
+class _ReluTableDropout(torch.autograd.Function):
+    """``dropout(relu(z))`` in one expansion: ``out = max(T[r] · z, 0)`` (``T[r] >= 0``), and, since
+    ``out > 0`` exactly where ``z > 0`` and the element is kept, ``dz = g · [out > 0] / (1 - p)``
+    from ``out`` alone (the next layer keeps ``out`` anyway)."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, p: float, b: int, generator: Optional[torch.Generator]) -> Tensor:
+        k = round(p * (1 << b))
+        scale = 1.0 / (1.0 - k / (1 << b))
+        folded = _scale_in(z.dtype, scale)
+        table = _table(b, k, scale if folded else 1.0, z.dtype, z.device)
+        r = _random_bytes((z.numel() * b + 7) // 8, z.device, generator)
+        out = _expand(table, r, z.numel(), z.shape).mul_(z).clamp_min_(0)
+        if not folded:
+            out.mul_(scale)
+        ctx.save_for_backward(out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out, 0).mul_(ctx.scale), None, None, None
+
+
+def relu_dropout(z: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """``dropout(relu(z), p, training)`` (same values, mask and random stream as the two calls),
+    fused on CPU for ``p`` of the table path: one fresh tensor and three passes forward, two backward
+    (the two calls: two tensors and four passes each way)."""
+    if (training and 0.0 < p < 1.0 and z.device.type == "cpu" and z.is_floating_point() and z.numel()
+            and not torch.compiler.is_compiling() and bits_for(p) <= 8):
+        return _ReluTableDropout.apply(z, p, bits_for(p), None)
+    return dropout(torch.relu(z), p, training)
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Optional[torch.Generator] = None) -> Tensor:
     """Inverted dropout of ``x`` (any shape) with drop probability ``p`` (module docstring); the
     random bits come from ``generator`` (a CPU ``torch.Generator``) or torch's default one."""

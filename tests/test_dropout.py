@@ -106,3 +106,25 @@ def test_models_use_it_and_same_seed_same_training_output():
     torch.manual_seed(9)
     b = model(x, adj)
     assert torch.equal(a, b) and not torch.equal(a, model.eval()(x, adj))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.5, 3 / 256, 0.1])
+def test_relu_dropout_equals_dropout_of_relu_with_the_same_stream(dtype, p):
+    from gnnkit.models.dropout import relu_dropout
+
+    z = torch.randn(500, 17).to(dtype)
+    z[0, :3] = 0.0
+    za, zb = z.clone().requires_grad_(), z.clone().requires_grad_()
+    torch.manual_seed(11)
+    a = relu_dropout(za, p, True)
+    after_a = torch.rand(1)
+    torch.manual_seed(11)
+    b = dropout(torch.relu(zb), p, True)
+    assert torch.rand(1) == after_a  # the same number of draws
+    assert a.dtype == dtype and torch.equal(a, b)
+    g = torch.randn_like(a)
+    a.backward(g)
+    b.backward(g)
+    assert torch.equal(za.grad, zb.grad)
+    assert torch.equal(relu_dropout(z, p, False), torch.relu(z))
