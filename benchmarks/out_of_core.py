@@ -275,11 +275,11 @@ PER_STEP = ("seconds", "cpu", "seeds", "edges", "read", "majflt")
 
 def run_key(args) -> dict:
     """What a checkpoint must match to be resumed: the store (its fingerprint) and every option
-    that changes the numbers or the figures."""
+    that changes the numbers (``--read-threads`` and ``--cache-gib`` change only the speed: each
+    piece records its own)."""
     meta = json.loads((Path(args.store) / "gnnkit-store.json").read_text())
     return {"store": Path(args.store).name, "fingerprint": meta["fingerprint"], "num_edges": meta["num_edges"],
-            "warmup": args.warmup if args.steps else 0, "steps": args.steps, "threads": args.threads,
-            "cache_gib": args.cache_gib, "read_threads": args.read_threads, "epoch": EPOCH,
+            "warmup": args.warmup if args.steps else 0, "steps": args.steps, "threads": args.threads, "epoch": EPOCH,
             "batch_size": args.batch_size, "model": "sage 3x256 Adam(0.003) fanouts 15,10,5 seed 0"}
 
 
@@ -339,6 +339,20 @@ def _fresh_state(key: dict, timed) -> dict:
             "eval": {"correct": 0, "total": 0, "seconds": 0.0, "read": 0, "batches": 0}}
 
 
+def _tree_commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes to this script, the stores, the
+    samplers or the models), or ``""`` outside a git tree."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                "benchmarks/out_of_core.py", "gnnkit/stores", "gnnkit/samplers", "models"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if dirty else "") if head else ""
+
+
 def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -346,9 +360,11 @@ def _utc() -> str:
 class Piece:
     """This process's part of the epoch: UTC start/end, steps and batches done, walls, peaks, load."""
 
-    def __init__(self, meter, state, setup_s: float):
+    def __init__(self, meter, state, setup_s: float, features=None, cache_gib: float = 0.0):
         self.meter, self.t0 = meter, time.perf_counter()
         self.d = {"start_utc": _utc(), "first_step": state["next"], "first_eval_batch": state["eval_next"],
+                  "read_threads": getattr(getattr(features, "files", None), "read_threads", None),
+                  "cache_gib": cache_gib, "tree": _tree_commit(),
                   "setup_seconds": round(setup_s, 1), "train_seconds": 0.0, "eval_seconds": 0.0,
                   "load_start": os.getloadavg()[0], "load_max": os.getloadavg()[0]}
 
@@ -494,7 +510,7 @@ def _resume_and_run(args, model, opt, sampler, features, meter, setup_s, timed, 
         torch.set_rng_state(state["rng"])
         print(f"resuming from {ckpt.files()[-1].name}: step {state['next']}, test batch {state['eval_next']}",
               file=sys.stderr, flush=True)
-    piece = Piece(meter, state, setup_s)
+    piece = Piece(meter, state, setup_s, features, args.cache_gib)
     if state["phase"] == "train" and train_epoch(args, model, opt, sampler, state, ckpt, piece, stop):
         state["phase"] = "eval"
     if state["phase"] == "eval" and not stop.is_set():

@@ -489,6 +489,9 @@ def test_concurrent_reads_give_the_same_rows_and_training(tmp_path, monkeypatch)
     pos = torch.randint(0, indices.numel(), (300,), generator=torch.Generator().manual_seed(1))
     assert torch.equal(graph.gather(indices, pos), indices[pos]) and F.advise_random(indices)
     assert torch.equal(F.sorted_take(data.x, ids, 4), data.x[ids])
+    monkeypatch.setattr(F, "PARALLEL_MIN", 64)  # the default: small gathers split too (n // 64 readers)
+    for n in (0, 1, 63, 64, 127, 128, 500):
+        assert torch.equal(F.sorted_take(data.x, ids[:n], 32), data.x[ids[:n]])
     assert _train(open_store(tmp_path / "s", read_threads=3), "neighbor") == _train(data, "neighbor")
     with pytest.raises(GnnkitError, match="read_threads"):
         open_store(tmp_path / "s", read_threads=0)

@@ -8,10 +8,13 @@ when touched.
 
 :meth:`StoreFiles.take` gathers rows ``t[ids]`` of a mapped array in ascending id order; for a
 store bigger than the page cache can hold (more than half of
-:func:`~gnnkit.data.limits.memory_limit`, or ``read_threads`` given) it splits a large gather
-(at least ``PARALLEL_MIN`` ids) into ``read_threads`` contiguous slices of the sorted ids read
+:func:`~gnnkit.data.limits.memory_limit`, or ``read_threads`` given) it splits a gather of
+``n`` ids into ``min(read_threads, n // PARALLEL_MIN)`` contiguous slices of the sorted ids read
 concurrently: each page fault of a cold page waits for the disk, and concurrent faults keep
 several reads in flight instead of one (the values are the same whatever the thread count).
+Small gathers too: a neighbor-sampled batch of 1024 seeds makes a few thousand cold faults per step
+in gathers of 1k-16k ids (the seeds' labels, the first hops' CSR reads), each waiting alone for
+the disk (about 9 ms at the papers-sized run's queue depth) when read by one thread.
 Such a store's mappings are also advised ``MADV_RANDOM`` (Linux): a fault then reads its own page
 only, not the 128 KiB around it, which for rows scattered over a file larger than the page cache
 would read most of the file at every batch.
@@ -39,22 +42,23 @@ from .format import DTYPES, array_file, read_metadata, verify_checksums
 
 READ_THREADS = 32  # concurrent readers of a store bigger than memory (disk queue depth)
 MADV_RANDOM = 1  # Linux's madvise advice: no read-around on faults
-PARALLEL_MIN = 1 << 14  # ids per gather below which one thread reads
+PARALLEL_MIN = 64  # the fewest ids per concurrent reader: n ids take min(threads, n // 64) readers
 _POOL: Dict[int, ThreadPoolExecutor] = {}
 
 
 def sorted_take(t: Tensor, ids: Tensor, threads: int = 1) -> Tensor:
     """``t[ids]`` ``[n, ...]`` read in ascending id order (returned in the order of ``ids``); with
-    ``threads > 1`` and at least ``PARALLEL_MIN`` ids, ``threads`` slices of the sorted ids are
-    gathered concurrently (``index_select`` releases the interpreter lock)."""
+    ``threads > 1``, ``min(threads, n // PARALLEL_MIN)`` slices of the sorted ids (when at least two)
+    are gathered concurrently (``index_select`` releases the interpreter lock)."""
     ascending = ids.numel() < 2 or bool((ids[1:] >= ids[:-1]).all())
     sorted_ids, order = (ids, None) if ascending else torch.sort(ids)
-    if threads <= 1 or ids.numel() < PARALLEL_MIN:
+    slices = min(threads, ids.numel() // PARALLEL_MIN)
+    if slices < 2:
         rows = t[sorted_ids]
     else:
         pool = _POOL.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="gnnkit-read"))
         rows = torch.empty((ids.numel(), *t.shape[1:]), dtype=t.dtype)
-        bounds = torch.linspace(0, ids.numel(), threads + 1).long().tolist()
+        bounds = torch.linspace(0, ids.numel(), slices + 1).long().tolist()
         parts = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         list(pool.map(lambda ab: torch.index_select(t, 0, sorted_ids[ab[0]:ab[1]], out=rows[ab[0]:ab[1]]), parts))
     if order is None:
