@@ -201,11 +201,12 @@ def make_jobs(args, precisions) -> list:
         jobs += [{"dataset": "csbm", "precision": pr, "nodes": args.csbm_nodes, "epochs": args.csbm_epochs,
                   "seeds": [0]} for pr in precisions]
     if args.only == "matrix":
+        seeds = [int(v) for v in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
         for name in args.configs.split(","):
             if name not in MATRIX:
                 raise SystemExit(f"unknown configuration {name!r}; known: {', '.join(MATRIX)}")
             jobs += [{"dataset": "matrix", "config": name, "precision": pr, "root": root, "cap": args.cap_epochs,
-                      "seeds": list(range(args.seeds))} for pr in precisions]
+                      "seeds": seeds} for pr in precisions]
     return jobs
 
 
@@ -217,6 +218,7 @@ def main() -> int:
     p.add_argument("--csbm-epochs", type=int, default=3)
     p.add_argument("--only", choices=("cora", "csbm", "matrix"), default=None)
     p.add_argument("--configs", default=",".join(MATRIX), help="--only matrix: which sampler/strategy configurations")
+    p.add_argument("--seed-list", default=None, help="--only matrix: these seeds (e.g. 3,4) instead of 0..S-1")
     p.add_argument("--cap-epochs", type=int, default=None, help="--only matrix: cap the epochs (a smoke run)")
     p.add_argument("--precisions", default=",".join(PRECISIONS),
                    help="comma-separated subset to run (keeps each locked command short; deltas need 32 in the run)")
