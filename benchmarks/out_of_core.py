@@ -280,7 +280,24 @@ def run_key(args) -> dict:
     meta = json.loads((Path(args.store) / "gnnkit-store.json").read_text())
     return {"store": Path(args.store).name, "fingerprint": meta["fingerprint"], "num_edges": meta["num_edges"],
             "warmup": args.warmup if args.steps else 0, "steps": args.steps, "threads": args.threads, "epoch": EPOCH,
-            "batch_size": args.batch_size, "model": "sage 3x256 Adam(0.003) fanouts 15,10,5 seed 0"}
+            "batch_size": args.batch_size, "model": "sage 3x256 Adam(0.003) fanouts 15,10,5 seed 0",
+            "code": code_hash()}
+
+
+def code_hash() -> str:
+    """A hash of the sources that make the numbers (``gnnkit/``, ``models/``, ``samplers/`` as
+    imported): a resumed epoch must run the same code as its first piece (another model or
+    sampler implementation changes the bits). Run a long epoch from a frozen copy of the tree."""
+    import hashlib
+
+    import gnnkit
+
+    h = hashlib.blake2b(digest_size=12)
+    base = Path(gnnkit.__file__).resolve().parents[1]
+    for top in ("gnnkit", "models", "samplers"):
+        for f in sorted((base / top).rglob("*.py")):
+            h.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 class EpochDir:
@@ -377,19 +394,74 @@ class Piece:
         return d
 
 
-def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen=None, gen_key: str = "gen") -> None:
-    """Save ``state`` with the model, the optimizer, the global RNG (dropout) and ``gen``'s state
-    under ``gen_key``; the pieces so far and this one."""
+def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen_state=None, gen_key: str = "gen") -> None:
+    """Save ``state`` with the model, the optimizer, the global RNG (dropout) and the generator
+    state ``gen_state`` under ``gen_key``; the pieces so far and this one."""
     state.update(model=model.state_dict(), optim=opt.state_dict(), rng=torch.get_rng_state())
-    if gen is not None:
-        state[gen_key] = gen.get_state()
+    if gen_state is not None:
+        state[gen_key] = gen_state
     done = state["pieces"]
     state["pieces"] = done + [piece.record(state)]
     ckpt.save(state)
     state["pieces"] = done
 
 
-def train_epoch(args, model, opt, sampler, state, ckpt, piece, stop) -> bool:
+def sample_group(args, sampler, features, seed_batches, gen) -> tuple:
+    """The batches of ``seed_batches`` drawn from ``gen`` in order, as ``sampler.sample_from_nodes``
+    draws them, and ``gen``'s state before each (a checkpoint after batch ``i`` resumes from state
+    ``i + 1``). Returns ``(makers, states)``: ``makers[i]()`` gives batch ``i``. With ``--scan-group``
+    the group's feature rows are read at once, in one pass over the feature file
+    (:func:`gnnkit.stores.ondisk.scan.scan_rows`), and each batch takes its rows from them: the same
+    values as the batch's own gather."""
+    from gnnkit.samplers.batch import Batch
+    from gnnkit.samplers.neighbor import sample_blocks
+
+    states = []
+    if not args.scan_group:
+        states.append(gen.get_state())
+        batch = sampler.sample_from_nodes(seed_batches[0], gen)
+        return [lambda: batch], states
+    ctx, parts = sampler.ctx, []
+    for seeds in seed_batches:
+        states.append(gen.get_state())
+        n_id, blocks = sample_blocks(ctx.graph, seeds, sampler.fanouts, sampler.norm, gen, sampler.lid)
+        parts.append((seeds, n_id, blocks, features.get("y", seeds)))
+    from gnnkit.stores.ondisk.scan import scan_rows
+
+    uniq = torch.unique(torch.cat([p[1] for p in parts]))
+    rows, dtype = scan_rows(features.files, "x", uniq), features.dtype("x")
+
+    def maker(seeds, n_id, blocks, y):
+        b = seeds.numel()
+        return lambda: Batch(x=rows[torch.searchsorted(uniq, n_id)].to(dtype), y=y, adj=blocks, n_id=n_id,
+                             batch_size=b, loss_index=torch.arange(b), num_nodes=n_id.numel())
+    return [maker(*p) for p in parts], states
+
+
+def _walk(args, sampler, features, seed_batches, first: int, gen, stop, work) -> bool:
+    """Batches ``first..`` of ``seed_batches`` (groups of ``--scan-group``, or one by one) through
+    ``work(k, batch, shared, gen_state_after)``; ``shared`` is the batch's share of its group's
+    sampling and reading ``(seconds, cpu seconds, bytes read, major faults)``. False when stopped."""
+    k, size = first, max(args.scan_group, 1)
+    while k < len(seed_batches):
+        if stop.is_set():
+            return False
+        t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
+        group = seed_batches[k:k + size]
+        makers, states = sample_group(args, sampler, features, group, gen)
+        io1, n = Meter.io(), len(group)
+        shared = ((time.perf_counter() - t) / n, (cpu_seconds() - c) / n, (io1["read_bytes"] - io["read_bytes"]) / n,
+                  (io1["majflt"] - io["majflt"]) / n)
+        after = states[1:] + [gen.get_state()]
+        for i, make in enumerate(makers):
+            work(k + i, make(), shared, after[i])
+            if stop.is_set() and k + i + 1 < len(seed_batches):
+                return False
+        k += n
+    return True
+
+
+def train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop) -> bool:
     """Steps ``state['next']..`` of epoch :data:`EPOCH`; True when the epoch is complete. The
     epoch's seed batches are dealt first (the shuffle is the generator's first draw, as in
     ``iter(sampler)``), then step ``k`` draws its neighborhoods from the generator as left by
@@ -399,16 +471,15 @@ def train_epoch(args, model, opt, sampler, state, ckpt, piece, stop) -> bool:
     seeds = list(sampler.loader.batches(sampler.ctx, gen))
     if state["gen"] is not None:
         gen.set_state(state["gen"])
-    ps, every = state["per_step"], args.checkpoint_every
-    for k in range(state["next"], len(seeds)):
-        if stop.is_set():
-            return False
+    ps = state["per_step"]
+
+    def work(k, batch, shared, gen_after):
         t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
-        batch = sampler.sample_from_nodes(seeds[k], gen)
         _step(model, opt, batch)
-        io1, secs = Meter.io(), time.perf_counter() - t
-        for name, v in zip(PER_STEP, (secs, cpu_seconds() - c, batch.batch_size, sum(a.nnz for a in batch.adj),
-                                      io1["read_bytes"] - io["read_bytes"], io1["majflt"] - io["majflt"])):
+        io1, secs = Meter.io(), time.perf_counter() - t + shared[0]
+        for name, v in zip(PER_STEP, (secs, cpu_seconds() - c + shared[1], batch.batch_size,
+                                      sum(a.nnz for a in batch.adj), io1["read_bytes"] - io["read_bytes"] + shared[2],
+                                      io1["majflt"] - io["majflt"] + shared[3])):
             ps[name].append(v)
         state["next"] = state["progress"] = k + 1
         piece.d["train_seconds"] += secs
@@ -416,13 +487,13 @@ def train_epoch(args, model, opt, sampler, state, ckpt, piece, stop) -> bool:
         if (k + 1) % 10 == 0:
             _progress(f"epoch step {k + 1}/{len(seeds)}", ps, 10)
         _tick(args, piece, stop)
-        if (k + 1) % every == 0 or k + 1 == len(seeds) or stop.is_set():
-            _checkpoint(ckpt, state, piece, model, opt, gen, "gen")
-    return True
+        if (k + 1) % args.checkpoint_every == 0 or k + 1 == len(seeds) or stop.is_set():
+            _checkpoint(ckpt, state, piece, model, opt, gen_after, "gen")
+    return _walk(args, sampler, features, seeds, state["next"], gen, stop, work)
 
 
 def _progress(label: str, ps: dict, last: int) -> None:
-    print(f"{label}: last {last} steps {sum(ps['seconds'][-last:]):.1f} s, read {sum(ps['read'][-last:])} B, "
+    print(f"{label}: last {last} steps {sum(ps['seconds'][-last:]):.1f} s, read {sum(ps['read'][-last:]):.0f} B, "
           f"total {sum(ps['seconds']):.0f} s, RssAnon {Meter.status()['RssAnon']} kB, load {os.getloadavg()[0]:.2f}, "
           f"{_utc()}", file=sys.stderr, flush=True)
 
@@ -435,34 +506,33 @@ def eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop) -> 
     from gnnkit.samplers.neighbor import SampledPredictions
 
     model.eval()
+    sampler.lid = torch.empty(0, dtype=torch.long)  # the training sampler's [N] buffer: the evaluation has its own
     preds = SampledPredictions(sampler.ctx, model, sampler.fanouts, batch_size=sampler.batch_size)
     ids = torch.unique(features.index("test_mask"))
     y, bs, ev = features.get("y", ids), preds.sampler.batch_size, state["eval"]
-    gen, nb = preds.generator(), -(-ids.numel() // bs)
+    gen, chunks = preds.generator(), list(torch.split(ids, bs))
     if state["eval_gen"] is not None:
         gen.set_state(state["eval_gen"])
-    for j in range(state["eval_next"], nb):
-        if stop.is_set():
-            return False
+
+    def work(j, batch, shared, gen_after):
         t, io = time.perf_counter(), Meter.io()["read_bytes"]
-        batch = preds.sampler.sample_from_nodes(ids[j * bs:(j + 1) * bs], gen)
         pred = model(batch.x, batch.adj)[:batch.batch_size].float().argmax(1)
         ev["correct"] += int((pred == y[j * bs:(j + 1) * bs]).sum())
         ev["total"] += batch.batch_size
-        secs = time.perf_counter() - t
+        secs = time.perf_counter() - t + shared[0]
         ev["seconds"] += secs
-        ev["read"] += Meter.io()["read_bytes"] - io
+        ev["read"] += Meter.io()["read_bytes"] - io + shared[2]
         ev["batches"] = state["eval_next"] = j + 1
         state["progress"] = state["next"] + j + 1
         piece.d["eval_seconds"] += secs
         if (j + 1) % 10 == 0:
-            print(f"test batch {j + 1}/{nb}: {ev['seconds']:.0f} s, correct {ev['correct']}/{ev['total']}, "
+            print(f"test batch {j + 1}/{len(chunks)}: {ev['seconds']:.0f} s, correct {ev['correct']}/{ev['total']}, "
                   f"RssAnon {Meter.status()['RssAnon']} kB, load {os.getloadavg()[0]:.2f}, {_utc()}",
                   file=sys.stderr, flush=True)
         _tick(args, piece, stop)
-        if (j + 1) % args.checkpoint_every == 0 or j + 1 == nb or stop.is_set():
-            _checkpoint(ckpt, state, piece, model, opt, gen, "eval_gen")
-    return True
+        if (j + 1) % args.checkpoint_every == 0 or j + 1 == len(chunks) or stop.is_set():
+            _checkpoint(ckpt, state, piece, model, opt, gen_after, "eval_gen")
+    return _walk(args, preds.sampler, features, chunks, state["eval_next"], gen, stop, work)
 
 
 def _tick(args, piece: Piece, stop) -> None:
@@ -511,7 +581,10 @@ def _resume_and_run(args, model, opt, sampler, features, meter, setup_s, timed, 
         print(f"resuming from {ckpt.files()[-1].name}: step {state['next']}, test batch {state['eval_next']}",
               file=sys.stderr, flush=True)
     piece = Piece(meter, state, setup_s, features, args.cache_gib)
-    if state["phase"] == "train" and train_epoch(args, model, opt, sampler, state, ckpt, piece, stop):
+    piece.d["scan_group"] = args.scan_group
+    if args.scan_group:
+        piece.d["warm_seconds"] = warm_arrays(args.store, ("indptr", "indices", "y"))
+    if state["phase"] == "train" and train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop):
         state["phase"] = "eval"
     if state["phase"] == "eval" and not stop.is_set():
         if eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop):
@@ -554,6 +627,18 @@ def epoch_status(args) -> dict:
     if not files:
         raise SystemExit(f"no checkpoint in {args.epoch_dir}")
     return {"checkpoint": str(files[-1]), **summarize(torch.load(files[-1], weights_only=True))}
+
+
+def warm_arrays(store: str, names) -> float:
+    """Read arrays ``names`` of the store once, sequentially (into the page cache: the sampler's
+    CSR reads then hit memory); returns the seconds."""
+    t = time.perf_counter()
+    meta = json.loads((Path(store) / "gnnkit-store.json").read_text())
+    for name in names:
+        with open(Path(store) / meta["arrays"][name]["file"], "rb") as f:
+            while f.read(1 << 24):
+                pass
+    return round(time.perf_counter() - t, 1)
 
 
 def warm_page_cache(store: str) -> None:
@@ -599,6 +684,9 @@ def parse(argv=None):
     p.add_argument("--epoch-dir", type=Path, default=None,
                    help="the full epoch's checkpoints (default: WORK/<store>.epoch); a rerun resumes from them")
     p.add_argument("--checkpoint-every", type=int, default=20, help="full epoch: checkpoint every N steps")
+    p.add_argument("--scan-group", type=int, default=0,
+                   help="full epoch: sample N batches ahead and read their feature rows in one sequential pass "
+                        "over the feature file (0: each batch gathers its own rows)")
     p.add_argument("--epoch-status", action="store_true", help="print the full epoch's figures so far and exit")
     p.add_argument("--stop-after", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after K steps
     p.add_argument("--side-by-side", action="store_true", help="train from memory and from the store")
@@ -614,7 +702,7 @@ def parse(argv=None):
     n = args.num_nodes or PRESETS[args.preset]["num_nodes"]
     args.store = str(args.work / f"csbm-{args.preset}-{n}")
     args.epoch_dir = args.epoch_dir or args.work / f"{Path(args.store).name}.epoch"
-    if args.steps < 0 or args.warmup < 0 or args.checkpoint_every < 1:
+    if args.steps < 0 or args.warmup < 0 or args.checkpoint_every < 1 or args.scan_group < 0:
         p.error("--steps and --warmup must be >= 0, --checkpoint-every >= 1")
     if args.side_by_side and not args.steps:
         p.error("--side-by-side compares timed steps: give --steps > 0")

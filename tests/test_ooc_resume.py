@@ -57,14 +57,18 @@ def test_stopped_and_resumed_epoch_is_bitwise_the_uninterrupted_one(ooc, work):
     ref = ooc.stage_train(args_for(ooc, work, "ref"), "store")
     steps = ref["epoch_steps"]
     assert ref["phase"] == "done" and steps == 14 and ref["test_batches"] == 3 and ref["test_nodes"] == 38
-    # stopped after 6 steps (between two checkpoints), then inside the test evaluation, then to the end
+    # stopped after 6 steps (between two checkpoints), then inside the test evaluation, then to the
+    # end; the pieces read the features batch by batch, then in groups of 4 (one sequential pass
+    # per group, stopped inside a group), then of 2
     first = ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", "6"), "store")
     assert (first["phase"], first["epoch_steps"]) == ("train", 6)
-    second = ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", str(steps - 6 + 1)), "store")
+    second = ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", str(steps - 6 + 1), "--scan-group", "4"),
+                             "store")
     assert (second["phase"], second["epoch_steps"], second["test_batches"]) == ("eval", steps, 1)
-    last = ooc.stage_train(args_for(ooc, work, "cut"), "store")
+    last = ooc.stage_train(args_for(ooc, work, "cut", "--scan-group", "2"), "store")
     assert last["phase"] == "done" and [p["first_step"] for p in last["pieces"]] == [0, 6, steps]
     assert [p["first_eval_batch"] for p in last["pieces"]] == [0, 0, 1]
+    assert [p["scan_group"] for p in last["pieces"]] == [0, 4, 2]
     a, b = final(work, "ref"), final(work, "cut")
     assert same_tensors(a["model"], b["model"])
     sa, sb = a["optim"]["state"], b["optim"]["state"]
