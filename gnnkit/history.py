@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .data.limits import format_bytes, memory_limit
+from .models.dropout import dropout
 from .errors import GnnkitError
 from .sparse import Adjacency
 
@@ -165,7 +166,7 @@ class HistoryBlocks(list):
             self.store.push(i, self.batch, h)
         old = self.store.pull(i, self.halo, h.device).to(h.dtype)
         if model.training and getattr(model, "dropout", 0.0):
-            old = nn.functional.dropout(old, model.dropout, True)
+            old = dropout(old, model.dropout, True)
         return torch.cat([h, old], dim=0)
 
 

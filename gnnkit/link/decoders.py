@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnkit.errors import GnnkitError
+from gnnkit.models.dropout import relu_dropout
 
 
 def _check(z: Tensor, edges: Tensor) -> None:
@@ -48,7 +49,7 @@ class HadamardMLPDecoder(nn.Module):
         _check(z, edges)
         h = z[edges[0]] * z[edges[1]]
         for lin in self.lins[:-1]:
-            h = F.dropout(F.relu(lin(h)), self.dropout, self.training)
+            h = relu_dropout(lin(h), self.dropout, self.training)
         return self.lins[-1](h).view(-1)
 
 
