@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # 2 MiB pages for torch's large CPU tensors (read once, at torch's first allocation, so before any
+    # command imports torch): a fresh 65 MB feature gather otherwise pays ~4x its copy in 4 KiB page
+    # faults (BENCHMARKS.md, the step floor); an explicit setting in the environment wins
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     debug = "--debug" in argv
     try:
         _configure_logging()  # before the parser: installed plug-ins may warn while it is built
