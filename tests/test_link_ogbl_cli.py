@@ -29,6 +29,7 @@ def test_collab_layout_through_info_and_train(tmp_path, capsys):
     text = capsys.readouterr().out
     info = json.loads(text[text.index("{"):])
     assert info["nodes"] == 120 and info["undirected_edges"] == len(parts["train"])
+    assert info["metric"] == "hits@50"  # OGB's evaluator's metric for collab
     for sampler in (["full"], ["cluster", "--num-parts", "4", "--clusters-per-batch", "2"]):
         out = tmp_path / sampler[0]
         assert main(["train", "--dataset", "ogbl-collab", "--root", str(root), "--epochs", "20", "--hidden", "16",

@@ -247,7 +247,9 @@ def describe_graphs(dataset, root) -> dict:
 
 
 def describe_links(dataset, root) -> dict:
-    """``gnnkit info`` of an ``ogbl-*`` dataset: nodes, edges of the training graph, split sizes."""
+    """``gnnkit info`` of an ``ogbl-*`` dataset: nodes, edges of the training graph, split sizes, and
+    the metric OGB's evaluator scores it with."""
+    from ..link.metrics import ogbl_metric
     from ..link.ogbl import load_ogbl
     from .factory import check_root
 
@@ -261,7 +263,8 @@ def describe_links(dataset, root) -> dict:
             sizes[f"{part}_neg"] = int(neg.numel() if neg.dim() == 2 and neg.shape[0] != 2 else neg.shape[-1])
     return {"name": str(dataset), "nodes": int(data.num_nodes), "edges": int(data.edge_index.shape[1]),
             "undirected_edges": int(data.edge_index.shape[1]) // 2,
-            "features": 0 if data.x is None else int(data.x.shape[1]), "split": sizes}
+            "features": 0 if data.x is None else int(data.x.shape[1]), "split": sizes,
+            "metric": ogbl_metric(str(dataset))}
 
 
 def format_info(info: dict) -> str:
