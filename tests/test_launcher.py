@@ -151,3 +151,21 @@ def test_two_machines_on_one(tmp_path):
     assert single.returncode == 0, single.stderr
     ref = json.loads((tmp_path / "single" / "results.json").read_text())
     assert abs(result["test_mean"] - ref["test_mean"]) <= 0.01
+
+
+def test_nproc_refusals_are_one_line_and_exit_2(tmp_path):
+    """``gnnkit train --nproc 2``: a bad name is refused before any process starts; a refusal inside
+    the workers (after loading) ends the launcher with one summary line and the workers' exit status 2."""
+    base = [sys.executable, "-m", "gnnkit", "train", *GRAPH, "--epochs", "1", "--nproc", "2"]
+    early = subprocess.run([*base, "--model", "nope", "--out", str(tmp_path / "a")], env=_env(),
+                           capture_output=True, text=True, timeout=120)
+    lines = early.stderr.strip().splitlines()
+    assert early.returncode == 2 and len(lines) == 1 and lines[0].startswith("gnnkit: error: unknown model 'nope'"), \
+        early.stderr
+    late = subprocess.run([*base, "--strategy", "forward", "--escape", "milp", "--out", str(tmp_path / "b")],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    lines = late.stderr.strip().splitlines()
+    assert late.returncode == 2, late.stderr
+    assert "gnnkit: error: the milp escape searches a classifier head" in late.stderr
+    assert lines[-1].startswith("gnnkit: error: process ") and "failed first (exit status 2)" in lines[-1]
+    assert "Traceback" not in late.stderr

@@ -78,19 +78,27 @@ def _launch(args) -> int:
         if a.startswith("--nproc="):
             continue
         rest.append(a)
-    torchrun.main(["--nproc-per-node", str(args.nproc), "--standalone", "-m", "gnnkit", *rest])
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    try:
+        torchrun.main(["--nproc-per-node", str(args.nproc), "--standalone", "-m", "gnnkit", *rest])
+    except ChildFailedError as exc:  # the workers printed their own one-line errors above
+        rank, first = exc.get_first_failure()  # the others may only have been stopped by the launcher
+        sys.stderr.write(f"gnnkit: error: process {rank} of {args.nproc} failed first (exit status {first.exitcode}); "
+                         "its message is above\n")
+        return 2 if first.exitcode == 2 else 1
     return 0
 
 
 def run(args) -> int:
     check_values(args)
-    if args.nproc and args.nproc > 1 and dist.env_world_size() == 1:
-        return _launch(args)
-    names = factory.plugin_names(args)  # name errors before any loading
-    if args.metrics:  # unknown metric names before any loading
+    names = factory.plugin_names(args)  # name errors before any loading (and before launching processes)
+    if args.metrics:  # unknown metric names likewise
         from ..metrics import as_metrics
 
         as_metrics(args.metrics)
+    if args.nproc and args.nproc > 1 and dist.env_world_size() == 1:
+        return _launch(args)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     outputs.check_paths(args)
     outputs.check_reuse(args, seeds)
