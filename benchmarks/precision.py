@@ -110,7 +110,9 @@ if cfg["dataset"] == "matrix":  # one sampler x strategy configuration on Cora (
         "sf-cluster": (cluster, lambda: ForwardLearning("sf", patience=25, val_every=2, layer_epochs=50),
                        lambda: None, fwd, True),
     }
-    smp, strat, esc, trainer_kw, forward = CONFIGS[cfg["config"]]
+    smp, strat, esc, trainer_kw, forward = CONFIGS[cfg["config"].removesuffix("-xbf16")]
+    if cfg["config"].endswith("-xbf16"):  # the control: features rounded through bfloat16, then trained as given
+        base.x = base.x.to(torch.bfloat16).float()
     if cfg.get("cap"):  # a smoke run: every configuration's epochs capped
         trainer_kw = dict(trainer_kw, max_epochs=min(trainer_kw["max_epochs"], cfg["cap"]))
     def make(seed):
@@ -159,6 +161,9 @@ def run_child(cfg: dict) -> dict:
 
 
 MATRIX = ("full", "neighbor", "cluster", "mvs", "escape", "sf", "ff-la", "sf-cluster")
+# controls (run with --precisions 32): a configuration on features rounded through bfloat16, to tell
+# what the rounding of the inputs alone does from what half-precision compute does
+CONTROLS = tuple(f"{c}-xbf16" for c in MATRIX)
 
 
 def summarize(job: dict, res: dict) -> dict:
@@ -203,7 +208,7 @@ def make_jobs(args, precisions) -> list:
     if args.only == "matrix":
         seeds = [int(v) for v in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
         for name in args.configs.split(","):
-            if name not in MATRIX:
+            if name not in MATRIX + CONTROLS:
                 raise SystemExit(f"unknown configuration {name!r}; known: {', '.join(MATRIX)}")
             jobs += [{"dataset": "matrix", "config": name, "precision": pr, "root": root, "cap": args.cap_epochs,
                       "seeds": seeds} for pr in precisions]
