@@ -271,6 +271,7 @@ def stage_train(args, source: str) -> dict:
 EPOCH = 10**6  # the recorded epoch's index: its own shuffle and neighbor draws
 WARM = 20  # the epoch's first steps, left out of its rates (warm-up)
 PER_STEP = ("seconds", "cpu", "seeds", "edges", "read", "majflt")
+PHASES = ("sample", "scan", "train")  # per step: sampling (with the rows' gather unless scanned), the scan's share, the step
 
 
 def run_key(args) -> dict:
@@ -352,7 +353,7 @@ class EpochDir:
 
 def _fresh_state(key: dict, timed) -> dict:
     return {"key": key, "phase": "train", "progress": 0, "next": 0, "gen": None, "eval_next": 0,
-            "eval_gen": None, "per_step": {k: [] for k in PER_STEP}, "pieces": [], "timed": timed,
+            "eval_gen": None, "per_step": {k: [] for k in PER_STEP + PHASES}, "pieces": [], "timed": timed,
             "eval": {"correct": 0, "total": 0, "seconds": 0.0, "read": 0, "batches": 0}}
 
 
@@ -394,14 +395,15 @@ class Piece:
         return d
 
 
-def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen_state=None, gen_key: str = "gen") -> None:
+def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen_state=None, gen_key: str = "gen",
+                record=None) -> None:
     """Save ``state`` with the model, the optimizer, the global RNG (dropout) and the generator
-    state ``gen_state`` under ``gen_key``; the pieces so far and this one."""
+    state ``gen_state`` under ``gen_key``; the pieces so far and this one (``record``, or now)."""
     state.update(model=model.state_dict(), optim=opt.state_dict(), rng=torch.get_rng_state())
     if gen_state is not None:
         state[gen_key] = gen_state
     done = state["pieces"]
-    state["pieces"] = done + [piece.record(state)]
+    state["pieces"] = done + [record or piece.record(state)]
     ckpt.save(state)
     state["pieces"] = done
 
@@ -409,18 +411,19 @@ def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen_state
 def sample_group(args, sampler, features, seed_batches, gen) -> tuple:
     """The batches of ``seed_batches`` drawn from ``gen`` in order, as ``sampler.sample_from_nodes``
     draws them, and ``gen``'s state before each (a checkpoint after batch ``i`` resumes from state
-    ``i + 1``). Returns ``(makers, states)``: ``makers[i]()`` gives batch ``i``. With ``--scan-group``
+    ``i + 1``). Returns ``(makers, states, (sampling seconds, scan seconds))``: ``makers[i]()`` gives
+    batch ``i``. With ``--scan-group``
     the group's feature rows are read at once, in one pass over the feature file
     (:func:`gnnkit.stores.ondisk.scan.scan_rows`), and each batch takes its rows from them: the same
     values as the batch's own gather."""
     from gnnkit.samplers.batch import Batch
     from gnnkit.samplers.neighbor import sample_blocks
 
-    states = []
+    states, t0 = [], time.perf_counter()
     if not args.scan_group:
         states.append(gen.get_state())
         batch = sampler.sample_from_nodes(seed_batches[0], gen)
-        return [lambda: batch], states
+        return [lambda: batch], states, (time.perf_counter() - t0, 0.0)
     ctx, parts = sampler.ctx, []
     for seeds in seed_batches:
         states.append(gen.get_state())
@@ -428,30 +431,33 @@ def sample_group(args, sampler, features, seed_batches, gen) -> tuple:
         parts.append((seeds, n_id, blocks, features.get("y", seeds)))
     from gnnkit.stores.ondisk.scan import scan_rows
 
+    t1 = time.perf_counter()
     uniq = torch.unique(torch.cat([p[1] for p in parts]))
     rows, dtype = scan_rows(features.files, "x", uniq), features.dtype("x")
+    phases = (t1 - t0, time.perf_counter() - t1)
 
     def maker(seeds, n_id, blocks, y):
         b = seeds.numel()
         return lambda: Batch(x=rows[torch.searchsorted(uniq, n_id)].to(dtype), y=y, adj=blocks, n_id=n_id,
                              batch_size=b, loss_index=torch.arange(b), num_nodes=n_id.numel())
-    return [maker(*p) for p in parts], states
+    return [maker(*p) for p in parts], states, phases
 
 
 def _walk(args, sampler, features, seed_batches, first: int, gen, stop, work) -> bool:
     """Batches ``first..`` of ``seed_batches`` (groups of ``--scan-group``, or one by one) through
     ``work(k, batch, shared, gen_state_after)``; ``shared`` is the batch's share of its group's
-    sampling and reading ``(seconds, cpu seconds, bytes read, major faults)``. False when stopped."""
+    sampling and reading ``(seconds, cpu seconds, bytes read, major faults, sampling seconds, scan
+    seconds)``. False when stopped."""
     k, size = first, max(args.scan_group, 1)
     while k < len(seed_batches):
         if stop.is_set():
             return False
         t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
         group = seed_batches[k:k + size]
-        makers, states = sample_group(args, sampler, features, group, gen)
+        makers, states, phases = sample_group(args, sampler, features, group, gen)
         io1, n = Meter.io(), len(group)
         shared = ((time.perf_counter() - t) / n, (cpu_seconds() - c) / n, (io1["read_bytes"] - io["read_bytes"]) / n,
-                  (io1["majflt"] - io["majflt"]) / n)
+                  (io1["majflt"] - io["majflt"]) / n, phases[0] / n, phases[1] / n)
         after = states[1:] + [gen.get_state()]
         for i, make in enumerate(makers):
             work(k + i, make(), shared, after[i])
@@ -472,11 +478,16 @@ def train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop) -
     if state["gen"] is not None:
         gen.set_state(state["gen"])
     ps = state["per_step"]
+    for name in PHASES:  # a checkpoint of an earlier version has no phase lists: its steps are not split
+        ps.setdefault(name, [])
+        ps.setdefault(name + "_from", len(ps["seconds"]))
 
     def work(k, batch, shared, gen_after):
         t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
         _step(model, opt, batch)
         io1, secs = Meter.io(), time.perf_counter() - t + shared[0]
+        for name, v in zip(PHASES, (shared[4], shared[5], time.perf_counter() - t)):
+            ps[name].append(v)
         for name, v in zip(PER_STEP, (secs, cpu_seconds() - c + shared[1], batch.batch_size,
                                       sum(a.nnz for a in batch.adj), io1["read_bytes"] - io["read_bytes"] + shared[2],
                                       io1["majflt"] - io["majflt"] + shared[3])):
@@ -589,9 +600,23 @@ def _resume_and_run(args, model, opt, sampler, features, meter, setup_s, timed, 
     if state["phase"] == "eval" and not stop.is_set():
         if eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop):
             state["phase"] = "done"
-            _checkpoint(ckpt, state, piece, model, opt)
-    state["pieces"] = state["pieces"] + [piece.record(state)]
+    record = piece.record(state)
+    if state["phase"] == "done":  # the finished record, as a rerun will read it
+        _checkpoint(ckpt, state, piece, model, opt, record=record)
+    state["pieces"] = state["pieces"] + [record]
     return summarize(state)
+
+
+def _phases(ps: dict) -> dict:
+    """Mean seconds per step of sampling, the scan's share and the training step, over the steps
+    after the first :data:`WARM` that recorded them (``None`` when none did)."""
+    out = {}
+    for name in PHASES:
+        first = max(ps.get(name + "_from", 0), WARM)
+        vals = ps.get(name, [])[first - ps.get(name + "_from", 0):] if ps.get(name) else []
+        out[name] = round(sum(vals) / len(vals), 2) if vals else None
+    out["steps"] = len(ps.get(PHASES[0], [])[max(WARM - ps.get(PHASES[0] + "_from", 0), 0):])
+    return out
 
 
 def summarize(state: dict) -> dict:
@@ -612,6 +637,7 @@ def summarize(state: dict) -> dict:
            "epoch_read_bytes_per_step": round(sum(ps["read"]) / max(n, 1)),
            "epoch_read_bytes_per_step_after_warmup": round(sum(ps["read"][w]) / max(n - WARM, 1)),
            "epoch_majflt_per_step": round(sum(ps["majflt"]) / max(n, 1), 1),
+           "epoch_phase_seconds_per_step": _phases(ps),
            "epoch_peak_RssAnon_gib": round(max((p["peak_RssAnon_kib"] for p in pieces), default=0) / 2**20, 3),
            "epoch_peak_RssFile_gib": round(max((p["peak_RssFile_kib"] for p in pieces), default=0) / 2**20, 3),
            "test_nodes": ev["total"], "test_batches": ev["batches"],
