@@ -21,9 +21,16 @@ hundred training batches, and both sides' memory reset.
 gnnkit's optimizer is the run's (``RunContext.make_optimizer``: fused Adam); PyG's example loop keeps
 its plain ``torch.optim.Adam``.
 
+gnnkit runs at each precision of ``--precisions`` (default ``32,bf16-mixed``: the Trainer's
+``precision``; under ``bf16-mixed`` TGN's dense products run in bfloat16 with float32 results and
+float32 memory, :mod:`gnnkit.temporal.mixed`; evaluation is float32 either way); PyG at float32,
+its example's only precision. Per seed the runs go back to back (gnnkit at each precision, then
+PyG), and each precision's ratio is that seed's gnnkit events/s over PyG's.
+
 Usage: ``flock /tmp/gnnkit-heavy.lock python benchmarks/tgn_vs_pyg.py [--epochs 3] [--seeds 3]``.
-The last line is ``speedup=X ap_gap=Y``: X the median over seeds of gnnkit's events/s over PyG's
-(each seed's two runs back to back), Y gnnkit's mean test AP minus PyG's in points.
+The last line is ``speedup=X ap_gap=Y`` for the first precision (``speedup_<precision>=`` and
+``ap_gap_<precision>=`` for each): X the median over seeds of the per-seed ratio, Y gnnkit's mean test
+AP minus PyG's in points.
 """
 from __future__ import annotations
 
@@ -105,7 +112,7 @@ def run_gnnkit(args, seed):
     task = Timed(memory_dim=DIM, time_dim=DIM, embedding_dim=DIM, num_neighbors=K, embedding=args.embedding)
     clock = Clock()
     trainer = Trainer(task=task, sampler=TemporalSampler(BATCH), max_epochs=args.epochs, lr=1e-4, device="cpu",
-                      progress=False, seed=seed, callbacks=[clock])
+                      progress=False, seed=seed, callbacks=[clock], precision=args.precision)
     model = TGN(1, memory_dim=DIM, time_dim=DIM, embedding_dim=DIM, embedding=args.embedding)
     r = trainer.fit(model, data)
     m = r["metrics"]
@@ -238,7 +245,8 @@ def child(args, side, seed, **extra):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", side, "--seed", str(seed), "--epochs",
            str(args.epochs), "--threads", str(args.threads), "--dataset", extra.get("dataset", args.dataset),
            "--num-nodes", str(args.num_nodes), "--num-events", str(args.num_events),
-           "--batches", str(args.batches), "--embedding", extra.get("embedding", "transformer")]
+           "--batches", str(args.batches), "--embedding", extra.get("embedding", "transformer"),
+           "--precision", extra.get("precision", "32")]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -262,6 +270,8 @@ def main() -> None:
     p.add_argument("--child", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--embedding", default="transformer")
+    p.add_argument("--precisions", default="32,bf16-mixed", help="gnnkit's precisions, comma-separated")
+    p.add_argument("--precision", default="32", help=argparse.SUPPRESS)  # a child's
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
@@ -273,30 +283,40 @@ def main() -> None:
           f"{os.cpu_count()}-core CPU, torch {torch.__version__}, "
           f"{args.threads} thread(s) per run; not installed: {', '.join(missing) or 'none'} "
           f"(PyG's TGN pieces run on torch_geometric.utils.scatter)", flush=True)
-    rows = {"gnnkit": [], "pyg": [], "gnnkit-attn": []}
+    precs = [q.strip() for q in args.precisions.split(",") if q.strip()]
+    sides = [f"gnnkit-{q}" for q in precs]
+    rows = {**{k: [] for k in sides}, "pyg": [], "gnnkit-attn": []}
     for seed in range(args.seeds):
-        rows["gnnkit"].append(child(args, "gnnkit", seed))
+        for q, side in zip(precs, sides):
+            rows[side].append(child(args, "gnnkit", seed, precision=q))
         rows["pyg"].append(child(args, "pyg", seed))
         if seed < args.reference_seeds:
             rows["gnnkit-attn"].append(child(args, "gnnkit", seed, embedding="attention"))
         for side in [k for k in rows if len(rows[k]) == seed + 1]:
             r = rows[side][-1]
-            print(f"seed {seed} {side:11s} events/s {r['events_per_s']:8.0f}  test AP {r['test_ap']:.4f}  "
+            print(f"seed {seed} {side:17s} events/s {r['events_per_s']:8.0f}  test AP {r['test_ap']:.4f}  "
                   f"AUC {r['test_auc']:.4f}  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-    print(f"## {os.path.basename(args.dataset)}, {args.epochs} epochs, {args.seeds} seeds (mean ± std)")
-    for side, label in (("gnnkit", "gnnkit TGN (transformer)"), ("pyg", "PyG TGN"),
-                        ("gnnkit-attn", "gnnkit TGN (authors' attn)")):
+        print(f"seed {seed} ratios: " + ", ".join(
+            f"{q} {rows[side][-1]['events_per_s'] / rows['pyg'][-1]['events_per_s']:.2f}" for q, side in zip(precs, sides))
+            + f"; load average {os.getloadavg()[0]:.2f}; {time.strftime('%H:%M:%S %Z')}", flush=True)
+    print(f"## {os.path.basename(args.dataset)}, {args.epochs} epochs, {args.seeds} seeds (mean ± std), "
+          f"{args.threads} thread(s) per run")
+    labels = [(side, f"gnnkit TGN (transformer, {q})") for q, side in zip(precs, sides)]
+    for side, label in labels + [("pyg", "PyG TGN (float32)"), ("gnnkit-attn", "gnnkit TGN (authors' attn, 32)")]:
         if not rows[side]:
             continue
         (eps, eps_sd), (ap, ap_sd) = mean(rows[side], "events_per_s"), mean(rows[side], "test_ap")
-        print(f"{label:28s} events/s {eps:8.0f} ± {eps_sd:5.0f}  test AP {100 * ap:6.2f} ± {100 * ap_sd:4.2f}  "
+        print(f"{label:34s} events/s {eps:8.0f} ± {eps_sd:5.0f}  test AP {100 * ap:6.2f} ± {100 * ap_sd:4.2f}  "
               f"peak RSS {max(r['peak_rss_mb'] for r in rows[side]):6.0f} MB", flush=True)
-    ratios = [g["events_per_s"] / q["events_per_s"] for g, q in zip(rows["gnnkit"], rows["pyg"])]
-    speedup = statistics.median(ratios)  # per seed, the two runs back to back: less exposed to load swings
-    gap = 100 * (mean(rows["gnnkit"], "test_ap")[0] - mean(rows["pyg"], "test_ap")[0])
-    print(f"events/s ratio per seed: {', '.join(f'{r:.2f}' for r in ratios)}; median {speedup:.2f}; ratio of the "
-          f"means {mean(rows['gnnkit'], 'events_per_s')[0] / mean(rows['pyg'], 'events_per_s')[0]:.2f}; "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    figures = {}
+    for q, side in zip(precs, sides):
+        ratios = [g["events_per_s"] / r["events_per_s"] for g, r in zip(rows[side], rows["pyg"])]
+        speedup = statistics.median(ratios)  # per seed, the runs back to back: less exposed to load swings
+        gap = 100 * (mean(rows[side], "test_ap")[0] - mean(rows["pyg"], "test_ap")[0])
+        figures[q] = (speedup, gap)
+        print(f"{q}: events/s ratio per seed: {', '.join(f'{r:.2f}' for r in ratios)}; median {speedup:.2f}; "
+              f"ratio of the means {mean(rows[side], 'events_per_s')[0] / mean(rows['pyg'], 'events_per_s')[0]:.2f}; "
+              f"test AP gap {gap:+.2f} points; load average {os.getloadavg()[0]:.2f}", flush=True)
     if not args.skip_synthetic:
         syn = argparse.Namespace(**{**vars(args), "epochs": 1})
         g = child(syn, "gnnkit", 0, dataset="synthetic")
@@ -306,7 +326,8 @@ def main() -> None:
               f"train->eval switch {g['switch_s']:.3f} s, reset {g['reset_s']:.3f} s, peak RSS {g['peak_rss_mb']:.0f} MB")
         print(f"PyG:    train->eval switch {q['switch_s']:.3f} s (after {args.batches} batches), "
               f"reset_state {q['reset_s']:.3f} s, peak RSS {q['peak_rss_mb']:.0f} MB")
-    print(f"speedup={speedup:.2f} ap_gap={gap:.2f}")
+    print(" ".join(f"speedup_{q}={v[0]:.2f} ap_gap_{q}={v[1]:.2f}" for q, v in figures.items()))
+    print(f"speedup={figures[precs[0]][0]:.2f} ap_gap={figures[precs[0]][1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,15 @@ def test_tgn_trains_under_mixed_precision_deterministically(precision, embedding
     assert trainer.task.memory.memory.dtype == torch.float32
     _, r2, losses2 = fit(stream, precision, embedding=embedding)
     assert r2["metrics"] == r["metrics"] and losses2 == losses
+
+
+def test_keep_freed_memory_is_set_on_glibc_and_can_be_switched_off(monkeypatch):
+    import platform
+
+    from gnnkit.temporal.heap import keep_freed_memory
+
+    monkeypatch.setenv("GNNKIT_KEEP_HEAP", "0")
+    assert keep_freed_memory() is False
+    monkeypatch.setenv("GNNKIT_KEEP_HEAP", "1")
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc

@@ -62,6 +62,7 @@ from ..link.ranking import rank_metrics
 from ..link.tgb_protocol import evaluate_edgebank, split_negatives, tgb_split
 from ..plugins import add_option
 from ..temporal.events import EventBatch, EventStream, load_events
+from ..temporal.heap import keep_freed_memory
 from ..temporal.memory import TemporalMemory
 from ..temporal.metrics import average_precision, roc_auc
 from ..temporal.interface import TemporalModule, check_queries, score_queries
@@ -179,6 +180,8 @@ class TemporalLinkPrediction(Task):
         if model.msg_dim != data.msg_dim:
             raise GnnkitError(f"the model expects {model.msg_dim}-wide messages, {data.name} has {data.msg_dim}")
         self.data = data
+        if torch.device(ctx.device).type == "cpu":
+            keep_freed_memory()  # no page faults for each step's working set (gnnkit.temporal.heap)
         self.memory = TemporalMemory(data.num_nodes, model.memory_dim, data.msg_dim, device=ctx.device)
         self.neighbors = LastNeighbors(data.num_nodes, self.num_neighbors, device=ctx.device)
         self._best, self._fresh, self._eval_state = None, False, None

@@ -37,16 +37,23 @@ from .mixed import autocast_dtype, linear
 EMPTY = -1e30  # score of an empty neighbor slot: exp(EMPTY - max) == 0 in float32
 
 
-def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, training: bool) -> Tensor:
-    """``q`` ``[Q, H, c]``, ``key``/``val`` ``[P, H, c]`` of the valid links of ``mask`` ``[Q, k]``
-    -> ``Σ_u softmax_u(q·k_u / √c) v_u`` ``[Q, H·c]`` (0 where a query has no link).
+def valid_links(nbr_idx: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(flat, qi, rows)`` ``[P]`` of the valid slots of ``mask`` ``[Q, k]`` in row-major order: the slot
+    ``q·k + j``, its query row ``q`` and its neighbor row ``nbr_idx[q, j]`` (the only data-dependent
+    shapes of a layer, computed once per batch)."""
+    flat = mask.view(-1).nonzero().view(-1)
+    return flat, torch.div(flat, mask.size(1), rounding_mode="floor"), nbr_idx.reshape(-1).index_select(0, flat)
+
+
+def attend(q: Tensor, key: Tensor, val: Tensor, flat: Tensor, qi: Tensor, k: int, dropout: float,
+           training: bool) -> Tensor:
+    """``q`` ``[Q, H, c]``, ``key``/``val`` ``[P, H, c]`` of the valid links (slots ``flat``, query rows
+    ``qi``, :func:`valid_links`) of ``Q`` queries with ``k`` slots each -> ``Σ_u softmax_u(q·k_u / √c) v_u``
+    ``[Q, H·c]`` (0 where a query has no link).
 
     The softmax runs on a dense ``[Q, k, H]`` score whose empty slots hold a large negative
     number (not ``-inf``: a query without links then gets a finite, unused row, no NaN)."""
-    Q, k = mask.shape
-    H, c = q.shape[1:]
-    flat = mask.view(-1).nonzero().view(-1)  # valid slots, row-major
-    qi = torch.div(flat, k, rounding_mode="floor")
+    Q, H, c = q.shape
     s = (q.index_select(0, qi) * key).sum(-1) * (1.0 / math.sqrt(c))  # [P, H]
     score = s.new_full((Q * k, H), EMPTY).index_copy(0, flat, s).view(Q, k, H)
     attn = torch.softmax(score, 1).view(Q * k, H).index_select(0, flat)
@@ -54,7 +61,25 @@ def attend(q: Tensor, key: Tensor, val: Tensor, mask: Tensor, dropout: float, tr
     return s.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
 
 
-class TemporalAttention(nn.Module):
+class _Layer(nn.Module):
+    """What both layers share: ``forward`` finds the valid links (or takes them, ``links``) and hands
+    the rest, free of data-dependent shapes, to ``dense``; ``compile_dense(True)`` wraps ``dense`` in
+    ``torch.compile(dynamic=True)`` (one graph for all batch sizes; the first batches pay the compile)."""
+
+    _compiled = None
+
+    def compile_dense(self, on: bool = True) -> "_Layer":
+        self._compiled = torch.compile(self.dense, dynamic=True) if on else None
+        return self
+
+    def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
+                time_enc: nn.Module, links: tuple | None = None) -> Tensor:
+        flat, qi, rows = valid_links(nbr_idx, mask) if links is None else links
+        fn = self._compiled or self.dense
+        return fn(h, q_idx, rows, flat, qi, mask.size(1), e, dt, time_enc, autocast_dtype(h.device.type))
+
+
+class TemporalAttention(_Layer):
     """The authors' TGN-attn layer (see the module docstring)."""
 
     time_origin = "query"
@@ -72,24 +97,25 @@ class TemporalAttention(nn.Module):
         self.out = nn.Linear(q_dim, q_dim)
         self.merge = nn.Sequential(nn.Linear(q_dim + node_dim, node_dim), nn.ReLU(), nn.Linear(node_dim, out_dim))
 
-    def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
-                time_enc: nn.Module) -> Tensor:
-        Q, half = mask.size(0), autocast_dtype(h.device.type)
+    def dense(self, h: Tensor, q_idx: Tensor, rows: Tensor, flat: Tensor, qi: Tensor, k: int, e: Tensor, dt: Tensor,
+              time_enc: nn.Module, half) -> Tensor:
+        Q = q_idx.numel()
         H, c = self.heads, self.q_dim // self.heads
         h_q = h.index_select(0, q_idx)
         phi0 = time_enc(h.new_zeros(1)).expand(Q, -1)
         q = linear(torch.cat([h_q, phi0], -1), self.q.weight, self.q.bias, half).view(Q, H, c)
-        kv = (linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, nbr_idx[mask])
+        kv = (linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, rows)
               + linear(torch.cat([e.to(h.dtype), time_enc(dt)], -1), self.kv_link.weight, None, half))
         key, val = kv[:, : self.q_dim].view(-1, H, c), kv[:, self.q_dim:].view(-1, H, c)
-        out = attend(q, key, val, mask, self.dropout, self.training)
-        out = linear(out, self.out.weight, self.out.bias, half) * mask.any(1, keepdim=True)
+        out = attend(q, key, val, flat, qi, k, self.dropout, self.training)
+        has = torch.zeros(Q, dtype=h.dtype, device=h.device).index_fill_(0, qi, 1.0).unsqueeze(1)
+        out = linear(out, self.out.weight, self.out.bias, half) * has
         first, last = self.merge[0], self.merge[2]
         hidden = torch.relu(linear(torch.cat([out, h_q], -1), first.weight, first.bias, half))
         return linear(hidden, last.weight, last.bias, half)
 
 
-class TransformerEmbedding(nn.Module):
+class TransformerEmbedding(_Layer):
     """``TransformerConv`` (root weight on, ``edge_dim = F + d_t``) as in PyG's TGN example.
 
     Parameters: ``qr`` (query and root weights ``W_q``, ``W_r`` stacked: one product per query
@@ -108,16 +134,16 @@ class TransformerEmbedding(nn.Module):
         self.kv_node = nn.Linear(node_dim, 2 * out_dim)
         self.link = nn.Linear(msg_dim + time_dim, out_dim, bias=False)
 
-    def forward(self, h: Tensor, q_idx: Tensor, nbr_idx: Tensor, mask: Tensor, e: Tensor, dt: Tensor,
-                time_enc: nn.Module) -> Tensor:
-        H, o, half = self.heads, self.out_dim, autocast_dtype(h.device.type)
+    def dense(self, h: Tensor, q_idx: Tensor, rows: Tensor, flat: Tensor, qi: Tensor, k: int, e: Tensor, dt: Tensor,
+              time_enc: nn.Module, half) -> Tensor:
+        H, o = self.heads, self.out_dim
         c = o // H
         q, root = linear(h.index_select(0, q_idx), self.qr.weight, self.qr.bias, half).view(-1, 2, o).unbind(1)
         f = linear(torch.cat([e.to(h.dtype), time_enc(dt)], -1), self.link.weight, None, half)  # [P, o]
-        kv = linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, nbr_idx[mask]).view(-1, 2, o)
+        kv = linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, rows).view(-1, 2, o)
         kv = kv + f.unsqueeze(1)
         key, val = kv.unbind(1)
-        return attend(q.reshape(-1, H, c), key.view(-1, H, c), val.view(-1, H, c), mask, self.dropout,
+        return attend(q.reshape(-1, H, c), key.view(-1, H, c), val.view(-1, H, c), flat, qi, k, self.dropout,
                       self.training) + root
 
 

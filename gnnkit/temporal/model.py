@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GnnkitError
-from .embedding import EMBEDDINGS
+from .embedding import EMBEDDINGS, valid_links
 from .events import EventBatch, EventStream
 from .interface import BatchContext, TemporalModule
 from .memory import TemporalMemory
@@ -50,7 +50,7 @@ __all__ = ["TGN", "BatchContext"]
 class TGN(TemporalModule):
     def __init__(self, msg_dim: int, *, memory_dim: int = 100, time_dim: int = 100, embedding_dim: int = 100,
                  node_dim: int = 0, heads: int = 2, dropout: float = 0.1, aggregator: str = "last",
-                 message: str = "identity", embedding: str = "transformer"):
+                 message: str = "identity", embedding: str = "transformer", compile: bool = False):
         super().__init__()
         if embedding not in EMBEDDINGS:
             raise GnnkitError(f"unknown embedding {embedding!r}; known: {', '.join(EMBEDDINGS)}")
@@ -62,6 +62,8 @@ class TGN(TemporalModule):
         self.updater = MemoryUpdater(memory_dim, msg_dim, time_dim, aggregator, message)
         self.node_proj = nn.Linear(node_dim, memory_dim) if node_dim else None
         self.embedding = EMBEDDINGS[embedding](memory_dim, msg_dim, time_dim, embedding_dim, heads, dropout)
+        if compile:  # the embedding's dense part under torch.compile(dynamic=True): BENCHMARKS.md has its figures
+            self.embedding.compile_dense()
         self.predictor = nn.Sequential(nn.Linear(2 * embedding_dim, embedding_dim), nn.ReLU(),
                                        nn.Linear(embedding_dim, 1))
 
@@ -141,13 +143,14 @@ class TGN(TemporalModule):
         n_id, inv = torch.unique(torch.cat([qn, nbr.view(-1)]), return_inverse=True)
         mem, last = self.updater(memory, n_id, self.time_enc)
         h = self.node_states(mem, n_id, stream)
-        e = eid[mask]
         q_idx, nbr_idx = inv[:Q], inv[Q:].view(Q, -1)
+        links = valid_links(nbr_idx, mask)  # (slot, query row, neighbor row) of each valid link
+        e = eid.view(-1).index_select(0, links[0])
         if pair is None:
-            dt = batch.t.repeat(3).unsqueeze(1).expand_as(mask)[mask] - stream.t[e]
+            dt = batch.t.repeat(3).index_select(0, links[1]) - stream.t.index_select(0, e)
         else:  # the neighbor's last memory update
-            dt = last.index_select(0, nbr_idx[mask]) - stream.t.index_select(0, e)
-        z = self.embedding(h, q_idx, nbr_idx, mask, stream.msg.index_select(0, e), dt, self.time_enc)
+            dt = last.index_select(0, links[2]) - stream.t.index_select(0, e)
+        z = self.embedding(h, q_idx, nbr_idx, mask, stream.msg.index_select(0, e), dt, self.time_enc, links=links)
         if pair is None:
             pair = torch.arange(3 * b, device=z.device)
         logits = self.pair_logits(z, pair[:b].repeat(2), pair[b:])
