@@ -189,11 +189,25 @@ def _fit(args, names, data, seed: int, info: dict, first: bool) -> tuple:
     return task, record, result.get("history")
 
 
+def _features_in_precision(data, precision: str):
+    """Under a mixed precision, ``data.x`` held in its half type once, here, instead of the float32
+    tensor beside the Trainer's half copy for the whole run (half the feature memory)."""
+    import torch
+
+    from ..precision import half_dtype
+
+    half, x = half_dtype(precision), getattr(data, "x", None)
+    if half is not None and isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != half:
+        data.x = x.to(half)
+    return data
+
+
 def _run(args, names, seeds) -> int:
     factory.build_task(args, names)  # the task's option errors before loading
     with dist.main_first():  # rank 0 writes any processed files while the others wait
         data = factory.load_dataset(args, names)
-    info = factory.run_info(args, names, data)
+    info = factory.run_info(args, names, data)  # the fingerprint of the data as loaded
+    data = _features_in_precision(data, args.precision)
     if dist.is_main():
         from ..trainer import resolve_device
 
