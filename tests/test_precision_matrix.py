@@ -200,3 +200,18 @@ def test_cpu_float16_note(caplog):
         assert prec.note_cpu_half("16-mixed", "cpu") == slow
         prec.note_cpu_half("16-mixed", "cpu")
     assert sum("bf16-mixed is the CPU's half precision" in r.message for r in caplog.records) == int(slow)
+
+
+@pytest.mark.parametrize("sampler", ["neighbor", "cluster"])
+def test_pipeline_gathers_half_and_gives_the_inline_weights(sampler):
+    """A background sampling thread (num_workers=1) under bf16-mixed: the same half batches and the
+    same weights as sampling in the loop's thread."""
+    from gnnkit.samplers.pipeline import plan
+
+    make = {"neighbor": lambda: NeighborSampler((4, 4), batch_size=4),
+            "cluster": lambda: ClusterSampler(num_parts=4, clusters_per_batch=1)}[sampler]
+    runs = [_fit("bf16-mixed", make(), "backprop", num_workers=w, prefetch=2) for w in (0, 1)]
+    (t0, _, s0), (t1, _, s1) = runs
+    assert plan(t1.sampler, t1.ctx)[0] == 1 and len(s1.losses) >= 4 * 3  # a background thread, several batches
+    assert s0.dtypes == s1.dtypes == {torch.bfloat16} and s0.losses == s1.losses
+    assert _same(t0.raw_model.state_dict(), t1.raw_model.state_dict())
