@@ -443,28 +443,75 @@ def sample_group(args, sampler, features, seed_batches, gen) -> tuple:
     return [maker(*p) for p in parts], states, phases
 
 
+class _Lap:
+    """``lap()``: wall seconds, process CPU seconds, bytes read and major faults since the previous
+    lap (or since construction): a step's figures, whatever overlapped it."""
+
+    def __init__(self):
+        self.mark = self._now()
+
+    @staticmethod
+    def _now() -> tuple:
+        io = Meter.io()
+        return time.perf_counter(), cpu_seconds(), io["read_bytes"], io["majflt"]
+
+    def __call__(self) -> tuple:
+        now = self._now()
+        out, self.mark = tuple(a - b for a, b in zip(now, self.mark)), now
+        return out
+
+
+class _Background(threading.Thread):
+    """``fn(*args)`` in a daemon thread; ``result()`` waits for it (and re-raises its error)."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True, name="ooc-prefetch")
+        self.fn, self.args, self.value, self.error = fn, args, None, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn(*self.args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            self.error = e
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _walk(args, sampler, features, seed_batches, first: int, gen, stop, work) -> bool:
     """Batches ``first..`` of ``seed_batches`` (groups of ``--scan-group``, or one by one) through
-    ``work(k, batch, shared, gen_state_after)``; ``shared`` is the batch's share of its group's
-    sampling and reading ``(seconds, cpu seconds, bytes read, major faults, sampling seconds, scan
-    seconds)``. False when stopped."""
-    k, size = first, max(args.scan_group, 1)
-    while k < len(seed_batches):
-        if stop.is_set():
-            return False
-        t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
-        group = seed_batches[k:k + size]
-        makers, states, phases = sample_group(args, sampler, features, group, gen)
-        io1, n = Meter.io(), len(group)
-        shared = ((time.perf_counter() - t) / n, (cpu_seconds() - c) / n, (io1["read_bytes"] - io["read_bytes"]) / n,
-                  (io1["majflt"] - io["majflt"]) / n, phases[0] / n, phases[1] / n)
-        after = states[1:] + [gen.get_state()]
-        for i, make in enumerate(makers):
-            work(k + i, make(), shared, after[i])
-            if stop.is_set() and k + i + 1 < len(seed_batches):
+    ``work(k, batch, lap, share, gen_state_after)``: ``lap`` a :class:`_Lap`, ``share`` the batch's
+    share of its group's ``(sampling, scan)`` seconds. With ``--prefetch`` the next group is
+    sampled and read in a background thread while this one trains (the generator is used by that
+    thread alone, in the same order; the states after each batch are taken as it draws). False
+    when stopped."""
+    size = max(args.scan_group, 1)
+    starts = list(range(first, len(seed_batches), size))
+    lap, pending = _Lap(), None
+
+    def load(k):
+        makers, states, phases = sample_group(args, sampler, features, seed_batches[k:k + size], gen)
+        return makers, states[1:] + [gen.get_state()], phases
+
+    try:
+        for g, k in enumerate(starts):
+            if stop.is_set():
                 return False
-        k += n
-    return True
+            makers, after, phases = pending.result() if pending is not None else load(k)
+            pending = _Background(load, starts[g + 1]) if args.prefetch and g + 1 < len(starts) else None
+            share = (phases[0] / len(makers), phases[1] / len(makers))
+            for i, make in enumerate(makers):
+                work(k + i, make(), lap, share, after[i])
+                if stop.is_set() and k + i + 1 < len(seed_batches):
+                    return False
+        return True
+    finally:
+        if pending is not None:  # a stop: let the prefetch end before the generator is dropped
+            pending.join()
 
 
 def train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop) -> bool:
@@ -482,15 +529,14 @@ def train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop) -
         ps.setdefault(name, [])
         ps.setdefault(name + "_from", len(ps["seconds"]))
 
-    def work(k, batch, shared, gen_after):
-        t, c, io = time.perf_counter(), cpu_seconds(), Meter.io()
+    def work(k, batch, lap, share, gen_after):
+        t = time.perf_counter()
         _step(model, opt, batch)
-        io1, secs = Meter.io(), time.perf_counter() - t + shared[0]
-        for name, v in zip(PHASES, (shared[4], shared[5], time.perf_counter() - t)):
+        train_s = time.perf_counter() - t
+        secs, cpu, read, majflt = lap()
+        for name, v in zip(PHASES, (share[0], share[1], train_s)):
             ps[name].append(v)
-        for name, v in zip(PER_STEP, (secs, cpu_seconds() - c + shared[1], batch.batch_size,
-                                      sum(a.nnz for a in batch.adj), io1["read_bytes"] - io["read_bytes"] + shared[2],
-                                      io1["majflt"] - io["majflt"] + shared[3])):
+        for name, v in zip(PER_STEP, (secs, cpu, batch.batch_size, sum(a.nnz for a in batch.adj), read, majflt)):
             ps[name].append(v)
         state["next"] = state["progress"] = k + 1
         piece.d["train_seconds"] += secs
@@ -525,14 +571,13 @@ def eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop) -> 
     if state["eval_gen"] is not None:
         gen.set_state(state["eval_gen"])
 
-    def work(j, batch, shared, gen_after):
-        t, io = time.perf_counter(), Meter.io()["read_bytes"]
+    def work(j, batch, lap, share, gen_after):
         pred = model(batch.x, batch.adj)[:batch.batch_size].float().argmax(1)
         ev["correct"] += int((pred == y[j * bs:(j + 1) * bs]).sum())
         ev["total"] += batch.batch_size
-        secs = time.perf_counter() - t + shared[0]
+        secs, _, read, _ = lap()
         ev["seconds"] += secs
-        ev["read"] += Meter.io()["read_bytes"] - io + shared[2]
+        ev["read"] += read
         ev["batches"] = state["eval_next"] = j + 1
         state["progress"] = state["next"] + j + 1
         piece.d["eval_seconds"] += secs
@@ -592,7 +637,7 @@ def _resume_and_run(args, model, opt, sampler, features, meter, setup_s, timed, 
         print(f"resuming from {ckpt.files()[-1].name}: step {state['next']}, test batch {state['eval_next']}",
               file=sys.stderr, flush=True)
     piece = Piece(meter, state, setup_s, features, args.cache_gib)
-    piece.d["scan_group"] = args.scan_group
+    piece.d["scan_group"], piece.d["prefetch"] = args.scan_group, args.prefetch
     if args.scan_group:
         piece.d["warm_seconds"] = warm_arrays(args.store, ("indptr", "indices", "y"))
     if state["phase"] == "train" and train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop):
@@ -710,6 +755,8 @@ def parse(argv=None):
     p.add_argument("--epoch-dir", type=Path, default=None,
                    help="the full epoch's checkpoints (default: WORK/<store>.epoch); a rerun resumes from them")
     p.add_argument("--checkpoint-every", type=int, default=20, help="full epoch: checkpoint every N steps")
+    p.add_argument("--prefetch", action="store_true",
+                   help="full epoch: sample (and scan) the next group in a background thread while this one trains")
     p.add_argument("--scan-group", type=int, default=0,
                    help="full epoch: sample N batches ahead and read their feature rows in one sequential pass "
                         "over the feature file (0: each batch gathers its own rows)")

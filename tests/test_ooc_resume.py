@@ -54,21 +54,23 @@ def same_tensors(a: dict, b: dict) -> bool:
 
 
 def test_stopped_and_resumed_epoch_is_bitwise_the_uninterrupted_one(ooc, work):
-    ref = ooc.stage_train(args_for(ooc, work, "ref"), "store")
+    ref = ooc.stage_train(args_for(ooc, work, "ref", "--scan-group", "3"), "store")  # rows read in groups of 3
     steps = ref["epoch_steps"]
     assert ref["phase"] == "done" and steps == 14 and ref["test_batches"] == 3 and ref["test_nodes"] == 38
-    # stopped after 6 steps (between two checkpoints), then inside the test evaluation, then to the
-    # end; the pieces read the features batch by batch, then in groups of 4 (one sequential pass
-    # per group, stopped inside a group), then of 2
+    # stopped after 6 steps (between two checkpoints), after 10 (a group's end, the next group
+    # already drawn in the background), inside the test evaluation (inside a group), then to the
+    # end; the pieces read the features batch by batch, then in groups of 4 (one sequential pass per
+    # group, the next group drawn in the background), then batch by batch, the next one drawn ahead
     first = ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", "6"), "store")
     assert (first["phase"], first["epoch_steps"]) == ("train", 6)
-    second = ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", str(steps - 6 + 1), "--scan-group", "4"),
-                             "store")
+    scan4 = ("--scan-group", "4", "--prefetch")
+    assert ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", "4", *scan4), "store")["epoch_steps"] == 10
+    second = ooc.stage_train(args_for(ooc, work, "cut", "--stop-after", str(steps - 10 + 1), *scan4), "store")
     assert (second["phase"], second["epoch_steps"], second["test_batches"]) == ("eval", steps, 1)
-    last = ooc.stage_train(args_for(ooc, work, "cut", "--scan-group", "2"), "store")
-    assert last["phase"] == "done" and [p["first_step"] for p in last["pieces"]] == [0, 6, steps]
-    assert [p["first_eval_batch"] for p in last["pieces"]] == [0, 0, 1]
-    assert [p["scan_group"] for p in last["pieces"]] == [0, 4, 2]
+    last = ooc.stage_train(args_for(ooc, work, "cut", "--prefetch"), "store")
+    assert last["phase"] == "done" and [p["first_step"] for p in last["pieces"]] == [0, 6, 10, steps]
+    assert [p["first_eval_batch"] for p in last["pieces"]] == [0, 0, 0, 1]
+    assert [(p["scan_group"], p["prefetch"]) for p in last["pieces"]] == [(0, False), (4, True), (4, True), (0, True)]
     a, b = final(work, "ref"), final(work, "cut")
     assert same_tensors(a["model"], b["model"])
     sa, sb = a["optim"]["state"], b["optim"]["state"]
