@@ -359,7 +359,10 @@ def _fresh_state(key: dict, timed) -> dict:
 
 def _tree_commit() -> str:
     """The checkout's commit (``+dirty`` with uncommitted changes to this script, the stores, the
-    samplers or the models), or ``""`` outside a git tree."""
+    samplers or the models), or a frozen copy's ``CODE_COMMIT`` note, or ``""``."""
+    note = ROOT / "CODE_COMMIT"
+    if note.is_file() and not (ROOT / ".git").exists():
+        return note.read_text().strip()[:120]
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10).stdout.strip()
