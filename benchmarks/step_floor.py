@@ -97,14 +97,16 @@ def must_move(batch, features: int, hidden: int, size: int = 4) -> float:
 
 @contextlib.contextmanager
 def torch_dropout(on: bool):
-    """The models' dropout replaced by ``torch.nn.functional.dropout`` while inside (when ``on``)."""
-    old = model_base.dropout
+    """The models' dropout (and fused ReLU + dropout) replaced by ``torch.nn.functional.dropout``
+    while inside (when ``on``)."""
+    old = model_base.dropout, model_base.relu_dropout
     if on:
         model_base.dropout = torch.nn.functional.dropout
+        model_base.relu_dropout = lambda z, p, training: torch.nn.functional.dropout(torch.relu(z), p, training)
     try:
         yield
     finally:
-        model_base.dropout = old
+        model_base.dropout, model_base.relu_dropout = old
 
 
 def step_parts(model, opt, task, batch, precision: str) -> tuple[float, float, float]:
