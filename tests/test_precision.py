@@ -66,6 +66,29 @@ def test_spmm_under_autocast_with_float32_input_and_half_adjacency(dtype):
     assert adj.csr_as(dtype) is adj.csr_as(dtype)  # cast once, cached
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_spmm_half_widens_by_column_blocks_with_the_same_values(dtype, monkeypatch):
+    """The CPU half path widens ``x`` by blocks of columns (no float32 copy of all of ``x``): the
+    product and its gradient equal the one-block ones bit for bit."""
+    import importlib
+
+    sp = importlib.import_module("gnnkit.sparse.spmm")  # the module (gnnkit.sparse.spmm is also its function)
+    adj, _ = _graph_adj(e=900)
+    x = torch.randn(60, 40, generator=torch.Generator().manual_seed(1)).to(dtype)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    w = torch.linspace(-1, 1, 40)
+    ya = adj @ xa
+    (ya.float() * w).sum().backward()
+    widened = []
+    real_mm = torch.sparse.mm
+    monkeypatch.setattr(sp, "WIDEN_BYTES", 1)  # 8 columns at a time
+    monkeypatch.setattr(torch.sparse, "mm", lambda a, b: widened.append(tuple(b.shape)) or real_mm(a, b))
+    yb = adj @ xb
+    (yb.float() * w).sum().backward()
+    assert widened == [(60, 8)] * 10  # 5 blocks forward, 5 backward
+    assert yb.dtype == dtype and torch.equal(ya, yb) and torch.equal(xa.grad, xb.grad)
+
+
 def test_spmm_refuses_other_mixes():
     adj, x = _graph_adj()
     with pytest.raises(SparseInputError, match="differs from x dtype"):

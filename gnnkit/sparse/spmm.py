@@ -39,13 +39,31 @@ def compute_dtype(adj_dtype: torch.dtype, x_dtype: torch.dtype, device: torch.de
     return torch.float32
 
 
+#: most bytes of ``x`` widened at once on the half path (see :func:`_product`)
+WIDEN_BYTES = 64 << 20
+
+
 def _product(csr: Tensor, x: Tensor, dtype: torch.dtype) -> Tensor:
     """``csr @ x`` computed in ``dtype`` with autocast off (it would cast the sparse operand to a type
-    the backend may lack), returned in ``x``'s type."""
+    the backend may lack), returned in ``x``'s type.
+
+    A half ``x`` ``[m, F]`` widened to ``dtype`` would put an ``[m, F]`` float32 copy (and the float32
+    result ``[n, F]``) beside it: twice its own size and more, for every row chunk of a whole-graph
+    inference. So the widening goes by blocks of ``k`` columns, ``k`` the most whose float32 copy
+    ``[m, k]`` fits :data:`WIDEN_BYTES` (at least 8): each block ``csr @ x[:, j:j+k]`` is computed
+    in ``dtype`` and written into the half result, column ``j`` of which depends on column ``j`` of
+    ``x`` alone, so the values are those of the one-block product."""
     with no_autocast(x.device.type):
         if x.dtype == dtype:
             return torch.sparse.mm(csr, x)
-        return torch.sparse.mm(csr, x.to(dtype)).to(x.dtype)
+        cols = x.shape[1]
+        k = max(8, WIDEN_BYTES // max(1, x.shape[0] * dtype.itemsize))
+        if k >= cols:
+            return torch.sparse.mm(csr, x.to(dtype)).to(x.dtype)
+        out = torch.empty(csr.shape[0], cols, dtype=x.dtype, device=x.device)
+        for j in range(0, cols, k):  # a few column blocks, not a loop over rows
+            out[:, j:j + k] = torch.sparse.mm(csr, x[:, j:j + k].to(dtype, memory_format=torch.contiguous_format))
+        return out
 
 
 class _SpMM(torch.autograd.Function):
