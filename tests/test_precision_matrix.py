@@ -215,3 +215,21 @@ def test_pipeline_gathers_half_and_gives_the_inline_weights(sampler):
     assert plan(t1.sampler, t1.ctx)[0] == 1 and len(s1.losses) >= 4 * 3  # a background thread, several batches
     assert s0.dtypes == s1.dtypes == {torch.bfloat16} and s0.losses == s1.losses
     assert _same(t0.raw_model.state_dict(), t1.raw_model.state_dict())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sf_scores_keep_float32_resolution_under_autocast(dtype):
+    """SF's logits are dot products of L2-normalized rows (in [-1, 1], classes hundredths apart):
+    under autocast they are computed in float32 from the half rows, not rounded to the half type
+    (where bfloat16's step near 1 is 2^-8 and the classes tied)."""
+    from gnnkit.strategies.forward.losses import sf_logits
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.normalize(torch.randn(1, 64, generator=g), dim=1)
+    vn = torch.nn.functional.normalize(base + 1e-2 * torch.randn(3, 64, generator=g), dim=1)  # 3 close classes
+    h = torch.cat([base, vn]).to(dtype)
+    with torch.autocast("cpu", dtype=dtype):
+        got = sf_logits(h, 1)
+    want = h[:1].double() @ h[1:].double().t()
+    assert got.dtype == torch.float32 and (got.double() - want).abs().max() < 1e-6
+    assert got.unique().numel() == 3  # no tie between the classes
