@@ -25,7 +25,11 @@ gnnkit runs at each precision of ``--precisions`` (default ``32,bf16-mixed``: th
 ``precision``; under ``bf16-mixed`` TGN's dense products run in bfloat16 with float32 results and
 float32 memory, :mod:`gnnkit.temporal.mixed`; evaluation is float32 either way); PyG at float32,
 its example's only precision. Per seed the runs go back to back (gnnkit at each precision, then
-PyG), and each precision's ratio is that seed's gnnkit events/s over PyG's.
+PyG), and each precision's ratio is that seed's gnnkit events/s over PyG's. Also printed: events per
+CPU-second of the process (``time.process_time`` over the training epochs; both sides run one
+thread, so on an oversubscribed machine this is the less load-exposed figure), each epoch's
+seconds and CPU-seconds, and the CPU ratio over epochs 2+ (what a ``+compile`` variant, e.g. ``bf16-mixed+compile``,
+gives once compiled: its first epoch holds the compile).
 
 Usage: ``flock /tmp/gnnkit-heavy.lock python benchmarks/tgn_vs_pyg.py [--epochs 3] [--seeds 3]``.
 The last line is ``speedup=X ap_gap=Y`` for the first precision (``speedup_<precision>=`` and
@@ -95,10 +99,10 @@ def run_gnnkit(args, seed):
             return super()._pass(model, split)
 
     class Clock(Callback):
-        seconds, events = 0.0, 0
+        seconds, cpu, events, epochs, epochs_cpu = 0.0, 0.0, 0, [], []
 
         def on_epoch_start(self, trainer, epoch):
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_batch_end(self, trainer, batch, outputs):
             self.events += batch.num_events
@@ -106,6 +110,9 @@ def run_gnnkit(args, seed):
         def on_epoch_end(self, trainer, epoch, logs):
             task.mark = time.perf_counter()  # tasks get no on_epoch_end since the redesign
             self.seconds += time.perf_counter() - self.t0
+            self.cpu += time.process_time() - self.c0
+            self.epochs.append(time.perf_counter() - self.t0)
+            self.epochs_cpu.append(time.process_time() - self.c0)
 
     data = stream_for(args, seed)
     torch.manual_seed(seed)
@@ -113,10 +120,11 @@ def run_gnnkit(args, seed):
     clock = Clock()
     trainer = Trainer(task=task, sampler=TemporalSampler(BATCH), max_epochs=args.epochs, lr=1e-4, device="cpu",
                       progress=False, seed=seed, callbacks=[clock], precision=args.precision)
-    model = TGN(1, memory_dim=DIM, time_dim=DIM, embedding_dim=DIM, embedding=args.embedding)
+    model = TGN(1, memory_dim=DIM, time_dim=DIM, embedding_dim=DIM, embedding=args.embedding, compile=args.compile)
     r = trainer.fit(model, data)
     m = r["metrics"]
-    return {"events_per_s": clock.events / clock.seconds, "test_ap": m["test_ap"], "test_auc": m["test_auc"],
+    return {"events_per_s": clock.events / clock.seconds, "events_per_cpu_s": clock.events / clock.cpu,
+            "epoch_s": clock.epochs, "epoch_cpu_s": clock.epochs_cpu, "test_ap": m["test_ap"], "test_auc": m["test_auc"],
             "inductive_ap": m["test_new_ap"], "val_ap": m["val_ap"], "switch_s": max(task.switch),
             "reset_s": max(task.reset), "epochs": r["epochs"], "peak_rss_mb": peak_mb()}
 
@@ -177,12 +185,16 @@ def run_pyg(args, seed):
         loader.insert(src, dst)
         return pos.view(-1), negl.view(-1)
 
-    seconds = events = 0
+    if args.keep_heap:  # the allocator setting gnnkit's temporal-link task applies (gnnkit.temporal.heap)
+        from gnnkit.temporal.heap import keep_freed_memory
+        keep_freed_memory()
+    seconds = events = cpu = 0
+    epoch_s, epoch_cpu = [], []
     switch = reset = 0.0
     best = None  # the epoch with the best validation AP, as the Trainer selects gnnkit's
     for _ in range(args.epochs):
         memory.train(), gnn.train(), pred.train()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         memory.reset_state()
         loader.reset_state()
         reset = max(reset, time.perf_counter() - t0)
@@ -196,6 +208,9 @@ def run_pyg(args, seed):
             memory.detach()
             events += e.numel()
         seconds += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        epoch_s.append(time.perf_counter() - t0)
+        epoch_cpu.append(time.process_time() - c0)
         t1 = time.perf_counter()
         memory.eval(), gnn.eval(), pred.eval()  # TGNMemory flushes every node's messages here
         switch = max(switch, time.perf_counter() - t1)
@@ -214,7 +229,9 @@ def run_pyg(args, seed):
                 figures[split] = (sum(aps) / len(aps), sum(aucs) / len(aucs))
         if best is None or figures["val"][0] > best["val"][0]:
             best = figures
-    return {"events_per_s": events / seconds, "test_ap": best["test"][0], "test_auc": best["test"][1],
+    return {"events_per_s": events / seconds, "events_per_cpu_s": events / cpu, "epoch_s": epoch_s,
+            "epoch_cpu_s": epoch_cpu,
+            "test_ap": best["test"][0], "test_auc": best["test"][1],
             "val_ap": best["val"][0], "switch_s": switch, "reset_s": reset, "peak_rss_mb": peak_mb()}
 
 
@@ -246,7 +263,8 @@ def child(args, side, seed, **extra):
            str(args.epochs), "--threads", str(args.threads), "--dataset", extra.get("dataset", args.dataset),
            "--num-nodes", str(args.num_nodes), "--num-events", str(args.num_events),
            "--batches", str(args.batches), "--embedding", extra.get("embedding", "transformer"),
-           "--precision", extra.get("precision", "32")]
+           "--precision", extra.get("precision", "32")] + (["--compile"] if extra.get("compile") else []) \
+        + (["--keep-heap"] if args.pyg_keep_heap else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -270,8 +288,13 @@ def main() -> None:
     p.add_argument("--child", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--embedding", default="transformer")
-    p.add_argument("--precisions", default="32,bf16-mixed", help="gnnkit's precisions, comma-separated")
+    p.add_argument("--precisions", default="32,bf16-mixed",
+                   help="gnnkit's variants, comma-separated: a precision, '+compile' for TGN(compile=True)")
+    p.add_argument("--pyg-keep-heap", action="store_true",
+                   help="PyG's child keeps freed memory in the heap too (gnnkit.temporal.heap), for comparison")
     p.add_argument("--precision", default="32", help=argparse.SUPPRESS)  # a child's
+    p.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)  # a child's
+    p.add_argument("--keep-heap", action="store_true", help=argparse.SUPPRESS)  # a child's
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
@@ -288,14 +311,16 @@ def main() -> None:
     rows = {**{k: [] for k in sides}, "pyg": [], "gnnkit-attn": []}
     for seed in range(args.seeds):
         for q, side in zip(precs, sides):
-            rows[side].append(child(args, "gnnkit", seed, precision=q))
+            rows[side].append(child(args, "gnnkit", seed, precision=q.split("+")[0], compile=q.endswith("+compile")))
         rows["pyg"].append(child(args, "pyg", seed))
         if seed < args.reference_seeds:
             rows["gnnkit-attn"].append(child(args, "gnnkit", seed, embedding="attention"))
         for side in [k for k in rows if len(rows[k]) == seed + 1]:
             r = rows[side][-1]
-            print(f"seed {seed} {side:17s} events/s {r['events_per_s']:8.0f}  test AP {r['test_ap']:.4f}  "
-                  f"AUC {r['test_auc']:.4f}  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(f"seed {seed} {side:25s} events/s {r['events_per_s']:8.0f}  per CPU-s {r['events_per_cpu_s']:8.0f}  "
+                  f"test AP {r['test_ap']:.4f}  AUC {r['test_auc']:.4f}  peak RSS {r['peak_rss_mb']:.0f} MB  "
+                  f"epochs (s) {' '.join(f'{x:.1f}' for x in r['epoch_s'])} (CPU-s) "
+                  f"{' '.join(f'{x:.1f}' for x in r['epoch_cpu_s'])}", flush=True)
         print(f"seed {seed} ratios: " + ", ".join(
             f"{q} {rows[side][-1]['events_per_s'] / rows['pyg'][-1]['events_per_s']:.2f}" for q, side in zip(precs, sides))
             + f"; load average {os.getloadavg()[0]:.2f}; {time.strftime('%H:%M:%S %Z')}", flush=True)
@@ -314,9 +339,15 @@ def main() -> None:
         speedup = statistics.median(ratios)  # per seed, the runs back to back: less exposed to load swings
         gap = 100 * (mean(rows[side], "test_ap")[0] - mean(rows["pyg"], "test_ap")[0])
         figures[q] = (speedup, gap)
+        cpu = [g["events_per_cpu_s"] / r["events_per_cpu_s"] for g, r in zip(rows[side], rows["pyg"])]
+        later = [(sum(r["epoch_cpu_s"][1:]) / sum(g["epoch_cpu_s"][1:])) for g, r in zip(rows[side], rows["pyg"])
+                 if len(g["epoch_cpu_s"]) > 1]
         print(f"{q}: events/s ratio per seed: {', '.join(f'{r:.2f}' for r in ratios)}; median {speedup:.2f}; "
               f"ratio of the means {mean(rows[side], 'events_per_s')[0] / mean(rows['pyg'], 'events_per_s')[0]:.2f}; "
-              f"test AP gap {gap:+.2f} points; load average {os.getloadavg()[0]:.2f}", flush=True)
+              f"per CPU-second: {', '.join(f'{r:.2f}' for r in cpu)} (median {statistics.median(cpu):.2f})"
+              + (f"; per CPU-second, epochs 2+ only: {', '.join(f'{r:.2f}' for r in later)} (median "
+                 f"{statistics.median(later):.2f})" if later else "")
+              + f"; test AP gap {gap:+.2f} points; load average {os.getloadavg()[0]:.2f}", flush=True)
     if not args.skip_synthetic:
         syn = argparse.Namespace(**{**vars(args), "epochs": 1})
         g = child(syn, "gnnkit", 0, dataset="synthetic")
