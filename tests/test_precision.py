@@ -89,6 +89,23 @@ def test_spmm_half_widens_by_column_blocks_with_the_same_values(dtype, monkeypat
     assert yb.dtype == dtype and torch.equal(ya, yb) and torch.equal(xa.grad, xb.grad)
 
 
+def test_spmm_half_reuses_its_widening_buffer():
+    """The CPU half path widens into one reused float32 buffer per thread (no fresh tensor, and
+    its page faults, per product); products of different sizes stay correct."""
+    import importlib
+
+    sp = importlib.import_module("gnnkit.sparse.spmm")
+    adj, x = _graph_adj()
+    xs = [x.to(torch.bfloat16), x[:, :5].to(torch.bfloat16).contiguous(), x.to(torch.bfloat16) * 2]
+    outs = [adj @ v for v in xs]
+    buf = sp._WORK.bufs[torch.float32]
+    again = [adj @ v for v in xs]
+    assert sp._WORK.bufs[torch.float32] is buf  # grown once to the largest, then reused
+    for v, a, b in zip(xs, outs, again):
+        ref = torch.sparse.mm(adj.csr, v.float()).to(torch.bfloat16)
+        assert torch.equal(a, ref) and torch.equal(b, ref)
+
+
 def test_spmm_refuses_other_mixes():
     adj, x = _graph_adj()
     with pytest.raises(SparseInputError, match="differs from x dtype"):
