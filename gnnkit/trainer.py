@@ -71,6 +71,9 @@ class Trainer:
         precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"`` (Lightning's names).
         num_workers, prefetch: background workers that sample batches ahead of the step, and how many
             batches each keeps ready (``num_workers=0``: sampled in the loop's own thread).
+        scan_group: training batches whose feature rows are read together, in one sequential pass over
+            an on-disk store's feature file (:mod:`gnnkit.samplers.scan`; ``0``: each batch gathers its
+            own rows). The same batches; evaluation reads as before.
         run_info: what this run is (dataset, fingerprint, settings); resuming another run's checkpoint
             is refused, naming what differs.
     """
@@ -82,7 +85,7 @@ class Trainer:
                  eval_every: int = 1, patience: Optional[int] = None, metric: Optional[str] = None,
                  inference_batch_size: Optional[int] = None, keep_checkpoints: int = 2,
                  backend: Optional[str] = None, run_info: Optional[dict] = None, precision: str = "32",
-                 num_workers: int = 0, prefetch: int = 2, metrics: Iterable = ()):
+                 num_workers: int = 0, prefetch: int = 2, metrics: Iterable = (), scan_group: int = 0):
         from gnnkit.samplers import Sampler  # the installed name of samplers/
 
         for ok, what, value in ((max_epochs >= 0, "max_epochs must be >= 0", max_epochs),
@@ -94,7 +97,8 @@ class Trainer:
                                 (str(precision) in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}",
                                  precision),
                                 (num_workers >= 0, "num_workers must be >= 0", num_workers),
-                                (prefetch >= 1, "prefetch must be >= 1", prefetch)):
+                                (prefetch >= 1, "prefetch must be >= 1", prefetch),
+                                (scan_group >= 0, "scan_group must be >= 0", scan_group)):
             if not ok:
                 raise GnnkitError(f"{what}, got {value}")
         self.task: Task = Task.resolve(task)
@@ -114,6 +118,7 @@ class Trainer:
         self.eval_every, self.patience, self.metric_spec, self.log_dir = eval_every, patience, metric, log_dir
         self.inference_batch_size, self.run_info, self.resumed_from = inference_batch_size, run_info, None
         self.precision, self.num_workers, self.prefetch = str(precision), int(num_workers), int(prefetch)
+        self.scan_group = int(scan_group)
         self.selection, self.checkpoint_dir = ModelSelection(), checkpoint_dir
         self.callbacks: list[Callback] = loop_callbacks(
             self.selection, callbacks, log_dir=log_dir, checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints,
@@ -202,7 +207,10 @@ class Trainer:
         self.task.setup(self.ctx, self.raw_model)
         self.model = dist.wrap_model(self.raw_model, self.device, self.strategy.find_unused_parameters)
         self.strategy.configure(self.ctx, self.raw_model)
-        self.sampler.setup(self.ctx, self.raw_model)
+        from gnnkit.samplers.scan import scan_context  # features read ahead in one pass (scan_group > 0)
+
+        self.sampler_ctx = scan_context(self.ctx, self.sampler, self.scan_group)
+        self.sampler.setup(self.sampler_ctx, self.raw_model)
         self.start_epoch = self.epochs_done = self.clock.epoch = 0
         self._elapsed_before, self.should_stop = 0.0, False
         self.selection.reset()
@@ -218,7 +226,10 @@ class Trainer:
 
         totals: dict[str, float] = {}
         steps = 0
-        with epoch_batches(self.sampler, self.ctx) as batches:
+        from gnnkit.samplers.scan import ScanAhead  # inside the pipeline: its thread runs the scans
+
+        source = ScanAhead(self.sampler, self.sampler_ctx.features, self.scan_group) if self.scan_group else self.sampler
+        with epoch_batches(source, self.ctx) as batches:
             for batch in batches:
                 outputs = self.strategy.step(self.ctx, self.model, batch, self.task)
                 self.sampler.feedback(batch, outputs)

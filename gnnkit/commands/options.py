@@ -101,6 +101,11 @@ def _run_options(g, Task, Sampler, Strategy, Escape) -> None:
                    help="background threads sampling batches ahead of the step: a number, or auto (default: 1 when "
                         "the load average leaves a core free beside the compute threads, else 0)")
     g.add_argument("--prefetch", type=count, default=2, help="batches each sampling worker keeps ready (default 2)")
+    g.add_argument("--scan-group", type=count, default=0, metavar="N",
+                   help="read the feature rows of N training batches in one sequential pass over an on-disk store "
+                        "(--dataset STORE_DIR): pays when the features are far bigger than the page cache and the "
+                        "disk's random reads are slow; holds about N batches of feature rows in memory (default 0: "
+                        "each batch reads its own rows)")
 
 
 def _output_options(g) -> None:
