@@ -90,27 +90,30 @@ def test_reads_outside_a_scan_are_the_store(store):
     assert torch.equal(deferred, features.get("x", ids))
 
 
-def _weights(stores, **kw) -> str:
+def _weights(stores, sampler: str = "neighbor", **kw) -> str:
     from gnnkit import Trainer
+    from gnnkit.samplers.cluster import ClusterSampler
     from gnnkit.samplers.neighbor import NeighborSampler
     from models import build_model
 
     torch.manual_seed(0)
-    model = build_model("sage", 12, 4, hidden=16, num_layers=2)
-    Trainer(sampler=NeighborSampler(fanouts=[4, 4], batch_size=64), max_epochs=2, seed=0, progress=False,
-            device="cpu", **kw).fit(model, stores)
+    model = build_model("sage" if sampler == "neighbor" else "gcn", 12, 4, hidden=16, num_layers=2)
+    s = NeighborSampler(fanouts=[4, 4], batch_size=64) if sampler == "neighbor" else \
+        ClusterSampler(num_parts=12, clusters_per_batch=2)
+    Trainer(sampler=s, max_epochs=2, seed=0, progress=False, device="cpu", **kw).fit(model, stores)
     return hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
 
 
-def test_trainer_scan_group_trains_the_same_weights(store, scans):
-    plain = _weights(open_store(store))
+@pytest.mark.parametrize("sampler", ["neighbor", "cluster"])
+def test_trainer_scan_group_trains_the_same_weights(store, scans, sampler):
+    plain = _weights(open_store(store), sampler)
     assert not scans
-    assert _weights(open_store(store), scan_group=3) == plain
+    assert _weights(open_store(store), sampler, scan_group=3) == plain
     assert scans
-    assert _weights(open_store(store), scan_group=3, num_workers=1) == plain  # inside the pipeline's thread
+    assert _weights(open_store(store), sampler, scan_group=3, num_workers=1) == plain  # in the pipeline's thread
 
 
-def test_trainer_refuses_scan_group_without_a_store():
+def test_trainer_refuses_scan_group_without_a_store_or_with_feedback(store):
     from gnnkit import Trainer
     from models import build_model
 
@@ -118,6 +121,9 @@ def test_trainer_refuses_scan_group_without_a_store():
     with pytest.raises(GnnkitError, match="on-disk store"):
         Trainer(sampler="neighbor", max_epochs=1, progress=False, device="cpu", scan_group=2).fit(
             model, from_data(csbm(**dict(SMALL, num_nodes=300))))
+    with pytest.raises(GnnkitError, match="depends on the step"):
+        Trainer(sampler="mvs", max_epochs=1, progress=False, device="cpu", scan_group=2).fit(
+            build_model("sage", 12, 4, hidden=8, num_layers=2), open_store(store))
     with pytest.raises(GnnkitError, match="scan_group must be >= 0"):
         Trainer(scan_group=-1)
 
