@@ -9,7 +9,8 @@ file costs about ``N b / S`` seconds at ``S`` sequential bytes per second (0.5-1
 whatever the number of rows it serves, so reading the rows of ``g`` batches in one pass
 (:func:`~gnnkit.stores.ondisk.scan.scan_rows`) costs ``N b / (S g)`` per batch. It pays when
 ``r / R > N b / (S g)``, i.e. when the wanted rows are too many and too spread for random reads and
-the file is not in the page cache; a store that fits in memory (or in the page cache) gains nothing.
+the file is not in the page cache. A store whose features sit in the page cache loses: the pass
+reads the file from disk (``O_DIRECT``) while the plain gathers are served from memory.
 
 Memory. The union of the group's rows ``[u, F]`` (``u <= g r``, in the stored dtype: ``u b``
 bytes) and the ``g`` batches' own ``x`` ``[r_i, F]`` (the run's dtype: ``g r F × 4`` bytes for
