@@ -47,6 +47,12 @@ order and each query is scored with the state just before the first replayed bat
 event at or after its time (:func:`~gnnkit.temporal.interface.score_queries`); the state is put
 back afterwards. A query earlier than the end of training sees the whole training stream.
 
+Precision (``Trainer(precision=)``): under ``bf16-mixed`` / ``16-mixed`` the training steps run under
+the run's autocast, where TGN computes its dense products in the half type and everything else,
+the memory state included, in float32 (:mod:`gnnkit.temporal.mixed`); evaluation and prediction run
+in float32. On CPU the task keeps freed memory in the process heap between steps
+(:mod:`gnnkit.temporal.heap`; ``GNNKIT_KEEP_HEAP=0`` to opt out).
+
 Memory, message store and neighbor buffers (live and best) are in :meth:`state_dict` (tensors).
 TGN's usual optimizer settings are ``--lr 1e-4 --weight-decay 0`` (gnnkit's defaults are for GCNs).
 """
