@@ -2,7 +2,8 @@
 test accuracy, seconds per epoch, peak memory of training and bytes of features gathered per batch.
 
     flock /tmp/gnnkit-heavy.lock python benchmarks/precision.py [--root DIR_WITH_Cora/raw] [--seeds 10]
-        [--csbm-nodes 1000000] [--csbm-epochs 3] [--only cora|csbm] [--json FILE]
+        [--csbm-nodes 1000000] [--csbm-epochs 3] [--only cora|csbm|matrix] [--configs C,...]
+        [--seed-list 3,4] [--precisions 32,bf16-mixed,16-mixed] [--cap-epochs N] [--json FILE]
 
 * Cora: Kipf & Welling's GCN (2 layers, 16 hidden, dropout 0.5, Adam lr 0.01, weight decay 5e-4,
   200 epochs, row-normalized features, model selected on validation accuracy), full batch, seeds
@@ -10,6 +11,12 @@ test accuracy, seconds per epoch, peak memory of training and bytes of features 
 * csbm: ``num_nodes`` nodes (default 1M), 100 features, 10 classes, average degree 10, 5% of the
   nodes for training; GraphSAGE (2 layers, 128 hidden), neighbor sampling (fanouts 10,5, batch
   1024), ``--csbm-epochs`` epochs, seed 0, evaluated on the whole graph under the same precision.
+* matrix (``--only matrix``): each sampler x strategy configuration of :data:`MATRIX` on Cora (neighbor,
+  cluster, mvs, the MILP escape with backprop; ForwardGNN sf and ff-la full batch and sf on Cluster-GCN
+  batches; settings in ``CONFIGS`` in the child), the seeds ``0..S-1`` or ``--seed-list``, with the
+  per-seed differences to float32 (mean, std, standard error) to tell seed noise from a loss of
+  precision; ``<config>-xbf16`` is a control: the features rounded through bfloat16, trained in float32.
+  Run one configuration per locked command (each < 10 minutes on the 2-core machine).
 
 Under a half precision the graph is handed to ``fit`` with ``x`` already in the half type (the
 Trainer never changes the caller's graph, so a float32 ``x`` would stay in memory beside the half
