@@ -8,6 +8,7 @@ the Trainer has a single code path.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from datetime import timedelta
 from typing import Any, Optional, Sequence
@@ -77,9 +78,36 @@ def init(device: torch.device, backend: Optional[str] = None, timeout_s: float =
     return True
 
 
+_SIDE: dict = {}  # name -> (the default group it was made beside, the group); emptied by shutdown
+
+
+def side_group(name: str):
+    """A process group of all ranks beside the default one, made once per default group and
+    named ``name`` here (collectives on it never interleave with DistributedDataParallel's on
+    the default group); ``None`` with one process. Hold it weakly (:func:`shutdown` frees it)."""
+    if not is_initialized() or world_size() == 1:
+        return None
+    default = dist.group.WORLD
+    made = _SIDE.get(name)
+    if made is None or made[0] is not default:  # a new default group since the last one
+        made = _SIDE[name] = (default, dist.new_group(list(range(world_size()))))
+    return made[1]
+
+
 def shutdown(started: bool) -> None:
+    """End the process group :func:`init` started, and free it now.
+
+    Gloo's worker threads release each finished collective's tensors just after the caller has
+    moved on; a release that comes while the interpreter finalizes needs the GIL it can no longer
+    get, and the process aborts (``terminate called without an active exception``, one exit in
+    ten with two ranks). Freeing the groups here (destroy, then drop gnnkit's last references:
+    their destructors wait for those threads with the GIL released) ends them while Python lives.
+    The caller must have dropped its DistributedDataParallel wrapper, which holds the group.
+    """
     if started and is_initialized():
         dist.destroy_process_group()
+        _SIDE.clear()
+        gc.collect()
 
 
 def resolve_device(device: Any) -> torch.device:

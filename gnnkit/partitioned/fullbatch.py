@@ -34,18 +34,10 @@ from gnnkit.errors import GnnkitError
 
 from .halo import HaloAdjacency, HaloIndex, HaloPlan, comm_device, normalized_block, row_chunks
 
-_GROUP: list = []  # [(default process group, the halo group made beside it)]
-
-
 def halo_group():
     """The process group the halo exchanges run on (all ranks; its own, so that they never interleave
     with DistributedDataParallel's gradient all-reduce on the default group); ``None`` with one process."""
-    if not gdist.is_initialized() or gdist.world_size() == 1:
-        return None
-    default = tdist.group.WORLD
-    if not _GROUP or _GROUP[0][0] is not default:  # a new process group since the last one
-        _GROUP[:] = [(default, tdist.new_group(list(range(gdist.world_size()))))]
-    return _GROUP[0][1]
+    return gdist.side_group("halo")
 
 
 def _all_sum(values: Sequence[float], group=None, dtype=torch.float64) -> list:

@@ -21,6 +21,7 @@ reports the GLOBAL shape ``[N, N]`` and nonzero count, so every size-driven choi
 """
 from __future__ import annotations
 
+import weakref
 from typing import List, Optional, Tuple
 
 import torch
@@ -113,8 +114,19 @@ class HaloPlan:
     def __init__(self, send_index: Tensor, send_counts: List[int], recv_counts: List[int], num_owned: int,
                  group=None):
         self.send_index, self.send_counts, self.recv_counts = send_index, send_counts, recv_counts
-        self.num_owned, self.group = int(num_owned), group
+        self.num_owned = int(num_owned)
+        self._group = None if group is None else weakref.ref(group)  # shutdown must be able to free it
         self.sent_bytes = self.received_bytes = self.rounds = 0
+
+    @property
+    def group(self):
+        """The process group the plan exchanges on (``None``: one process)."""
+        if self._group is None:
+            return None
+        group = self._group()
+        if group is None:
+            raise GnnkitError("the process group this halo plan was built on has been shut down")
+        return group
 
     @property
     def num_halo(self) -> int:
