@@ -172,6 +172,7 @@ def _stores(args, source: str):
 def _setup(args, source: str):
     from gnnkit.context import RunContext
     from gnnkit.samplers.neighbor import NeighborSampler
+    from gnnkit.samplers.scan import scan_context
     from models import build_model
 
     graph, features = _stores(args, source)
@@ -181,7 +182,8 @@ def _setup(args, source: str):
     ctx = RunContext(device=torch.device("cpu"), seed=0, graph=graph, features=features,
                      adj_norm=getattr(model, "adj_norm", "mean"))
     sampler = NeighborSampler(fanouts=[15, 10, 5], batch_size=args.batch_size)
-    sampler.setup(ctx, model)
+    scan = args.scan_group if source == "store" else 0  # the rows of --scan-group batches read in one pass
+    sampler.setup(scan_context(ctx, sampler, scan), model)
     return model, sampler, features
 
 
@@ -411,39 +413,23 @@ def _checkpoint(ckpt: EpochDir, state: dict, piece: Piece, model, opt, gen_state
     state["pieces"] = done
 
 
-def sample_group(args, sampler, features, seed_batches, gen) -> tuple:
-    """The batches of ``seed_batches`` drawn from ``gen`` in order, as ``sampler.sample_from_nodes``
-    draws them, and ``gen``'s state before each (a checkpoint after batch ``i`` resumes from state
-    ``i + 1``). Returns ``(makers, states, (sampling seconds, scan seconds))``: ``makers[i]()`` gives
-    batch ``i``. With ``--scan-group``
-    the group's feature rows are read at once, in one pass over the feature file
-    (:func:`gnnkit.stores.ondisk.scan.scan_rows`), and each batch takes its rows from them: the same
-    values as the batch's own gather."""
-    from gnnkit.samplers.batch import Batch
-    from gnnkit.samplers.neighbor import sample_blocks
-
-    states, t0 = [], time.perf_counter()
-    if not args.scan_group:
-        states.append(gen.get_state())
-        batch = sampler.sample_from_nodes(seed_batches[0], gen)
-        return [lambda: batch], states, (time.perf_counter() - t0, 0.0)
-    ctx, parts = sampler.ctx, []
-    for seeds in seed_batches:
-        states.append(gen.get_state())
-        n_id, blocks = sample_blocks(ctx.graph, seeds, sampler.fanouts, sampler.norm, gen, sampler.lid)
-        parts.append((seeds, n_id, blocks, features.get("y", seeds)))
-    from gnnkit.stores.ondisk.scan import scan_rows
-
+def sample_group(args, sampler, seed_batches, gen) -> tuple:
+    """The batches of ``seed_batches`` drawn from ``gen`` in order (``sampler.sample_from_nodes``) and
+    ``gen``'s state before each (a checkpoint after batch ``i`` resumes from state ``i + 1``).
+    Returns ``(batches, states, (sampling seconds, scan seconds))``. With ``--scan-group`` the
+    sampler gathers through the library's :class:`~gnnkit.samplers.scan.ScanFeatures` (see
+    :func:`_setup`): the group's ``x`` rows are recorded while it is drawn and read in one pass over
+    the feature file (``ScanFeatures.fill``), the same values as each batch's own gather."""
+    scan = sampler.ctx.features if args.scan_group else None
+    states, batches, t0 = [], [], time.perf_counter()
+    with scan.recording() if scan is not None else contextlib.nullcontext() as pending:
+        for seeds in seed_batches:
+            states.append(gen.get_state())
+            batches.append(sampler.sample_from_nodes(seeds, gen))
     t1 = time.perf_counter()
-    uniq = torch.unique(torch.cat([p[1] for p in parts]))
-    rows, dtype = scan_rows(features.files, "x", uniq), features.dtype("x")
-    phases = (t1 - t0, time.perf_counter() - t1)
-
-    def maker(seeds, n_id, blocks, y):
-        b = seeds.numel()
-        return lambda: Batch(x=rows[torch.searchsorted(uniq, n_id)].to(dtype), y=y, adj=blocks, n_id=n_id,
-                             batch_size=b, loss_index=torch.arange(b), num_nodes=n_id.numel())
-    return [maker(*p) for p in parts], states, phases
+    if scan is not None:
+        scan.fill(pending)
+    return batches, states, (t1 - t0, time.perf_counter() - t1)
 
 
 class _Lap:
@@ -485,7 +471,7 @@ class _Background(threading.Thread):
         return self.value
 
 
-def _walk(args, sampler, features, seed_batches, first: int, gen, stop, work) -> bool:
+def _walk(args, sampler, seed_batches, first: int, gen, stop, work) -> bool:
     """Batches ``first..`` of ``seed_batches`` (groups of ``--scan-group``, or one by one) through
     ``work(k, batch, lap, share, gen_state_after)``: ``lap`` a :class:`_Lap`, ``share`` the batch's
     share of its group's ``(sampling, scan)`` seconds. With ``--prefetch`` the next group is
@@ -497,18 +483,19 @@ def _walk(args, sampler, features, seed_batches, first: int, gen, stop, work) ->
     lap, pending = _Lap(), None
 
     def load(k):
-        makers, states, phases = sample_group(args, sampler, features, seed_batches[k:k + size], gen)
-        return makers, states[1:] + [gen.get_state()], phases
+        batches, states, phases = sample_group(args, sampler, seed_batches[k:k + size], gen)
+        return batches, states[1:] + [gen.get_state()], phases
 
     try:
         for g, k in enumerate(starts):
             if stop.is_set():
                 return False
-            makers, after, phases = pending.result() if pending is not None else load(k)
+            batches, after, phases = pending.result() if pending is not None else load(k)
             pending = _Background(load, starts[g + 1]) if args.prefetch and g + 1 < len(starts) else None
-            share = (phases[0] / len(makers), phases[1] / len(makers))
-            for i, make in enumerate(makers):
-                work(k + i, make(), lap, share, after[i])
+            share = (phases[0] / len(batches), phases[1] / len(batches))
+            for i in range(len(batches)):
+                batch, batches[i] = batches[i], None  # each batch freed once trained
+                work(k + i, batch, lap, share, after[i])
                 if stop.is_set() and k + i + 1 < len(seed_batches):
                     return False
         return True
@@ -549,7 +536,7 @@ def train_epoch(args, model, opt, sampler, features, state, ckpt, piece, stop) -
         _tick(args, piece, stop)
         if (k + 1) % args.checkpoint_every == 0 or k + 1 == len(seeds) or stop.is_set():
             _checkpoint(ckpt, state, piece, model, opt, gen_after, "gen")
-    return _walk(args, sampler, features, seeds, state["next"], gen, stop, work)
+    return _walk(args, sampler, seeds, state["next"], gen, stop, work)
 
 
 def _progress(label: str, ps: dict, last: int) -> None:
@@ -591,7 +578,7 @@ def eval_test(args, model, sampler, features, state, ckpt, piece, opt, stop) -> 
         _tick(args, piece, stop)
         if (j + 1) % args.checkpoint_every == 0 or j + 1 == len(chunks) or stop.is_set():
             _checkpoint(ckpt, state, piece, model, opt, gen_after, "eval_gen")
-    return _walk(args, preds.sampler, features, chunks, state["eval_next"], gen, stop, work)
+    return _walk(args, preds.sampler, chunks, state["eval_next"], gen, stop, work)
 
 
 def _tick(args, piece: Piece, stop) -> None:
