@@ -88,6 +88,7 @@ class TemporalLinkPrediction(Task):
     higher_is_better = True
     default_sampler = "temporal"
     input = "events"
+    resumes_mid_epoch = False  # the memory and neighbor lists change with each step; checkpoints hold neither
 
     """Args: num_neighbors: most recent neighbors each node attends to; new_node_fraction: share of
     nodes held out for the inductive test split; eval_batch_size: events per scored batch;
