@@ -55,10 +55,62 @@ def attend(q: Tensor, key: Tensor, val: Tensor, flat: Tensor, qi: Tensor, k: int
     number (not ``-inf``: a query without links then gets a finite, unused row, no NaN)."""
     Q, H, c = q.shape
     s = (q.index_select(0, qi) * key).sum(-1) * (1.0 / math.sqrt(c))  # [P, H]
-    score = s.new_full((Q * k, H), EMPTY).index_copy(0, flat, s).view(Q, k, H)
+    score = s.new_full((Q * k, H), EMPTY).index_copy_(0, flat, s).view(Q, k, H)
     attn = torch.softmax(score, 1).view(Q * k, H).index_select(0, flat)
     attn = F.dropout(attn, dropout, training)  # per link, as in both references
-    return s.new_zeros(Q, H, c).index_add(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
+    return s.new_zeros(Q, H, c).index_add_(0, qi, attn.unsqueeze(-1) * val).view(Q, H * c)
+
+
+class _LinkAttention(torch.autograd.Function):
+    """The ``transformer`` layer's attention with a hand-written backward (one autograd node):
+    ``q`` ``[Q, o]`` (query rows), ``table`` ``[n, 2o]`` (``[W_k h + b_k ‖ W_v h + b_v]`` per unique
+    node), ``f`` ``[P, o]`` (``W_e [e ‖ φ]`` per valid link), links as in :func:`attend` ->
+    ``Σ_u a_u (v_u)`` ``[Q, o]`` per head (``H`` heads of ``c = o / H``), with ``k_u = table[u, :o] + f``,
+    ``v_u = table[u, o:] + f``, ``p = softmax_u(q·k_u / √c)`` over the query's links, ``a = p ⊙ m``
+    (``m``: the dropout mask, scaled by ``1 / (1 − dropout)``; none in evaluation).
+
+    Backward, with ``G = ∂L/∂out`` gathered per link ``Ĝ`` ``[P, o]``: ``∂L/∂v = a ⊙ Ĝ`` (per head),
+    ``∂L/∂a = Σ_c Ĝ ⊙ v``, ``∂L/∂p = m ⊙ ∂L/∂a``, ``∂L/∂s = p ⊙ (∂L/∂p − Σ_{query's links} p ⊙ ∂L/∂p)
+    / √c``, ``∂L/∂k = ∂L/∂s ⊙ q̂``, ``∂L/∂q = Σ_{links} ∂L/∂s ⊙ k``, ``∂L/∂f = ∂L/∂k + ∂L/∂v``,
+    ``∂L/∂table = Σ_{links of u} [∂L/∂k ‖ ∂L/∂v]``. The same math as :func:`attend` on ``key``/``val``
+    (tested against it), without its ``[P, 2, o]`` broadcasts and their reductions."""
+
+    @staticmethod
+    def forward(ctx, q, table, f, rows, flat, qi, k: int, heads: int, dropout: float):
+        (Q, o), P = q.shape, rows.numel()
+        c = o // heads
+        kv = table.index_select(0, rows)  # [P, 2o]
+        key, val = torch.add(kv[:, :o], f), torch.add(kv[:, o:], f)  # [P, o] each, contiguous
+        qg = q.index_select(0, qi)  # [P, o]
+        s = (qg * key).view(P, heads, c).sum(-1).mul_(1.0 / math.sqrt(c))  # [P, H]
+        score = s.new_full((Q * k, heads), EMPTY).index_copy_(0, flat, s).view(Q, k, heads)
+        p = torch.softmax(score, 1).view(Q * k, heads).index_select(0, flat)  # [P, H]
+        noise = torch.empty_like(p).bernoulli_(1 - dropout).div_(1 - dropout) if dropout > 0 else None
+        a = (p * noise if noise is not None else p).repeat_interleave(c, 1)  # [P, o], per head
+        ctx.save_for_backward(qg, key, val, p, noise, a, rows, qi)
+        ctx.sizes = (Q, table.size(0), heads)
+        return s.new_zeros(Q, o).index_add_(0, qi, a * val)
+
+    @staticmethod
+    def backward(ctx, g):
+        qg, key, val, p, noise, a, rows, qi = ctx.saved_tensors
+        (Q, n, H), (P, o) = ctx.sizes, qg.shape
+        c = o // H
+        gg = g.index_select(0, qi)  # [P, o]
+        g_kv = gg.new_empty(P, 2 * o)  # [∂L/∂k ‖ ∂L/∂v], written in place (a cat along dim 1 is slow on CPU)
+        g_key, g_val = g_kv[:, :o], torch.mul(gg, a, out=g_kv[:, o:])
+        g_p = gg.mul_(val).view(P, H, c).sum(-1)  # ∂L/∂a  [P, H]
+        if noise is not None:
+            g_p.mul_(noise)
+        pg = g_p.mul_(p)  # p ⊙ ∂L/∂p
+        tot = pg.new_zeros(Q, H).index_add_(0, qi, pg).index_select(0, qi)
+        g_s = pg.sub_(tot.mul_(p)).mul_(1.0 / math.sqrt(c)).repeat_interleave(c, 1)  # [P, o]
+        need = ctx.needs_input_grad
+        g_q = g_s.new_zeros(Q, o).index_add_(0, qi, g_s * key) if need[0] else None
+        torch.mul(g_s, qg, out=g_key)
+        g_f = g_key + g_val if need[2] else None
+        g_table = g_kv.new_zeros(n, 2 * o).index_add_(0, rows, g_kv) if need[1] else None
+        return g_q, g_table, g_f, None, None, None, None, None, None
 
 
 class _Layer(nn.Module):
@@ -137,14 +189,11 @@ class TransformerEmbedding(_Layer):
     def dense(self, h: Tensor, q_idx: Tensor, rows: Tensor, flat: Tensor, qi: Tensor, k: int, e: Tensor, dt: Tensor,
               time_enc: nn.Module, half) -> Tensor:
         H, o = self.heads, self.out_dim
-        c = o // H
         q, root = linear(h.index_select(0, q_idx), self.qr.weight, self.qr.bias, half).view(-1, 2, o).unbind(1)
         f = linear(torch.cat([e.to(h.dtype), time_enc(dt)], -1), self.link.weight, None, half)  # [P, o]
-        kv = linear(h, self.kv_node.weight, self.kv_node.bias, half).index_select(0, rows).view(-1, 2, o)
-        kv = kv + f.unsqueeze(1)
-        key, val = kv.unbind(1)
-        return attend(q.reshape(-1, H, c), key.view(-1, H, c), val.view(-1, H, c), flat, qi, k, self.dropout,
-                      self.training) + root
+        table = linear(h, self.kv_node.weight, self.kv_node.bias, half)  # [n, 2o]: key and value node parts
+        drop = self.dropout if self.training else 0.0
+        return _LinkAttention.apply(q, table, f, rows, flat, qi, k, H, drop) + root
 
 
 EMBEDDINGS = {"attention": TemporalAttention, "transformer": TransformerEmbedding}

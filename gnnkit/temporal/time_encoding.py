@@ -8,9 +8,10 @@ The argument ``a = ω Δt + b`` is formed in float32 (as in both references; ``�
 reduced to ``[-π, π]`` (``a − 2π round(a / 2π)``) before the cosine: ``cos`` is 2π-periodic, so
 the value is ``cos(a)`` up to the float32 rounding that ``a`` already carries (large for
 ``Δt ~ 10⁹`` in either form), and the cosine runs on small arguments (several times faster on
-CPU than on arguments of 10⁶ and more). Gradients (:class:`_CosineEncoding`): with ``g = −sin(a)
-⊙ ∂L/∂φ`` ``[M, d]`` over the ``M`` inputs, ``∂L/∂b = Σ_m g_m`` and ``∂L/∂ω = Δtᵀ g``; ``Δt``
-itself gets no gradient (it is data).
+CPU than on arguments of 10⁶ and more). Gradients (:class:`_CosineEncoding`): with ``g = sin(a)
+⊙ ∂L/∂φ`` ``[M, d]`` over the ``M`` inputs, ``[∂L/∂ω; ∂L/∂b] = −[Δt ‖ 1]ᵀ g`` ``[2, d]``: one
+product, the sign applied to its ``2d`` results instead of the ``M·d`` of ``g``; ``Δt`` itself gets
+no gradient (it is data).
 """
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ class _CosineEncoding(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         a, t = ctx.saved_tensors
-        g = torch.sin(a).mul_(grad.reshape(a.shape)).neg_()  # ∂L/∂a  [M, d]
-        return None, t.view(1, -1).mm(g).view(-1), g.sum(0)
+        g = torch.sin(a).mul_(grad.reshape(a.shape))  # −∂L/∂a  [M, d]
+        t1 = torch.cat([t.view(1, -1), t.new_ones(1, t.size(0))])  # [Δt ‖ 1]ᵀ  [2, M]
+        dw = t1.mm(g).neg_()  # [∂L/∂ω; ∂L/∂b]  [2, d]
+        return None, dw[0], dw[1]
 
 
 class TimeEncoding(nn.Module):

@@ -165,4 +165,5 @@ class MemoryUpdater(nn.Module):
             phi = None if phi is None else scatter(phi, local, dim=0, dim_size=n_id.numel(), reduce="mean")[has]
             t_new = scatter(mem.log_t[pos], local, dim=0, dim_size=n_id.numel(), reduce="max")[has]
         new = self.gru(x, phi, s.index_select(0, has))
-        return s.index_copy(0, has, new), last.index_copy(0, has, t_new)
+        # in place: s and last are fresh gathers whose values no backward reads
+        return s.index_copy_(0, has, new), last.index_copy_(0, has, t_new)
