@@ -59,5 +59,5 @@ class TemporalSampler(Sampler):
         neg = self.candidates[pick.to(self.candidates.device)]
         for lo in range(0, self.e_id.numel(), self.batch_size):
             e = self.e_id[lo: lo + self.batch_size]
-            yield EventBatch(e_id=e, src=d.src[e], dst=d.dst[e], t=d.t[e], msg=d.msg.index_select(0, e),
-                             neg_dst=neg[lo: lo + self.batch_size])
+            yield EventBatch(e_id=e, src=d.src.index_select(0, e), dst=d.dst.index_select(0, e),
+                             t=d.t.index_select(0, e), msg=d.msg.index_select(0, e), neg_dst=neg[lo: lo + self.batch_size])

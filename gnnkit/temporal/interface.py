@@ -48,7 +48,7 @@ from torch_geometric.utils import scatter
 
 from ..errors import GnnkitError
 from .events import EventBatch, EventStream
-from .memory import TemporalMemory
+from .memory import TemporalMemory, endpoint_groups
 from .neighbors import LastNeighbors
 
 AGGREGATORS = ("last", "mean")
@@ -145,8 +145,9 @@ class TemporalModule(nn.Module, abc.ABC):
             nodes = ctx.n_id.index_select(0, p)
             memory.write(nodes, ctx.memory.index_select(0, p), ctx.last_update.index_select(0, p))
             memory.clear(nodes)
-        memory.store(batch.src, batch.dst, batch.t, batch.msg)
-        neighbors.insert(batch.src, batch.dst, batch.e_id)
+        groups = endpoint_groups(batch.src, batch.dst)  # one sort of the endpoints for both stores
+        memory.store(batch.src, batch.dst, batch.t, batch.msg, groups)
+        neighbors.insert(batch.src, batch.dst, batch.e_id, groups)
 
 
 def check_queries(queries: Any, num_nodes: int, device) -> tuple[Tensor, Tensor, Tensor]:

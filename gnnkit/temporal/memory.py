@@ -28,6 +28,16 @@ from ..errors import GnnkitError
 STATE_KEYS = ("memory", "last_update", "ptr", "cnt", "log_other", "log_t", "log_msg")
 
 
+def endpoint_groups(src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ``2B`` endpoint entries of a batch (entry ``2i`` is ``src[i]``, ``2i + 1`` is ``dst[i]``) sorted
+    by node, stably: ``(node, order, uniq, counts)`` — the sorted nodes ``[2B]``, the entry each came
+    from ``[2B]`` (its event is ``order // 2``), the distinct nodes ``[U]`` and their entry counts ``[U]``.
+    Shared by :meth:`TemporalMemory.store` and :meth:`~gnnkit.temporal.neighbors.LastNeighbors.insert`."""
+    node, order = torch.sort(torch.stack([src, dst], 1).view(-1), stable=True)
+    uniq, counts = torch.unique_consecutive(node, return_counts=True)
+    return node, order, uniq, counts
+
+
 class TemporalMemory:
     def __init__(self, num_nodes: int, memory_dim: int, msg_dim: int, device=None, capacity: int = 1024):
         self.num_nodes, self.memory_dim, self.msg_dim = int(num_nodes), int(memory_dim), int(msg_dim)
@@ -65,22 +75,21 @@ class TemporalMemory:
             new[: self.size] = old[: self.size]
             setattr(self, key, new)
 
-    def store(self, src: Tensor, dst: Tensor, t: Tensor, msg: Tensor) -> None:
+    def store(self, src: Tensor, dst: Tensor, t: Tensor, msg: Tensor, groups=None) -> None:
         """Store the raw messages of a chronological batch of events: ``(dst, t, e)`` for ``src``
-        and ``(src, t, e)`` for ``dst``. Replaces the pending messages of those nodes."""
-        node = torch.stack([src, dst], 1).view(-1)  # event order, both endpoints
+        and ``(src, t, e)`` for ``dst``. Replaces the pending messages of those nodes. ``groups``:
+        :func:`endpoint_groups` of ``(src, dst)`` when the caller has it."""
+        node, order, uniq, counts = endpoint_groups(src, dst) if groups is None else groups
         other = torch.stack([dst, src], 1).view(-1)
-        node, order = torch.sort(node, stable=True)
         event = torch.div(order, 2, rounding_mode="floor")  # entry i belongs to event i // 2
-        uniq, counts = torch.unique_consecutive(node, return_counts=True)
         m = node.numel()
         self._reserve(m)
         lo = self.size
         torch.index_select(other, 0, order, out=self.log_other[lo: lo + m])
         torch.index_select(t.to(self.log_t.dtype), 0, event, out=self.log_t[lo: lo + m])
         torch.index_select(msg.to(self.log_msg.dtype), 0, event, out=self.log_msg[lo: lo + m])
-        self.ptr[uniq] = lo + torch.cumsum(counts, 0) - counts
-        self.cnt[uniq] = counts
+        self.ptr.index_copy_(0, uniq, torch.cumsum(counts, 0).sub_(counts).add_(lo))
+        self.cnt.index_copy_(0, uniq, counts)
         self.size = lo + m
 
     def pending(self, n_id: Tensor) -> tuple[Tensor, Tensor]:
@@ -93,7 +102,7 @@ class TemporalMemory:
         return local, pos
 
     def clear(self, n_id: Tensor) -> None:
-        self.cnt[n_id] = 0
+        self.cnt.index_fill_(0, n_id, 0)
 
     def write(self, n_id: Tensor, memory: Tensor, last_update: Tensor) -> None:
         """Keep an update: ``s[n_id] = memory`` (detached: the graph ends at the optimizer step)."""

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GnnkitError
+from .memory import endpoint_groups
 
 
 class LastNeighbors:
@@ -30,23 +31,22 @@ class LastNeighbors:
         self.eid.fill_(-1)
         self.count.zero_()
 
-    def insert(self, src: Tensor, dst: Tensor, e_id: Tensor) -> None:
-        """Add the events ``e_id`` ``[B]`` (chronological) as links ``src→dst`` and ``dst→src``."""
-        node = torch.stack([src, dst], 1).view(-1)
-        other = torch.stack([dst, src], 1).view(-1)
-        eid = e_id.repeat_interleave(2)
-        node, order = torch.sort(node, stable=True)
-        other, eid = other[order], eid[order]
-        uniq, counts = torch.unique_consecutive(node, return_counts=True)
-        start = torch.cumsum(counts, 0) - counts
+    def insert(self, src: Tensor, dst: Tensor, e_id: Tensor, groups=None) -> None:
+        """Add the events ``e_id`` ``[B]`` (chronological) as links ``src→dst`` and ``dst→src``.
+        ``groups``: :func:`~gnnkit.temporal.memory.endpoint_groups` of ``(src, dst)`` when the caller has it."""
+        node, order, uniq, counts = endpoint_groups(src, dst) if groups is None else groups
+        other = torch.stack([dst, src], 1).view(-1).index_select(0, order)
+        eid = e_id.index_select(0, torch.div(order, 2, rounding_mode="floor"))
+        start = torch.cumsum(counts, 0).sub_(counts)
         group = torch.repeat_interleave(torch.arange(uniq.numel(), device=node.device), counts)
-        rank = torch.arange(node.numel(), device=node.device) - start[group]
-        keep = rank >= counts[group] - self.size  # only each node's last k links of this batch
-        node, other, eid, rank = node[keep], other[keep], eid[keep], rank[keep]
-        slot = (self.count[node] + rank) % self.size
-        self.nbr[node, slot] = other
-        self.eid[node, slot] = eid
-        self.count[uniq] += counts
+        rank = torch.arange(node.numel(), device=node.device) - start.index_select(0, group)
+        if int(counts.max()) > self.size:  # only each node's last k links of this batch (distinct slots)
+            keep = (rank >= counts.index_select(0, group) - self.size).nonzero().view(-1)
+            node, other, eid, rank = (x.index_select(0, keep) for x in (node, other, eid, rank))
+        flat = node * self.size + (self.count.index_select(0, node) + rank) % self.size  # [node, slot]
+        self.nbr.view(-1).index_copy_(0, flat, other)
+        self.eid.view(-1).index_copy_(0, flat, eid)
+        self.count.index_add_(0, uniq, counts)
 
     def __call__(self, n_id: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(nbr, eid, mask)`` ``[n, k]`` for the nodes ``n_id`` ``[n]``; ``mask`` marks filled slots."""
