@@ -8,8 +8,11 @@ Layout of the dict::
      "callbacks": {state_key: state}, "loop": {...}, "rng": {...}, "run": {...}}
 
 ``run`` describes the run (:func:`check_run` compares it on resume). Files are
-``DIR/epoch-000012.pt``; :func:`latest` finds the newest one that loads and sets aside (renames to
-``*.unreadable``) the truncated or corrupt ones newer than it, so that they hold no slot.
+``DIR/epoch-000012.pt`` (epoch 12 complete) and, with checkpoints every ``N`` steps,
+``DIR/epoch-000013-step-000400.pt`` (400 steps of epoch 13 done: ``epoch`` is then 12, and
+``loop["in_epoch"]`` says where in epoch 13 the run stands); :func:`order_of` sorts them.
+:func:`latest` finds the newest one that loads and sets aside (renames to ``*.unreadable``) the
+truncated or corrupt ones newer than it, so that they hold no slot.
 """
 from __future__ import annotations
 
@@ -101,18 +104,30 @@ def check_run(ckpt: dict, run: dict, path: str) -> None:
                               f"{'; ...' if len(diffs) > 4 else ''})")
 
 
-def path_for(directory: str, epoch: int) -> str:
-    return os.path.join(directory, f"epoch-{epoch:06d}.pt")
+END = float("inf")  # the step of an epoch's own checkpoint: after all of its steps
+
+
+def path_for(directory: str, epoch: int, step: Optional[int] = None) -> str:
+    """``epoch-E.pt`` (epoch ``E`` complete) or ``epoch-E-step-K.pt`` (``K`` steps of epoch ``E`` done)."""
+    return os.path.join(directory, f"epoch-{epoch:06d}.pt" if step is None else f"epoch-{epoch:06d}-step-{step:06d}.pt")
+
+
+def order_of(path: str) -> tuple:
+    """Where in training a checkpoint file stands: ``(E, END)`` for epoch ``E`` complete, ``(E, K)``
+    for ``K`` steps into epoch ``E``, ``(-1, -1)`` for a name that is not a checkpoint's."""
+    m = re.search(r"epoch-(\d+)(?:-step-(\d+))?\.pt$", path)
+    if not m:
+        return (-1, -1)
+    return (int(m.group(1)), END if m.group(2) is None else int(m.group(2)))
 
 
 def epoch_of(path: str) -> int:
-    m = re.search(r"epoch-(\d+)\.pt$", path)
-    return int(m.group(1)) if m else -1
+    return order_of(path)[0]
 
 
 def listing(directory: str) -> list[str]:
     """Checkpoint files in ``directory``, newest first."""
-    return sorted(glob.glob(os.path.join(directory, "epoch-*.pt")), key=epoch_of, reverse=True)
+    return sorted(glob.glob(os.path.join(directory, "epoch-*.pt")), key=order_of, reverse=True)
 
 
 def latest(directory: str, set_aside: bool = False) -> Optional[tuple[str, dict]]:

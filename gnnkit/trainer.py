@@ -61,7 +61,8 @@ class Trainer:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         seed: seeds Python, NumPy and torch; the same seed gives the same result on CPU.
         callbacks: extra :class:`~gnnkit.callbacks.Callback` objects.
-        checkpoint_dir: ``epoch-*.pt`` after every epoch (newest ``keep_checkpoints`` kept). log_dir:
+        checkpoint_dir: ``epoch-*.pt`` after every epoch (newest ``keep_checkpoints`` kept), and every
+            ``checkpoint_every_steps`` steps inside an epoch when set (resumed bit for bit). log_dir:
             ``metrics.csv`` there. progress: a tqdm bar. eval_every: evaluate every this many epochs.
         patience: stop after this many evaluations without improvement (``None``: never).
         metric: validation figure that selects the model, ``"<metric>"`` of the task by default;
@@ -85,7 +86,8 @@ class Trainer:
                  eval_every: int = 1, patience: Optional[int] = None, metric: Optional[str] = None,
                  inference_batch_size: Optional[int] = None, keep_checkpoints: int = 2,
                  backend: Optional[str] = None, run_info: Optional[dict] = None, precision: str = "32",
-                 num_workers: int = 0, prefetch: int = 2, metrics: Iterable = (), scan_group: int = 0):
+                 num_workers: int = 0, prefetch: int = 2, metrics: Iterable = (), scan_group: int = 0,
+                 checkpoint_every_steps: Optional[int] = None):
         from gnnkit.samplers import Sampler  # the installed name of samplers/
 
         for ok, what, value in ((max_epochs >= 0, "max_epochs must be >= 0", max_epochs),
@@ -122,7 +124,7 @@ class Trainer:
         self.selection, self.checkpoint_dir = ModelSelection(), checkpoint_dir
         self.callbacks: list[Callback] = loop_callbacks(
             self.selection, callbacks, log_dir=log_dir, checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints,
-            patience=None if self.strategy.manages_stopping else patience, progress=progress)
+            checkpoint_every_steps=checkpoint_every_steps, patience=None if self.strategy.manages_stopping else patience, progress=progress)
         self.model = self.raw_model = self.data = self.ctx = None
         self.clock, self.history, self.last_train_logs, self.result = LoopClock(), [], {}, {}
 
@@ -209,9 +211,12 @@ class Trainer:
         self.strategy.configure(self.ctx, self.raw_model)
         from gnnkit.samplers.scan import scan_context  # features read ahead in one pass (scan_group > 0)
 
-        self.sampler_ctx = scan_context(self.ctx, self.sampler, self.scan_group)
+        deferrable = any(getattr(cb, "every_steps", None) for cb in self.callbacks)  # resumed epochs skip reads
+        self.sampler_ctx = scan_context(self.ctx, self.sampler, self.scan_group, deferrable)
         self.sampler.setup(self.sampler_ctx, self.raw_model)
         self.start_epoch = self.epochs_done = self.clock.epoch = 0
+        self.resume_position, self._skip, self._totals = None, 0, {}  # where a resumed run stands, and in its epoch
+        self.step_in_epoch = self.steps_in_epoch = 0
         self._elapsed_before, self.should_stop = 0.0, False
         self.selection.reset()
         self.history, self.escape_records = [], []
@@ -224,20 +229,23 @@ class Trainer:
         self.notify("on_epoch_start", epoch)
         from gnnkit.samplers.pipeline import epoch_batches  # batches ahead in a thread (num_workers >= 1)
 
-        totals: dict[str, float] = {}
-        steps = 0
+        from gnnkit.samplers.resume import Resumed  # a mid-epoch checkpoint's epoch: its first steps drawn again
         from gnnkit.samplers.scan import ScanAhead  # inside the pipeline: its thread runs the scans
 
-        source = ScanAhead(self.sampler, self.sampler_ctx.features, self.scan_group) if self.scan_group else self.sampler
+        steps, totals, self._skip = self._skip, self._totals, 0
+        source = Resumed(self.sampler, steps, self.sampler_ctx.features) if steps else self.sampler
+        source = ScanAhead(source, self.sampler_ctx.features, self.scan_group) if self.scan_group else source
+        self.steps_in_epoch, self._totals = len(self.sampler), {}
         with epoch_batches(source, self.ctx) as batches:
             for batch in batches:
                 outputs = self.strategy.step(self.ctx, self.model, batch, self.task)
                 self.sampler.feedback(batch, outputs)
-                self.notify("on_batch_end", batch, outputs)
                 for k, v in outputs.items():
                     if isinstance(v, (int, float)):
                         totals[k] = totals.get(k, 0.0) + float(v)
                 steps += 1
+                self.step_in_epoch, self._totals = steps, totals
+                self.notify("on_batch_end", batch, outputs)
         self.last_train_logs = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
         self.last_train_logs["steps"] = steps
         self._apply(self.strategy.on_epoch_end(self.ctx, self.raw_model, epoch, self._evaluate))
@@ -291,10 +299,15 @@ class Trainer:
         parts = {name: type(part).__name__ for name, part in self.components.items()}
         return {"loop": {**parts, "optimizer": self.optimizer_name.lower()}, **(self.run_info or {})}
 
-    def state_dict(self) -> dict:
+    def state_dict(self, in_epoch: bool = False) -> dict:
+        """The checkpoint of the run at the end of epoch :attr:`epoch`, or (``in_epoch``) after its
+        :attr:`step_in_epoch` steps, with the step outputs summed so far."""
         loop = {"history": self.history, "elapsed": self.elapsed, "should_stop": self.should_stop,
-                "escape_records": self.escape_records}
-        return ckpt.snapshot(self.epoch, self.raw_model, self.components, self.callbacks, loop, self.run_record())
+                "escape_records": self.escape_records,
+                "in_epoch": {"epoch": self.epoch, "step": self.step_in_epoch, "totals": dict(self._totals)}
+                if in_epoch else None}
+        done = self.epoch - 1 if in_epoch else self.epoch
+        return ckpt.snapshot(done, self.raw_model, self.components, self.callbacks, loop, self.run_record())
 
     def _resume(self, ckpt_path: str) -> None:
         found = ckpt.find(ckpt_path, self.checkpoint_dir, set_aside=self.ctx.is_main)
@@ -303,15 +316,20 @@ class Trainer:
         path, state = found
         ckpt.check_run(state, self.run_record(), path)
         ckpt.check_signature(state, self.raw_model, path)
-        if state["epoch"] + 1 > self.max_epochs:
-            raise GnnkitError(f"checkpoint {path} is at epoch {state['epoch'] + 1}, beyond max_epochs {self.max_epochs}")
+        loop, at = state["loop"], state["epoch"] + 1  # the epoch the run goes on with
+        mid = loop.get("in_epoch")
+        if at + (mid is not None) > self.max_epochs:
+            raise GnnkitError(f"checkpoint {path} is at epoch {at + (mid is not None)}, beyond max_epochs {self.max_epochs}")
         ckpt.restore(state, self.raw_model, self.components, self.callbacks)
-        loop = state["loop"]
         self.history, self._elapsed_before = list(loop["history"]), loop["elapsed"]
         self.should_stop, self.escape_records = loop["should_stop"], list(loop["escape_records"])
-        self.start_epoch = self.epochs_done = state["epoch"] + 1
+        self.start_epoch = self.epochs_done = at
         self.clock.epoch, self.resumed_from = state["epoch"], path
-        (log.info if self.ctx.is_main else log.debug)("resumed from %s (epoch %d done)", path, state["epoch"])
+        self.resume_position = (state["epoch"], ckpt.END) if mid is None else (mid["epoch"], mid["step"])
+        if mid is not None:
+            self._skip, self._totals, self.clock.epoch = int(mid["step"]), dict(mid["totals"]), at
+        where = f"epoch {state['epoch']} done" if mid is None else f"{mid['step']} steps of epoch {mid['epoch']} done"
+        (log.info if self.ctx.is_main else log.debug)("resumed from %s (%s)", path, where)
 
     # -- end of fit and evaluation --------------------------------------------------------------------
     def _finish(self) -> dict:

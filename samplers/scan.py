@@ -91,12 +91,14 @@ class ScanFeatures(FeatureStore):
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[List[Tuple[Tensor, Tensor]]]:
-        """Within the block (in this thread), ``get(name, ids)`` is recorded into the yielded list."""
+        """Within the block (in this thread), ``get(name, ids)`` is recorded into the yielded list
+        (a block inside another records into its own list; the outer one's resumes after it)."""
+        outer = getattr(self._local, "pending", None)
         self._local.pending = pending = []
         try:
             yield pending
         finally:
-            self._local.pending = None
+            self._local.pending = outer
 
     def fill(self, pending: List[Tuple[Tensor, Tensor]]) -> int:
         """Fill every recorded ``(out [n, F], ids [n])`` from one ``scan_rows`` pass over the union
@@ -151,12 +153,15 @@ class ScanAhead:
         return len(self.sampler)
 
 
-def scan_context(ctx, sampler, group: int):
+def scan_context(ctx, sampler, group: int, deferrable: bool = False):
     """The context ``sampler`` is set up with: ``ctx`` when ``group`` is 0, else ``ctx`` with its
     features wrapped in a :class:`ScanFeatures`; refused (one line) for features not on disk and for
-    a sampler that needs the step's feedback."""
+    a sampler that needs the step's feedback. ``deferrable`` (checkpoints inside epochs): wrap an
+    on-disk store even when ``group`` is 0, so that the batches a resumed epoch draws again are
+    not read (:mod:`samplers.resume`); outside a recording the wrapper reads as the store does."""
     if not group:
-        return ctx
+        disk = deferrable and on_disk_store(ctx.features) is not None and not getattr(sampler, "wants_feedback", False)
+        return ctx.replace(features=ScanFeatures(ctx.features)) if disk else ctx
     if on_disk_store(ctx.features) is None:
         raise GnnkitError(f"scan_group {group} reads features from an on-disk store in one pass; this run's "
                           f"features are {type(ctx.features).__name__}: drop scan_group (--scan-group) or train "

@@ -20,7 +20,7 @@ __all__ = ["Callback", "ModelSelection", "EarlyStopping", "Checkpointing", "CSVL
 
 
 def loop_callbacks(selection: ModelSelection, user, *, log_dir=None, patience=None, checkpoint_dir=None,
-                   keep_checkpoints: int = 2, progress: bool = True) -> list:
+                   keep_checkpoints: int = 2, checkpoint_every_steps=None, progress: bool = True) -> list:
     """The Trainer's callbacks in calling order: model selection, the user's, the CSV logger (and the
     TensorBoard logger when ``tensorboard`` is installed and the user gave none), early stopping
     (``patience``: ``None``/0 for none), checkpointing, the progress bar. Refuses two callbacks with
@@ -30,7 +30,7 @@ def loop_callbacks(selection: ModelSelection, user, *, log_dir=None, patience=No
     logs = [CSVLogger(log_dir), *([TensorBoardLogger(log_dir)] if board else [])] if log_dir else []
     cbs = [selection, *user, *logs,
            *([EarlyStopping(patience)] if patience else []),
-           *([Checkpointing(checkpoint_dir, keep_checkpoints)] if checkpoint_dir else []), ProgressBar(progress)]
+           *([Checkpointing(checkpoint_dir, keep_checkpoints, checkpoint_every_steps)] if checkpoint_dir else []), ProgressBar(progress)]
     keys = [cb.key() for cb in cbs]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:

@@ -28,7 +28,7 @@ from .options import _axes, parse_split
 NOT_WEIGHT_SHAPING = {"epochs", "patience", "eval_every", "seeds", "seed_start", "out", "log_dir",
                       "checkpoint_dir", "resume", "overwrite", "no_progress", "device", "nproc", "backend",
                       "inference_batch_size", "root", "dataset", "debug", "command", "threads",
-                      "num_workers", "prefetch", "config"}
+                      "num_workers", "prefetch", "config", "checkpoint_every_steps"}
 
 
 @dataclass(frozen=True)

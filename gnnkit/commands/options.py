@@ -113,6 +113,9 @@ def _output_options(g) -> None:
     g.add_argument("--log-dir", default=None, help="per-epoch metrics.csv per seed under this folder (and TensorBoard event "
                         "files when the tensorboard package is installed)")
     g.add_argument("--checkpoint-dir", default=None, help="write checkpoints per seed under this folder")
+    g.add_argument("--checkpoint-every-steps", type=count, default=None, metavar="N",
+                   help="also checkpoint every N training steps inside an epoch (for epochs of hours; --resume "
+                        "goes on from the step it stopped at, bit for bit; needs --checkpoint-dir)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out (finished seeds kept) from the newest checkpoint, if any")
     g.add_argument("--overwrite", action="store_true",
@@ -209,7 +212,8 @@ PLUGIN_OPTIONS: dict = {}
 
 # ------------------------------------------------------------------------------------ value checks
 _AT_LEAST_1 = ("epochs", "seeds", "eval_every", "patience", "hidden", "layers", "inference_batch_size", "nproc",
-               "batch_size", "threads", "lr_step", "prefetch", "memory_dim", "time_dim", "embedding_dim", "attention_heads")
+               "batch_size", "threads", "lr_step", "prefetch", "memory_dim", "time_dim", "embedding_dim", "attention_heads",
+               "checkpoint_every_steps")
 
 
 def _flag(name: str) -> str:
@@ -224,6 +228,8 @@ def check_values(args) -> None:
             raise GnnkitError(f"{_flag(name)} must be at least 1, got {value}")
     if getattr(args, "folds", None) is not None and args.folds < 2:
         raise GnnkitError(f"--folds must be at least 2, got {args.folds}")
+    if getattr(args, "checkpoint_every_steps", None) and not args.checkpoint_dir:
+        raise GnnkitError("--checkpoint-every-steps needs --checkpoint-dir (where the checkpoints go)")
     if args.seed_start < 0:
         raise GnnkitError(f"--seed-start must be >= 0, got {args.seed_start}")
     if not (math.isfinite(args.lr) and args.lr > 0):

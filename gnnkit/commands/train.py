@@ -148,7 +148,8 @@ def _trainer_kwargs(args, seed: int, info: dict) -> dict:
                   checkpoint_dir=os.path.join(args.checkpoint_dir, sub) if args.checkpoint_dir else None,
                   log_dir=os.path.join(args.log_dir, sub) if args.log_dir else None, backend=args.backend,
                   precision=args.precision, num_workers=args._workers[0], prefetch=args.prefetch,
-                  metrics=tuple(args.metrics or ()), scan_group=args.scan_group)
+                  metrics=tuple(args.metrics or ()), scan_group=args.scan_group,
+                  checkpoint_every_steps=args.checkpoint_every_steps)
     if "run_info" in inspect.signature(Trainer.__init__).parameters:
         kwargs["run_info"] = info
     if args.lr_step:

@@ -42,6 +42,9 @@ class Task(Plugin):
 
     #: the user's metrics (:class:`gnnkit.metrics.Metric`), computed beside the task's own figures
     metrics: tuple = ()
+    #: whether a run can resume inside an epoch (``checkpoint_every_steps``): False for a task whose
+    #: steps change state that checkpoints do not hold (TGN's memory and neighbor lists)
+    resumes_mid_epoch: ClassVar[bool] = True
 
     def add_metrics(self, metrics) -> None:
         """Add user metrics (:func:`gnnkit.metrics.as_metrics` forms: a ``Metric``, a registered name,
