@@ -94,3 +94,45 @@ def test_featureless_tu_set_gets_degree_features(tmp_path):
         coll = load_tu("TOY", tmp_path)
         assert coll.node_ptr.tolist() == [0, 3, 6] and coll.y.tolist() == [1, 0]
         assert coll.x.argmax(1).tolist() == [1, 2, 1, 1, 1, 0]
+
+
+class _Payload:
+    """Unpickling it would create ``path`` (the proof that a file ran code)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def _toy(root):
+    raw = root / "TOY" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "TOY_A.txt").write_text("1, 2\n2, 1\n3, 4\n4, 3\n")
+    (raw / "TOY_graph_indicator.txt").write_text("1\n1\n2\n2\n")
+    (raw / "TOY_graph_labels.txt").write_text("0\n1\n")
+
+
+@pytest.mark.parametrize("crafted", ["data.pt", "pre_transform.pt"])
+def test_crafted_processed_file_is_refused_and_never_runs(tmp_path, crafted):
+    """PyG's TUDataset retries a file weights_only refuses with weights_only=False; gnnkit must not."""
+    _toy(tmp_path)
+    load_tu("TOY", tmp_path)  # PyG writes processed/ (data.pt, pre_transform.pt, pre_filter.pt)
+    marker = tmp_path / "MARKER"
+    torch.save(_Payload(marker), tmp_path / "TOY" / "processed" / crafted)
+    with pytest.raises(GnnkitError, match=r"TOY: refused .*processed: a file there does not load with weights_only"):
+        load_tu("TOY", tmp_path)
+    assert not marker.exists()
+
+
+def test_read_only_folder_is_refused_even_for_root(tmp_path):
+    """A folder without write bits is meant read-only (a shared copy): PyG's processed/ never goes there."""
+    _toy(tmp_path)
+    (tmp_path / "TOY").chmod(0o555)
+    try:
+        with pytest.raises(GnnkitError, match="TOY is not writable: PyG writes processed/ there; pass a copy"):
+            load_tu("TOY", tmp_path)
+        assert not (tmp_path / "TOY" / "processed").exists()
+    finally:
+        (tmp_path / "TOY").chmod(0o755)

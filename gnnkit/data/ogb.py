@@ -30,7 +30,7 @@ from torch_geometric.data import Data
 
 from gnnkit.errors import GnnkitError
 
-from .safe_pickle import forcing_weights_only, register_safe_globals, torch_reason
+from .safe_pickle import register_safe_globals, torch_reason, weights_only_loads
 
 
 # family -> (ogb subpackage, dataset class, label file stem, what the family's datasets are)
@@ -124,11 +124,9 @@ def offline_ogb(package: str) -> Iterator[None]:
     """Run ogb's ``ogb.<package>`` readers offline and safely: ``input`` and the download question
     raise (:func:`no_prompt`), ``torch.load`` is forced to ``weights_only=True`` (ogb calls it bare)
     with PyG's data classes and numpy arrays admitted, and ogb's chatter goes to stderr."""
-    register_safe_globals()
     with mock.patch("builtins.input", no_prompt), \
             mock.patch(f"ogb.{package}.dataset_pyg.decide_download", no_prompt), \
-            mock.patch("torch.load", forcing_weights_only(torch.load)), \
-            contextlib.redirect_stdout(sys.stderr):
+            weights_only_loads(), contextlib.redirect_stdout(sys.stderr):
         yield
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextlib
 import io
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Iterator, Tuple
+from unittest import mock
 
 import numpy as np
 
@@ -179,8 +181,23 @@ def torch_reason(exc: Exception) -> str:
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-    line = found.group(1) if found else next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    boilerplate = ("Weights only load failed", "Check the documentation")  # torch's paragraphs around the reason
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(boilerplate)]
+    line = found.group(1) if found else (lines or text.splitlines() or [type(exc).__name__])[0]
     return line.split(". Please use")[0].strip()[:200]
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Within the block every ``torch.load`` (third-party code's too: PyG's datasets, ogb) runs with
+    ``weights_only=True`` and the safe globals of :func:`register_safe_globals`. Needed around PyG's
+    dataset classes: their ``fs.torch_load`` retries a file that ``weights_only`` refuses with
+    ``weights_only=False``, which would run a crafted ``processed/*.pt``'s code."""
+    import torch
+
+    register_safe_globals()
+    with mock.patch("torch.load", forcing_weights_only(torch.load)):
+        yield
 
 
 def forcing_weights_only(load: Callable) -> Callable:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import sys
 from pathlib import Path
 from typing import List, Optional
 
+from gnnkit.data.safe_pickle import torch_reason, weights_only_loads
 from gnnkit.errors import GnnkitError
 
 from .collection import GraphCollection
@@ -44,13 +46,17 @@ def load_tu(name: str, root, *, use_node_attr: bool = False, degree: str = "auto
     if missing:
         raise GnnkitError(f"{name} not found: expected {', '.join(missing)} under {Path(root) / name / 'raw'} "
                           f"(gnnkit does not download)")
-    if not os.access(Path(root) / name, os.W_OK):
+    folder = Path(root) / name  # no write bit: meant read-only, even for root (whom os.access lets write)
+    if not os.access(folder, os.W_OK) or not folder.stat().st_mode & 0o222:
         raise GnnkitError(f"{Path(root) / name} is not writable: PyG writes processed/ there; pass a copy")
     from torch_geometric.datasets import TUDataset
 
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
+    try:  # PyG reads processed/*.pt back: with weights_only loads only, never its unsafe retry
+        with contextlib.redirect_stdout(sys.stderr), weights_only_loads():
             ds = TUDataset(os.fspath(root), name, use_node_attr=use_node_attr)
+    except pickle.UnpicklingError as exc:
+        raise GnnkitError(f"{name}: refused {Path(root) / name / 'processed'}: a file there does not load with "
+                          f"weights_only=True ({torch_reason(exc)}); delete the folder to rebuild it from raw/") from None
     except Exception as exc:  # noqa: BLE001 - whatever PyG raises on malformed files is the files' fault
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GnnkitError(f"{name}: cannot read the TU files under {Path(root) / name / 'raw'} ({reason})") from None
