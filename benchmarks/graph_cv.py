@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from gnnkit.fileio import writable_copy
 
 from _graph import evaluate, train_epoch
 
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
                 print(f"skipped: {SHARED_TU / args.dataset} is absent; pass --root", file=sys.stderr)
                 return 0
             root = os.path.join(work, "TU")
-            shutil.copytree(SHARED_TU / args.dataset, os.path.join(root, args.dataset))
+            writable_copy(SHARED_TU / args.dataset, os.path.join(root, args.dataset))
         coll = load_tu(args.dataset, root, use_node_attr=args.node_attr)
     batcher = GraphBatcher(coll, "sum")
     vals, tests = [], []

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gnnkit.fileio import writable_copy
 
 from _graph import evaluate, train_epoch
 
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
                 print(f"skipped: {SHARED_TU} is absent; pass --root", file=sys.stderr)
                 return 0
             root = os.path.join(work, "TU")
-            shutil.copytree(SHARED_TU, root)
+            writable_copy(SHARED_TU, root)
         results = [bench_dataset(name, root, args) for name in args.datasets]
     record = {"settings": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "results": results}

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import stat
 import tempfile
+from pathlib import Path
 from typing import Any, Callable, IO
 
 from .errors import GnnkitError
@@ -66,3 +69,13 @@ def atomic_torch_save(path: str, obj: Any) -> None:
     import torch
 
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def writable_copy(src, dst) -> Path:
+    """A copy of the folder ``src`` at ``dst`` (which must not exist) that its owner may write: a
+    read-only source's mode bits are not kept. For loaders that write beside the files they read
+    (PyG's ``processed/``), given a shared read-only dataset folder."""
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    for path in [Path(dst), *Path(dst).rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return Path(dst)

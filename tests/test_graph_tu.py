@@ -3,13 +3,12 @@ shared folder stays untouched), and GIN trained with the block-diagonal batching
 well above chance."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
 from conftest import shared_data_dir
 from gnnkit.errors import GnnkitError
+from gnnkit.fileio import writable_copy
 from gnnkit.graphs import GraphBatcher, GraphLoader, accuracy, graph_loss, load_tu, stratified_kfold
 from gnnkit.models.gin import GIN
 
@@ -20,9 +19,7 @@ def tu_root(tmp_path):
     src = shared_data_dir() / "TU"
     if not (src / "MUTAG" / "raw").is_dir() or not (src / "ENZYMES" / "raw").is_dir():
         pytest.skip(f"TU raw files (MUTAG, ENZYMES) not found under {src} (set GNNKIT_SHARED_DATA)")
-    dst = tmp_path / "TU"
-    shutil.copytree(src, dst)
-    return dst
+    return writable_copy(src, tmp_path / "TU")  # without the shared folder's read-only bits
 
 
 @pytest.mark.parametrize("name, graphs, nodes, edges, features, classes", [
@@ -85,15 +82,19 @@ def test_malformed_tu_files_refused(tu_root):
 
 def test_featureless_tu_set_gets_degree_features(tmp_path):
     """IMDB-BINARY style: no node labels; an isolated last node keeps its graph's node count."""
-    raw = tmp_path / "TOY" / "raw"
-    raw.mkdir(parents=True)
-    (raw / "TOY_A.txt").write_text("1, 2\n2, 1\n2, 3\n3, 2\n4, 5\n5, 4\n")
-    (raw / "TOY_graph_indicator.txt").write_text("1\n1\n1\n2\n2\n2\n")
-    (raw / "TOY_graph_labels.txt").write_text("1\n-1\n")
+    _tu_files(tmp_path, "TOY", "1, 2\n2, 1\n2, 3\n3, 2\n4, 5\n5, 4\n", "1\n1\n1\n2\n2\n2\n", "1\n-1\n")
     for _ in range(2):  # raw files, then PyG's processed file
         coll = load_tu("TOY", tmp_path)
         assert coll.node_ptr.tolist() == [0, 3, 6] and coll.y.tolist() == [1, 0]
         assert coll.x.argmax(1).tolist() == [1, 2, 1, 1, 1, 0]
+
+
+def _tu_files(root, name: str, edges: str, indicator: str, labels: str) -> None:
+    """``root/name/raw`` with the three required TU files."""
+    raw = root / name / "raw"
+    raw.mkdir(parents=True)
+    for kind, text in (("A", edges), ("graph_indicator", indicator), ("graph_labels", labels)):
+        (raw / f"{name}_{kind}.txt").write_text(text)
 
 
 class _Payload:
@@ -107,11 +108,7 @@ class _Payload:
 
 
 def _toy(root):
-    raw = root / "TOY" / "raw"
-    raw.mkdir(parents=True)
-    (raw / "TOY_A.txt").write_text("1, 2\n2, 1\n3, 4\n4, 3\n")
-    (raw / "TOY_graph_indicator.txt").write_text("1\n1\n2\n2\n")
-    (raw / "TOY_graph_labels.txt").write_text("0\n1\n")
+    _tu_files(root, "TOY", "1, 2\n2, 1\n3, 4\n4, 3\n", "1\n1\n2\n2\n", "0\n1\n")
 
 
 @pytest.mark.parametrize("crafted", ["data.pt", "pre_transform.pt"])
