@@ -126,7 +126,7 @@ def run_variant(name, path):
         torch.set_num_threads(ARGS.threads)
     dev = torch.device(ARGS.device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    saved = torch.load(path)
+    saved = torch.load(path, weights_only=True)
     edge_index, x = saved["edge_index"].to(dev), saved["x"].to(dev)
     del saved
     n = x.shape[0]
