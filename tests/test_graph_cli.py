@@ -95,11 +95,31 @@ def test_info_ogbl(tmp_path, capsys):
     assert info["nodes"] == 80 and info["split"]["train_pos"] == len(parts["train"])
 
 
-@pytest.mark.parametrize("flag,value", [("--sampler", "neighbor"), ("--strategy", "forward"), ("--escape", "milp")])
+@pytest.mark.parametrize("flag,value", [("--sampler", "neighbor"), ("--strategy", "forward"), ("--escape", "milp"),
+                                        ("--checkpoint-dir", "{tmp}/ck"), ("--scan-group", "4")])
 def test_graph_run_refuses_node_plugins_instead_of_ignoring_them(tu_root, tmp_path, capsys, flag, value):  # noqa: F811
-    code, path = _train(tmp_path, "--dataset", "MUTAG", "--root", str(tu_root), flag, value)
+    code, path = _train(tmp_path, "--dataset", "MUTAG", "--root", str(tu_root), flag, value.format(tmp=tmp_path))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and flag in err[0] and not path.exists()
+
+
+def test_graph_run_takes_precision_log_dir_and_metrics(tu_root, tmp_path, monkeypatch):  # noqa: F811
+    """Options a graph run accepts are applied, not dropped: half precision, per-seed logs, extra metrics."""
+    from gnnkit.trainer import Trainer
+
+    seen, real = [], Trainer._setup
+
+    def setup(self, model, data):
+        seen.append(self.precision)
+        return real(self, model, data)
+
+    monkeypatch.setattr(Trainer, "_setup", setup)
+    code, path = _train(tmp_path, "--dataset", "MUTAG", "--root", str(tu_root), "--folds", "2", "--hidden", "16",
+                        "--precision", "bf16-mixed", "--log-dir", str(tmp_path / "logs"), "--metrics", "macro_f1")
+    assert code == 0 and path.exists() and seen == ["bf16-mixed", "bf16-mixed"]
+    for seed in (0, 1):
+        header = (tmp_path / "logs" / f"seed-{seed}" / "metrics.csv").read_text().splitlines()[0]
+        assert "val_macro_f1" in header.split(",")
 
 
 def test_bench_runs_a_tu_dataset_as_the_mean_over_folds(tu_root, tmp_path):  # noqa: F811

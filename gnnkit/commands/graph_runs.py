@@ -78,6 +78,11 @@ def check_options(args) -> None:
         raise GnnkitError(f"{args.dataset} has OGB's official split; --folds and --cv-protocol apply to TU datasets")
     if args.resume:
         raise GnnkitError("graph runs do not resume; run again with --overwrite")
+    for flag, value in (("--checkpoint-dir", args.checkpoint_dir), ("--checkpoint-every-steps",
+                        getattr(args, "checkpoint_every_steps", None)), ("--scan-group", getattr(args, "scan_group", 0))):
+        if value:  # never accepted and then silently not done
+            raise GnnkitError(f"{flag} does not apply to graph runs (each fold or seed trains from the start, in "
+                              f"memory); leave out {flag}")
     if args.nproc and args.nproc > 1:
         raise GnnkitError("graph runs train in one process; leave out --nproc")
     if args.split:
@@ -111,9 +116,12 @@ def _fit(args, coll, seed: int):
 
     seed_everything(seed)
     name, model = _build_model(args, coll)
+    workers = getattr(args, "_workers", None) or (0, "")
     kwargs = dict(max_epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
                   device=args.device, seed=seed, patience=args.patience, eval_every=args.eval_every,
-                  metric=args.metric, progress=not args.no_progress)
+                  metric=args.metric, progress=not args.no_progress, precision=args.precision,
+                  log_dir=os.path.join(args.log_dir, f"seed-{seed}") if args.log_dir else None,
+                  num_workers=workers[0], prefetch=args.prefetch, metrics=tuple(args.metrics or ()))
     if args.lr_step:
         from ..callbacks import StepLR
 
