@@ -74,7 +74,7 @@ class Trainer:
             batches each keeps ready (``num_workers=0``: sampled in the loop's own thread).
         scan_group: training batches whose feature rows are read together, in one sequential pass over
             an on-disk store's feature file (:mod:`gnnkit.samplers.scan`; ``0``: each batch gathers its
-            own rows). The same batches; evaluation reads as before.
+            own rows). The same batches; sampled evaluation reads its batches' rows the same way.
         run_info: what this run is (dataset, fingerprint, settings); resuming another run's checkpoint
             is refused, naming what differs.
     """
@@ -261,8 +261,8 @@ class Trainer:
                 return evaluate_parts(self.ctx, self.raw_model, self.task, tuple(splits))
             return self.task.evaluate(self.ctx, self.raw_model, self._strategy_predict, tuple(splits))
 
-    def _strategy_predict(self):
-        return self.strategy.predict(self.ctx, self.raw_model)
+    def _strategy_predict(self):  # with scan_group, sampled evaluation reads its rows in passes too
+        return self.strategy.predict(self.sampler_ctx if self.scan_group else self.ctx, self.raw_model)
 
     def _validate(self) -> None:
         metrics = self._evaluate()

@@ -329,9 +329,14 @@ class SampledPredictions:
             raise GnnkitError(f"node ids outside [0, {self.num_nodes})")
         ids, back = torch.unique(ids, return_inverse=True)  # each node once, ascending
         gen, bs = self.generator(), self.sampler.batch_size
+        batches = (self.sampler.sample_from_nodes(ids[b:b + bs], gen) for b in range(0, ids.numel(), bs))
+        from .scan import ScanFeatures, scan_ahead
+
+        features = self.ctx.features
+        if isinstance(features, ScanFeatures) and features.group:  # rows of `group` batches in one pass
+            batches = scan_ahead(batches, features, features.group)
         outs = [torch.empty(0, self.num_classes)]
-        for begin in range(0, ids.numel(), bs):
-            batch = self.sampler.sample_from_nodes(ids[begin:begin + bs], gen)
+        for batch in batches:
             outs.append(self.model(batch.x, batch.adj)[:batch.batch_size].float())
             self.num_classes = outs[-1].shape[1]
         return (torch.cat(outs) if len(outs) > 1 else outs[0])[back]

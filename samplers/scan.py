@@ -27,7 +27,8 @@ converted as the store converts (stored -> compute dtype -> the run's precision)
 tensor is filled in place with ``rows[searchsorted(u, ids_i)]``; then the ``g`` batches are yielded
 in order. The sampler's random draws are untouched, so the batches equal the plain sampler's bit
 for bit. A sampler whose next batch depends on the step (``wants_feedback``: MVS) cannot be read
-ahead and is refused.
+ahead and is refused. Sampled evaluation (:class:`~gnnkit.samplers.neighbor.SampledPredictions`)
+reads its batches the same way when the run's features are a :class:`ScanFeatures` with a ``group``.
 """
 from __future__ import annotations
 
@@ -54,16 +55,17 @@ def on_disk_store(features) -> Optional[Any]:
 
 
 class ScanFeatures(FeatureStore):
-    """``store`` with the rows of ``name`` deferred while recording (module docstring)."""
+    """``store`` with the rows of ``name`` deferred while recording (module docstring); ``group``:
+    the batches whose rows one pass reads (also in sampled evaluation; 0: recording only)."""
 
-    def __init__(self, store: FeatureStore, name: str = "x"):
+    def __init__(self, store: FeatureStore, name: str = "x", group: int = 0):
         self.disk = on_disk_store(store)
         if self.disk is None:
             raise GnnkitError(f"scan-ahead reads features from an on-disk store; got {type(store).__name__}")
-        self.store, self.name, self._local = store, name, threading.local()
+        self.store, self.name, self.group, self._local = store, name, int(group), threading.local()
 
     def __getattr__(self, attr: str) -> Any:  # files, background, seeds_per_rank, ...: the store's
-        if attr in ("store", "_local"):
+        if attr in ("store", "_local", "group"):
             raise AttributeError(attr)
         return getattr(self.store, attr)
 
@@ -161,7 +163,7 @@ def scan_context(ctx, sampler, group: int, deferrable: bool = False):
     not read (:mod:`samplers.resume`); outside a recording the wrapper reads as the store does."""
     if not group:
         disk = deferrable and on_disk_store(ctx.features) is not None and not getattr(sampler, "wants_feedback", False)
-        return ctx.replace(features=ScanFeatures(ctx.features)) if disk else ctx
+        return ctx.replace(features=ScanFeatures(ctx.features, group=group)) if disk else ctx
     if on_disk_store(ctx.features) is None:
         raise GnnkitError(f"scan_group {group} reads features from an on-disk store in one pass; this run's "
                           f"features are {type(ctx.features).__name__}: drop scan_group (--scan-group) or train "
@@ -169,4 +171,4 @@ def scan_context(ctx, sampler, group: int, deferrable: bool = False):
     if getattr(sampler, "wants_feedback", False):
         raise GnnkitError(f"scan_group reads batches ahead; the {getattr(sampler, 'name', type(sampler).__name__)} "
                           "sampler's next batch depends on the step: drop scan_group or use the neighbor sampler")
-    return ctx.replace(features=ScanFeatures(ctx.features))
+    return ctx.replace(features=ScanFeatures(ctx.features, group=group))

@@ -113,6 +113,28 @@ def test_trainer_scan_group_trains_the_same_weights(store, scans, sampler):
     assert _weights(open_store(store), sampler, scan_group=3, num_workers=1) == plain  # in the pipeline's thread
 
 
+def test_sampled_evaluation_reads_in_passes_with_the_same_figures(store, scans):
+    """With scan_group, the evaluation's sampled neighborhoods are read group by group (one scan per
+    group of 64-seed batches), and every figure equals the plain evaluation's."""
+    from gnnkit import Trainer
+    from gnnkit.samplers.neighbor import NeighborSampler
+    from gnnkit.strategies.backprop import Backprop
+    from models import build_model
+
+    def run(**kw):
+        torch.manual_seed(0)
+        model = build_model("sage", 12, 4, hidden=16, num_layers=2)
+        trainer = Trainer(sampler=NeighborSampler(fanouts=[4, 4], batch_size=64), max_epochs=0, seed=0,
+                          progress=False, device="cpu", strategy=Backprop().set_inference("sampled", [4, 4]), **kw)
+        trainer.fit(model, open_store(store))
+        return trainer.result["metrics"]
+
+    plain = run()
+    assert not scans
+    assert run(scan_group=5) == plain
+    assert len(scans) >= 2 and all(0 < n <= SMALL["num_nodes"] for n in scans)  # val and test lookups, in passes
+
+
 def test_trainer_refuses_scan_group_without_a_store_or_with_feedback(store):
     from gnnkit import Trainer
     from models import build_model
