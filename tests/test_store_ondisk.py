@@ -510,3 +510,21 @@ def test_arrays_beyond_memory_are_mapped_read_only(tmp_path, monkeypatch, dtype)
     assert not x.untyped_storage().filename and torch.equal(features.get("x", torch.arange(data.num_nodes)), expect)
     assert torch.equal(features.get("x", torch.tensor([5, 1])), expect[[5, 1]])
     assert graph.files.read_threads > 1 and graph.in_degree().sum() == graph.num_edges
+
+
+@pytest.mark.parametrize("sampler", ["full", "neighbor"])
+def test_model_size_check_counts_whole_graph_activations_only_for_full_batch(monkeypatch, sampler):
+    """A papers100M-size graph: [N, 256] activations per layer (318 GiB) only exist in full-batch
+    training; a mini-batch run needs its parameters (evaluation is then sampled) and goes ahead."""
+    from types import SimpleNamespace
+
+    from gnnkit.commands.factory import check_model_size
+
+    monkeypatch.setenv("GNNKIT_MEMORY_LIMIT", "24GiB")
+    args = SimpleNamespace(hidden=256, layers=3)
+    check = lambda: check_model_size(args, 128, 172, 111_059_956, whole_graph=sampler == "full")  # noqa: E731
+    if sampler == "full":
+        with pytest.raises(GnnkitError, match=r"the model \(--hidden 256, --layers 3, full-batch\) needs 317\.\d GiB"):
+            check()
+    else:
+        check()

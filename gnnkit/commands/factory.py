@@ -240,14 +240,19 @@ def seed_data(args, data, seed: int):
     return data
 
 
-def check_model_size(args, in_dim: int, out_dim: int, num_nodes: int) -> None:
+def check_model_size(args, in_dim: int, out_dim: int, num_nodes: int, whole_graph: bool = True) -> None:
     """Refuse a model that cannot fit in memory before building it: 16 bytes per parameter (weights,
-    gradients, two optimizer moments) plus the ``[N, hidden]`` float32 activations of each layer."""
+    gradients, two optimizer moments) plus, when training on the whole graph at once
+    (``whole_graph``: the full sampler), the ``[N, hidden]`` float32 activations of each layer. A
+    mini-batch sampler's activations are the batch's, and a graph too big for whole-graph inference
+    is evaluated on sampled neighborhoods (:func:`gnnkit.strategies.base.use_sampled_inference`)."""
     from ..data import check_allocation
 
     h, layers = args.hidden, args.layers
     params = in_dim * h + h * h * max(layers - 2, 0) + h * out_dim
-    check_allocation(16.0 * params + 4.0 * num_nodes * h * layers, f"the model (--hidden {h}, --layers {layers})")
+    acts = 4.0 * num_nodes * h * layers if whole_graph else 0.0
+    check_allocation(16.0 * params + acts, f"the model (--hidden {h}, --layers {layers}"
+                                           f"{', full-batch' if whole_graph else ''})")
 
 
 def _accepts(fn, name: str) -> bool:
@@ -274,7 +279,7 @@ def build_model(args, data, names: PluginNames, strategy):
     else:
         out = size["label_dim"] or int(size["num_classes"])
         out = strategy.model_out_dim(int(size["num_classes"]), args.hidden) or out  # ForwardGNN: hidden
-    check_model_size(args, size["num_features"], out, size["num_nodes"])
+    check_model_size(args, size["num_features"], out, size["num_nodes"], whole_graph=names.sampler == "full")
     dropout = (0.0 if links else 0.5) if args.dropout is None else args.dropout
     from ..plugins import MODEL_FACTORIES, build_plugin_model
 
