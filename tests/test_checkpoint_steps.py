@@ -128,3 +128,47 @@ def test_cli_needs_a_checkpoint_dir(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["gnnkit: error: --checkpoint-every-steps needs --checkpoint-dir (where the "
                                  "checkpoints go)"]
+
+
+class StopAfter(Callback):
+    """Raises on every rank after step ``step`` of epoch ``epoch`` (the checkpoint before it is on disk)."""
+
+    state_key = "test-stop-after"
+
+    def __init__(self, epoch: int, step: int):
+        self.epoch, self.step = epoch, step
+
+    def on_batch_end(self, trainer, batch, outputs) -> None:
+        if trainer.epoch == self.epoch and trainer.step_in_epoch == self.step:
+            raise Stop
+
+
+def _two_rank_worker(rank: int, ports: tuple, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1")
+    torch.set_num_threads(1)
+    data = two_community_graph(n_per=40)
+    runs = (("ref", (), None), ("cut", (StopAfter(epoch=1, step=3),), None), ("cut", (), "last"))
+    for (folder, callbacks, ckpt), port in zip(runs, ports):  # each run its own process group
+        os.environ["MASTER_PORT"] = str(port)
+        try:
+            _, weights = _fit(data, os.path.join(out_dir, folder), callbacks=callbacks, ckpt=ckpt)
+        except Stop:
+            if rank == 0:
+                torch.save(sorted(os.listdir(os.path.join(out_dir, folder))), os.path.join(out_dir, "at-stop.pt"))
+            continue
+        torch.save(weights, os.path.join(out_dir, f"{folder}{rank}.pt"))
+
+
+def test_two_ranks_stopped_mid_epoch_resume_bitwise(tmp_path):
+    """Under DDP (2 ranks, gloo): rank 0 writes the step checkpoints, both ranks resume from one and
+    end with the uninterrupted run's weights."""
+    import torch.multiprocessing as mp
+
+    from test_distributed import free_port
+
+    mp.spawn(_two_rank_worker, args=((free_port(), free_port(), free_port()), str(tmp_path)), nprocs=2, join=True)
+    assert torch.load(tmp_path / "at-stop.pt", weights_only=True) == ["epoch-000000.pt", "epoch-000001-step-000002.pt"]
+    ref = torch.load(tmp_path / "ref0.pt", weights_only=True)
+    for rank in (0, 1):
+        res = torch.load(tmp_path / f"cut{rank}.pt", weights_only=True)
+        assert all(torch.equal(a, b) for a, b in zip(ref, res)), rank
