@@ -251,8 +251,10 @@ class Trainer:
         self._apply(self.strategy.on_epoch_end(self.ctx, self.raw_model, epoch, self._evaluate))
         self.notify("on_epoch_end", epoch, self.last_train_logs)
 
-    def _evaluate(self, splits=SPLITS) -> dict:
-        """The loop's evaluation: strategy's output for every node -> task's figures on ``splits``."""
+    def _evaluate(self, splits=None) -> dict:
+        """The loop's evaluation: strategy's output for every node -> task's figures on ``splits``
+        (default :meth:`_loop_splits`)."""
+        splits = self._loop_splits() if splits is None else splits
         self.raw_model.eval()
         with torch.no_grad():
             if getattr(self.ctx.graph, "part", None) is not None:  # each rank holds one part (issue 22)
@@ -260,6 +262,17 @@ class Trainer:
 
                 return evaluate_parts(self.ctx, self.raw_model, self.task, tuple(splits))
             return self.task.evaluate(self.ctx, self.raw_model, self._strategy_predict, tuple(splits))
+
+    def _loop_splits(self) -> tuple:
+        """All splits; val and test alone when the evaluation runs on sampled neighborhoods (a graph
+        too big for whole-graph inference, e.g. papers100M: scoring its 1.2M training nodes would
+        take longer than the epoch; the epoch's mean training loss stays in the logs)."""
+        from .strategies.base import use_sampled_inference
+
+        graph = self.ctx.graph if self.task.input == "graph" else None
+        sampled = graph is not None and getattr(graph, "part", None) is None and use_sampled_inference(
+            self.ctx, self.raw_model, getattr(self.strategy, "inference", "full"))
+        return tuple(s for s in SPLITS if s != "train") if sampled else SPLITS
 
     def _strategy_predict(self):  # with scan_group, sampled evaluation reads its rows in passes too
         return self.strategy.predict(self.sampler_ctx if self.scan_group else self.ctx, self.raw_model)

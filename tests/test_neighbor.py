@@ -193,3 +193,15 @@ def test_trainer_evaluates_on_sampled_neighborhoods_when_the_graph_would_not_fit
     assert figures[0] == figures[1] and figures[0]["test_loss"] != full["test_loss"]
     trainer.strategy.set_inference("full")
     assert trainer.evaluate("test") == full
+
+
+def test_sampled_evaluation_scores_val_and_test_only():
+    """On sampled neighborhoods the loop does not score the training nodes (papers100M: 1.2M of them,
+    hours of sampled inference per evaluation); whole-graph inference scores all three splits."""
+    from gnnkit.strategies import Strategy
+
+    sampled, _, _ = _trained(Strategy.resolve("backprop").set_inference("sampled", fanouts=[2, 2]))
+    full, _, _ = _trained(Strategy.resolve("backprop").set_inference("full"))
+    assert not any(k.startswith("train_") for k in sampled.result["metrics"]) and "val_accuracy" in sampled.history[0]
+    assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(full.result["metrics"])
+    assert "train_accuracy" in sampled.evaluate("train")  # asked for, it is still scored
