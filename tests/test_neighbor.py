@@ -205,3 +205,23 @@ def test_sampled_evaluation_scores_val_and_test_only():
     assert not any(k.startswith("train_") for k in sampled.result["metrics"]) and "val_accuracy" in sampled.history[0]
     assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(full.result["metrics"])
     assert "train_accuracy" in sampled.evaluate("train")  # asked for, it is still scored
+
+
+def test_sampled_evaluation_reuses_the_selected_weights_figures(monkeypatch):
+    """At the end of fit the selected weights' figures from their own validation are the final ones
+    (no second evaluation at scale), and they equal a fresh evaluation of the restored weights."""
+    from gnnkit.strategies import Strategy
+
+    calls, real = [], Trainer._evaluate
+
+    def counting(self, splits=None):
+        calls.append(splits)
+        return real(self, splits)
+
+    monkeypatch.setattr(Trainer, "_evaluate", counting)
+    t, _, _ = _trained(Strategy.resolve("backprop").set_inference("sampled", fanouts=[2, 2]))
+    assert len(calls) == 2  # one validation per epoch, none at the end
+    assert t.result["metrics"] == {**t.evaluate("val"), **t.evaluate("test")}
+    calls.clear()
+    _trained(Strategy.resolve("backprop").set_inference("full"))
+    assert len(calls) == 3  # whole-graph inference: the final evaluation runs as before

@@ -24,6 +24,7 @@ class ModelSelection(Callback):
     def reset(self) -> None:
         self.best_value: Optional[float] = None
         self.best_epoch, self.best_state, self.best_metrics, self.since_improve = -1, None, {}, 0
+        self.best_evaluated = False  # best_metrics are the loop's evaluation of exactly best_state
 
     def is_better(self, value: float, metrics: dict, higher_is_better: bool) -> bool:
         if self.best_value is None:
@@ -38,13 +39,15 @@ class ModelSelection(Callback):
     def observe(self, trainer, metrics: dict) -> bool:
         """Select the current weights when ``metrics`` beat the best so far; whether they did."""
         if self.is_better(float(metrics[trainer.monitor]), metrics, trainer.higher_is_better):
-            self.select(trainer, metrics)
+            self.select(trainer, metrics, evaluated=True)
             return True
         self.since_improve += 1
         return False
 
-    def select(self, trainer, metrics: dict) -> None:
-        """Make the current weights the selected model, with ``metrics`` as their figures."""
+    def select(self, trainer, metrics: dict, evaluated: bool = False) -> None:
+        """Make the current weights the selected model, with ``metrics`` as their figures
+        (``evaluated``: the loop's own evaluation of these weights, so reusable as their final figures)."""
+        self.best_evaluated = evaluated
         self.best_value, self.best_epoch = float(metrics[trainer.monitor]), trainer.epoch
         self.best_metrics = dict(metrics)
         self.best_state = {k: v.detach().cpu().clone() for k, v in trainer.raw_model.state_dict().items()}
@@ -59,8 +62,10 @@ class ModelSelection(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_value": self.best_value, "best_epoch": self.best_epoch, "best_state": self.best_state,
-                "best_metrics": self.best_metrics, "since_improve": self.since_improve}
+                "best_metrics": self.best_metrics, "since_improve": self.since_improve,
+                "best_evaluated": self.best_evaluated}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value, self.best_epoch, self.best_state = state["best_value"], state["best_epoch"], state["best_state"]
         self.best_metrics, self.since_improve = dict(state["best_metrics"]), state["since_improve"]
+        self.best_evaluated = bool(state.get("best_evaluated", False))
