@@ -124,7 +124,8 @@ class Trainer:
         self.selection, self.checkpoint_dir = ModelSelection(), checkpoint_dir
         self.callbacks: list[Callback] = loop_callbacks(
             self.selection, callbacks, log_dir=log_dir, checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints,
-            checkpoint_every_steps=checkpoint_every_steps, patience=None if self.strategy.manages_stopping else patience, progress=progress)
+            checkpoint_every_steps=checkpoint_every_steps, progress=progress,
+            patience=None if self.strategy.manages_stopping else patience)
         self.model = self.raw_model = self.data = self.ctx = None
         self.clock, self.history, self.last_train_logs, self.result = LoopClock(), [], {}, {}
 
@@ -332,7 +333,8 @@ class Trainer:
         loop, at = state["loop"], state["epoch"] + 1  # the epoch the run goes on with
         mid = loop.get("in_epoch")
         if at + (mid is not None) > self.max_epochs:
-            raise GnnkitError(f"checkpoint {path} is at epoch {at + (mid is not None)}, beyond max_epochs {self.max_epochs}")
+            raise GnnkitError(f"checkpoint {path} is at epoch {at + (mid is not None)}, "
+                              f"beyond max_epochs {self.max_epochs}")
         ckpt.restore(state, self.raw_model, self.components, self.callbacks)
         self.history, self._elapsed_before = list(loop["history"]), loop["elapsed"]
         self.should_stop, self.escape_records = loop["should_stop"], list(loop["escape_records"])
