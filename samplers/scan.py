@@ -44,6 +44,9 @@ from gnnkit.errors import GnnkitError
 from gnnkit.stores.features import FeatureStore
 
 
+FILL_ROWS = 1 << 16  # rows per chunk when recorded tensors are filled from a scan
+
+
 def on_disk_store(features) -> Optional[Any]:
     """The :class:`~gnnkit.stores.ondisk.OnDiskFeatureStore` under ``features`` (through cast
     wrappers' ``base``), or ``None`` when the features are not read from an on-disk store."""
@@ -112,7 +115,10 @@ class ScanFeatures(FeatureStore):
         union = torch.unique(torch.cat([ids for _, ids in pending]))  # sorted ascending
         rows, compute = scan_rows(self.disk.files, self.name, union), self.disk.dtype(self.name)
         for out, ids in pending:  # stored -> compute dtype -> the run's dtype, as the store's get casts
-            out.copy_(rows[torch.searchsorted(union, ids)].to(compute))
+            at = torch.searchsorted(union, ids)
+            for a in range(0, at.numel(), FILL_ROWS):  # chunks: no batch-sized temporaries beside `out`
+                picked = rows.index_select(0, at[a:a + FILL_ROWS])
+                out[a:a + FILL_ROWS].copy_(picked if out.dtype == compute else picked.to(compute))
         return union.numel()
 
 

@@ -58,10 +58,14 @@ def _batches(stores, group: int, x_dtype=None):
     return list(scan_ahead(sampler, ctx.features, group) if group else sampler)
 
 
-@pytest.mark.parametrize("x_dtype", [None, torch.bfloat16])
-def test_scan_ahead_batches_are_the_plain_batches(store, scans, x_dtype):
+@pytest.mark.parametrize("x_dtype,fill_rows", [(None, None), (torch.bfloat16, None), (None, 7)])
+def test_scan_ahead_batches_are_the_plain_batches(store, scans, monkeypatch, x_dtype, fill_rows):
     """Groups of 1, 3 and more than the epoch: bitwise the plain sampler's batches, in one scan per group
-    (also through a cast store: float16 on disk, bfloat16 for the run)."""
+    (also through a cast store: float16 on disk, bfloat16 for the run; and filled 7 rows at a time)."""
+    if fill_rows:
+        import gnnkit.samplers.scan as scan_ahead_mod
+
+        monkeypatch.setattr(scan_ahead_mod, "FILL_ROWS", fill_rows)
     plain = _batches(open_store(store), 0, x_dtype)
     assert not scans and len(plain) > 3
     for group in (1, 3, len(plain) + 5):
