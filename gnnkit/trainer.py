@@ -247,6 +247,7 @@ class Trainer:
                 steps += 1
                 self.step_in_epoch, self._totals = steps, totals
                 self.notify("on_batch_end", batch, outputs)
+                batch = outputs = None  # not held while the next batch is made (a scan group's pass)
         self.last_train_logs = {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
         self.last_train_logs["steps"] = steps
         self._apply(self.strategy.on_epoch_end(self.ctx, self.raw_model, epoch, self._evaluate))

@@ -32,6 +32,7 @@ reads its batches the same way when the run's features are a :class:`ScanFeature
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import threading
@@ -131,11 +132,13 @@ def scan_ahead(batches: Iterable, features: ScanFeatures, group: int) -> Iterato
     try:
         while True:
             with features.recording() as pending:
-                chunk = list(itertools.islice(it, group))
+                chunk = collections.deque(itertools.islice(it, group))
             if not chunk:
                 return
             features.fill(pending)
-            yield from chunk
+            pending.clear()  # from here each batch is the consumer's alone: freed once it has trained
+            while chunk:
+                yield chunk.popleft()
     finally:
         close = getattr(it, "close", None)
         if close is not None:
