@@ -48,6 +48,7 @@ from torch import Tensor
 from gnnkit.errors import GnnkitError
 from gnnkit.history import HISTORY_MODES, HistoryBlocks, HistoryStore, exact_pass, history_allocator
 from gnnkit.sparse.blocks import exact_blocks, row_block
+from gnnkit.sparse.subgraph import local_id_buffer
 
 from .base import Sampler
 from .batch import Batch
@@ -156,7 +157,7 @@ class MVSSampler(Sampler):
         where = self.history_device or ctx.device
         allocate = self.history_allocate or history_allocator(self.history, where, self.history_dir)
         self.store = HistoryStore(ctx.graph.num_nodes, where, allocate=allocate)
-        self.lid = torch.full((ctx.graph.num_nodes,), -1, dtype=torch.long, device=self.train.device)
+        self.lid = local_id_buffer(ctx.graph.num_nodes, self.train.device)
         self.cand = self.g = None
 
     def __len__(self) -> int:

@@ -70,7 +70,7 @@ from gnnkit.errors import GnnkitError
 from gnnkit.sparse import Adjacency
 from gnnkit.sparse.blocks import expand
 from gnnkit.sparse.build import make_csr
-from gnnkit.sparse.subgraph import relabel
+from gnnkit.sparse.subgraph import local_id_buffer, relabel
 
 from .base import Sampler, edge_attr_of, wants_edges
 from .batch import Batch, PygEdges
@@ -196,7 +196,7 @@ class NeighborSampler(Sampler):
                               f"({','.join(map(str, self.fanouts))}); give one fanout per layer")
         self.loader = SeedLoader(seed_nodes(ctx.features, who="neighbor"), self.batch_size, self.shuffle)
         self.train = self.loader.seeds
-        self.lid = torch.full((ctx.graph.num_nodes,), -1, dtype=torch.long, device=self.train.device)
+        self.lid = local_id_buffer(ctx.graph.num_nodes, self.train.device)
         from .edges import edge_loader
 
         self.edges = edge_loader(ctx, self.batch_size, self.shuffle)  # link prediction: batches of edges

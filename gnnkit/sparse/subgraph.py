@@ -22,15 +22,23 @@ def induced_edges(edge_index: Tensor, nodes: Tensor, num_nodes: int) -> Tensor:
     return torch.stack([src[keep], dst[keep]])
 
 
+def local_id_buffer(num_nodes: int, device=None) -> Tensor:
+    """The ``[N]`` buffer of ``-1`` that :func:`relabel` uses: int32 while ids fit (half the memory of
+    int64: 444 MB less at papers100M's 111M nodes), else int64."""
+    dtype = torch.int32 if num_nodes < 2**31 else torch.long
+    return torch.full((num_nodes,), -1, dtype=dtype, device=device)
+
+
 def relabel(lid: Tensor, front: Tensor, cols: Tensor) -> Tuple[Tensor, Tensor]:
     """Local ids of the global ids ``cols``: ``front`` ``[f]`` keeps ``0..f-1`` and the ids not in
-    it follow in ascending order. Returns ``(local [len(cols)], new [n_new])``. ``lid`` is a
-    ``[N]`` buffer of ``-1`` that comes back restored (so one buffer serves every batch)."""
-    lid[front] = torch.arange(front.numel(), device=front.device)
+    it follow in ascending order. Returns ``(local [len(cols)] int64, new [n_new])``. ``lid`` is a
+    ``[N]`` buffer of ``-1`` (:func:`local_id_buffer`) that comes back restored (so one buffer
+    serves every batch)."""
+    lid[front] = torch.arange(front.numel(), dtype=lid.dtype, device=front.device)
     unseen = cols[lid[cols] < 0]
     new = torch.unique(unseen)
-    lid[new] = torch.arange(front.numel(), front.numel() + new.numel(), device=front.device)
-    local = lid[cols]
+    lid[new] = torch.arange(front.numel(), front.numel() + new.numel(), dtype=lid.dtype, device=front.device)
+    local = lid[cols].long()
     lid[front] = -1
     lid[new] = -1
     return local, new
