@@ -86,3 +86,11 @@ class SeedLoader:
         order = shard(ctx, order)
         for s in range(0, order.numel(), self.batch_size):
             yield order[s:s + self.batch_size]
+
+
+def close_iterator(it) -> None:
+    """Close ``it`` when it can be closed (a generator: its ``finally`` blocks run now, not when the
+    garbage collector finds it), for the wrappers that pull a sampler's epoch and may stop early."""
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()

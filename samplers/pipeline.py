@@ -53,6 +53,7 @@ import torch
 from torch import Tensor
 
 from .batch import Batch, device_tensors
+from .loader import close_iterator
 
 log = logging.getLogger("gnnkit")
 THREAD_NAME = "gnnkit-sampler"
@@ -145,9 +146,7 @@ class Prefetcher:
         except BaseException as err:  # noqa: BLE001 - handed to the loop's thread, which re-raises it
             self._put(_ERROR, err)
         finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
+            close_iterator(self._source)
 
     def _to_device(self, batch: Any, side) -> Tuple[Any, Any]:
         """``(batch on the device, event)``: pinned, non-blocking copies on the side stream."""

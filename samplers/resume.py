@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from gnnkit.errors import GnnkitError
 
+from .loader import close_iterator
 from .scan import ScanFeatures
 
 
@@ -46,6 +47,4 @@ class Resumed:
                         pending.clear()  # the dropped batch's rows: never read
             yield from it
         finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
+            close_iterator(it)

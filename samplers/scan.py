@@ -44,6 +44,8 @@ from torch import Tensor
 from gnnkit.errors import GnnkitError
 from gnnkit.stores.features import FeatureStore
 
+from .loader import close_iterator
+
 
 FILL_ROWS = 1 << 16  # rows per chunk when recorded tensors are filled from a scan
 
@@ -140,9 +142,7 @@ def scan_ahead(batches: Iterable, features: ScanFeatures, group: int) -> Iterato
             while chunk:
                 yield chunk.popleft()
     finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
+        close_iterator(it)
 
 
 class ScanAhead:

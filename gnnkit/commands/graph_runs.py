@@ -116,12 +116,11 @@ def _fit(args, coll, seed: int):
 
     seed_everything(seed)
     name, model = _build_model(args, coll)
-    workers = getattr(args, "_workers", None) or (0, "")
     kwargs = dict(max_epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
                   device=args.device, seed=seed, patience=args.patience, eval_every=args.eval_every,
                   metric=args.metric, progress=not args.no_progress, precision=args.precision,
                   log_dir=os.path.join(args.log_dir, f"seed-{seed}") if args.log_dir else None,
-                  num_workers=workers[0], prefetch=args.prefetch, metrics=tuple(args.metrics or ()))
+                  num_workers=args._workers[0], prefetch=args.prefetch, metrics=tuple(args.metrics or ()))
     if args.lr_step:
         from ..callbacks import StepLR
 

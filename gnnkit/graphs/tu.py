@@ -48,17 +48,17 @@ def load_tu(name: str, root, *, use_node_attr: bool = False, degree: str = "auto
                           f"(gnnkit does not download)")
     folder = Path(root) / name  # no write bit: meant read-only, even for root (whom os.access lets write)
     if not os.access(folder, os.W_OK) or not folder.stat().st_mode & 0o222:
-        raise GnnkitError(f"{Path(root) / name} is not writable: PyG writes processed/ there; pass a copy")
+        raise GnnkitError(f"{folder} is not writable: PyG writes processed/ there; pass a copy")
     from torch_geometric.datasets import TUDataset
 
     try:  # PyG reads processed/*.pt back: with weights_only loads only, never its unsafe retry
         with contextlib.redirect_stdout(sys.stderr), weights_only_loads():
             ds = TUDataset(os.fspath(root), name, use_node_attr=use_node_attr)
     except pickle.UnpicklingError as exc:
-        raise GnnkitError(f"{name}: refused {Path(root) / name / 'processed'}: a file there does not load with "
+        raise GnnkitError(f"{name}: refused {folder / 'processed'}: a file there does not load with "
                           f"weights_only=True ({torch_reason(exc)}); delete the folder to rebuild it from raw/") from None
     except Exception as exc:  # noqa: BLE001 - whatever PyG raises on malformed files is the files' fault
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GnnkitError(f"{name}: cannot read the TU files under {Path(root) / name / 'raw'} ({reason})") from None
+        raise GnnkitError(f"{name}: cannot read the TU files under {folder / 'raw'} ({reason})") from None
     coll = GraphCollection.from_collated(ds._data, ds.slices, task="multiclass", name=name)
     return add_degree_features(coll, degree, max_degree)
